@@ -1,0 +1,122 @@
+"""The `examdesk` command.
+
+    examdesk run                      run the bot (polling, or webhook when EXAMDESK_WEBHOOK_URL
+                                      is set); without a token it opens `examdesk chat`
+    examdesk chat [--staff]           try the bot in the terminal against the local sandbox
+    examdesk db upgrade|downgrade REV|current
+    examdesk catalog load FILE        validate and load the exam catalogue
+    examdesk eligibility check FILE   bulk eligibility check of a CSV file
+    examdesk sandbox [--listen H:P]   run the Bot API sandbox on its own
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from bot.config import Settings, SettingsError, load_settings
+
+log = logging.getLogger("examdesk")
+
+
+def _configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # httpx logs every request URL, and those URLs contain the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+async def _run(settings: Settings) -> None:
+    from bot.app import Runtime
+
+    runtime = Runtime(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.run_until(stop)
+
+
+async def _db(settings: Settings, action: str, revision: str | None) -> None:
+    from storage import migrate
+    from storage.db import Database
+
+    database = Database(settings.database_url)
+    try:
+        if action == "upgrade":
+            await migrate.upgrade(database.engine, revision or "head")
+        elif action == "downgrade":
+            await migrate.downgrade(database.engine, revision or "-1")
+        print(f"database at revision {await migrate.current(database.engine)}")
+    finally:
+        await database.dispose()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="examdesk", description="examdesk exam-centre bot")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the bot")
+    chat = sub.add_parser("chat", help="try the bot in the terminal (local sandbox)")
+    chat.add_argument("--staff", action="store_true", help="start as the staff identity")
+    chat.add_argument("--script", action="store_true", help="read actions from stdin, print transcript")
+    db = sub.add_parser("db", help="database migrations")
+    db.add_argument("action", choices=["upgrade", "downgrade", "current"])
+    db.add_argument("revision", nargs="?")
+    catalog = sub.add_parser("catalog", help="exam catalogue")
+    catalog.add_argument("action", choices=["load", "check"])
+    catalog.add_argument("file")
+    eligibility = sub.add_parser("eligibility", help="eligibility checks")
+    eligibility.add_argument("action", choices=["check"])
+    eligibility.add_argument("file")
+    eligibility.add_argument("-o", "--output", help="write the CSV here instead of stdout")
+    sandbox = sub.add_parser("sandbox", help="run the Bot API sandbox")
+    sandbox.add_argument("--listen", default="127.0.0.1:8081")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        return _dispatch(args)
+    except SettingsError as exc:
+        print(f"examdesk: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from bot import cli
+
+    if args.command == "sandbox":
+        return cli.run_sandbox(args.listen)
+    if args.command == "chat":
+        return cli.run_chat(load_settings(), staff=args.staff, script=args.script)
+    settings = load_settings()
+    if args.command == "run":
+        if settings.bot_token is None:
+            print("examdesk: no EXAMDESK_BOT_TOKEN set: opening the local sandbox (examdesk chat).")
+            return cli.run_chat(settings, staff=False, script=False)
+        asyncio.run(_run(settings))
+        return 0
+    if args.command == "db":
+        asyncio.run(_db(settings, args.action, args.revision))
+        return 0
+    if args.command == "catalog":
+        return cli.catalog(settings, args.action, args.file)
+    if args.command == "eligibility":
+        return cli.eligibility_check(settings, args.file, args.output)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

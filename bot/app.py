@@ -1,0 +1,225 @@
+"""Wiring: settings → database → services → Telegram application → web app → jobs.
+
+Entry point: `Runtime(settings)`; `await runtime.start()` then `await runtime.stop()`, or
+`await runtime.run_until(stop_event)` as `examdesk run` does. Updates reach the handlers
+only through the inbox: the webhook route or the polling loop stores each raw update
+first, then hands it to the dispatcher (per user in order, users in parallel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from telegram import BotCommand, Update
+from telegram.error import NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
+
+import handlers
+from bot.config import Settings
+from bot.context import BotData, ExamContext
+from bot.dispatch import UpdateDispatcher
+from bot.i18n import N_, I18n
+from bot.services.candidates import CandidateService
+from bot.services.inbox import InboxService
+from bot.web import WebDeps, create_web_app
+from storage.db import Database
+from storage.models import utcnow
+from storage.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+#: The commands menu, set per language at start-up (Telegram wants ISO 639-1 codes).
+COMMANDS = (
+    ("start", N_("Main menu")),
+    ("help", N_("What this bot does")),
+    ("language", N_("中文 / English")),
+    ("cancel", N_("Stop the current step (answers stay saved)")),
+)
+TELEGRAM_LANGUAGE_CODES = {"zh_Hans": "zh", "en": "en"}
+POLL_TIMEOUT = 25  # seconds a getUpdates long poll may wait
+RECOVERY_INTERVAL = 60  # seconds between sweeps for updates whose worker died
+DRAIN_TIMEOUT = 25  # seconds SIGTERM waits for in-flight updates
+
+
+@dataclass
+class Services:
+    """Every service, built once; handlers reach them through `context.services`."""
+
+    candidates: CandidateService
+    inbox: InboxService
+
+
+def build_services(database: Database, clock: Callable[[], datetime] = utcnow) -> Services:
+    def uow() -> UnitOfWork:
+        return UnitOfWork(database.sessions)
+
+    return Services(
+        candidates=CandidateService(uow, clock),
+        inbox=InboxService(uow, clock),
+    )
+
+
+def build_application(settings: Settings, bot_data: BotData) -> Application:
+    """The PTB application: no Updater (updates come through the inbox), typed context."""
+    token = settings.bot_token.get_secret_value() if settings.bot_token else ""
+    application = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(f"{settings.bot_api_url}/bot")
+        .base_file_url(f"{settings.bot_api_url}/file/bot")
+        .updater(None)
+        .context_types(ContextTypes(context=ExamContext, bot_data=BotData))
+        .connect_timeout(10)
+        .read_timeout(15)
+        .write_timeout(30)
+        .get_updates_read_timeout(POLL_TIMEOUT + 10)
+        .build()
+    )
+    application.bot_data.services = bot_data.services
+    application.bot_data.i18n = bot_data.i18n
+    application.bot_data.settings = bot_data.settings
+    handlers.setup(application)
+    return application
+
+
+class Runtime:
+    """One running examdesk instance: bot, web server and background jobs."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> None:
+        if settings.bot_token is None:
+            raise ValueError("EXAMDESK_BOT_TOKEN is required to run the bot")
+        self.settings = settings
+        self.database = Database(settings.database_url)
+        self.services = build_services(self.database, clock)
+        self.i18n = I18n(settings.default_language)
+        self.application = build_application(
+            settings, BotData(services=self.services, i18n=self.i18n, settings=settings)
+        )
+        self.dispatcher = UpdateDispatcher(
+            self._process, self.services.inbox, settings.max_concurrent_updates
+        )
+        self.mode = "webhook" if settings.webhook_url else "polling"
+        self._runner: web.AppRunner | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self.web_port: int | None = None
+
+    async def _process(self, payload: dict[str, Any]) -> None:
+        update = Update.de_json(payload, self.application.bot)
+        await self.application.process_update(update)
+
+    async def start(self) -> None:
+        await self.application.initialize()
+        await self.application.start()
+        await self._set_commands()
+        await self._recover(ignore_leases=self.database.is_sqlite)
+        await self._start_web()
+        if self.mode == "webhook":
+            await self.application.bot.set_webhook(
+                self.settings.webhook_url,
+                secret_token=self.settings.webhook_secret.get_secret_value(),
+                allowed_updates=Update.ALL_TYPES,
+            )
+        else:
+            await self.application.bot.delete_webhook(drop_pending_updates=False)
+            self._poller = asyncio.create_task(self._poll(), name="examdesk:polling")
+        job_queue = self.application.job_queue
+        if job_queue is not None:
+            job_queue.run_repeating(self._recover_job, interval=RECOVERY_INTERVAL, first=RECOVERY_INTERVAL)
+        log.info("examdesk started in %s mode as @%s", self.mode, self.application.bot.username)
+
+    async def stop(self) -> None:
+        """Stop taking updates, finish the ones in flight, then close everything."""
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if not await self.dispatcher.drain(DRAIN_TIMEOUT):
+            log.warning("updates still in flight after %ss; they run again after restart", DRAIN_TIMEOUT)
+            await self.dispatcher.cancel()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+        await self.database.dispose()
+        log.info("examdesk stopped")
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    async def _set_commands(self) -> None:
+        for language, code in TELEGRAM_LANGUAGE_CODES.items():
+            tr = self.i18n.translator(language)
+            commands = [BotCommand(name, tr.gettext(desc)) for name, desc in COMMANDS]
+            await self.application.bot.set_my_commands(commands, language_code=code)
+        tr = self.i18n.translator(self.i18n.default_language)
+        await self.application.bot.set_my_commands([BotCommand(n, tr.gettext(d)) for n, d in COMMANDS])
+
+    async def _start_web(self) -> None:
+        deps = WebDeps(
+            database=self.database,
+            inbox=self.services.inbox,
+            dispatcher=self.dispatcher,
+            webhook_path=self.settings.webhook_path if self.mode == "webhook" else None,
+            webhook_secret=(
+                self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
+            ),
+            mode=self.mode,
+        )
+        self._runner = web.AppRunner(create_web_app(deps), handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.listen_host, self.settings.listen_port)
+        await site.start()
+        self.web_port = self._runner.addresses[0][1]
+
+    async def _recover(self, *, ignore_leases: bool = False) -> None:
+        """Hand stored-but-unprocessed updates (a crash, a dead instance) to the dispatcher."""
+        while payloads := await self.services.inbox.claim_stale(ignore_leases=ignore_leases):
+            log.info("recovering %d stored update(s)", len(payloads))
+            for payload in payloads:
+                self.dispatcher.submit(payload)
+
+    async def _recover_job(self, _context: object) -> None:
+        await self._recover()
+
+    async def _poll(self) -> None:
+        """Long polling: store each batch in the inbox before confirming it with the offset."""
+        offset: int | None = None
+        backoff = 1.0
+        while True:
+            try:
+                updates = await self.application.bot.get_updates(
+                    offset=offset, timeout=POLL_TIMEOUT, allowed_updates=Update.ALL_TYPES
+                )
+                backoff = 1.0
+            except RetryAfter as exc:
+                await asyncio.sleep(float(getattr(exc.retry_after, "total_seconds", lambda: exc.retry_after)()))
+                continue
+            except (NetworkError, TimedOut, TelegramError) as exc:
+                log.warning("getUpdates failed (%s); retrying in %.0fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            if not updates:
+                continue
+            payloads = [update.to_dict() for update in updates]
+            try:
+                fresh = await self.services.inbox.store_many(payloads)
+            except Exception:
+                # Not stored, so not confirmed: the same batch comes again on the next call.
+                log.exception("could not store %d update(s); retrying", len(payloads))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            for payload in fresh:
+                self.dispatcher.submit(payload)
+            offset = updates[-1].update_id + 1

@@ -1,0 +1,88 @@
+"""Update dispatch: stored updates in, handlers run; per user in order, across users in parallel.
+
+Entry point: `UpdateDispatcher.submit(payload)` after the update is in the inbox, and
+`drain()` at shutdown. Each user has a FIFO of pending updates worked by one task, so a
+double tap is handled strictly after the first tap; a semaphore bounds how many users are
+served at once. After the handlers ran, the inbox row is marked processed; if the process
+dies first, the row stays unprocessed and is claimed again after restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bot.services.inbox import InboxService, update_user_id
+
+log = logging.getLogger(__name__)
+
+Process = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class UpdateDispatcher:
+    def __init__(self, process: Process, inbox: InboxService, max_concurrent: int = 32) -> None:
+        self._process = process
+        self._inbox = inbox
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._queues: dict[int, deque[dict[str, Any]]] = {}
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    def submit(self, payload: dict[str, Any]) -> None:
+        """Queue a stored update behind earlier updates of the same user."""
+        user = update_user_id(payload)
+        key = user if user is not None else -abs(payload["update_id"])  # no user: its own lane
+        self._queues.setdefault(key, deque()).append(payload)
+        self._idle.clear()
+        if key not in self._workers:
+            self._workers[key] = asyncio.create_task(self._work(key), name=f"updates:{key}")
+
+    async def _work(self, key: int) -> None:
+        queue = self._queues[key]
+        try:
+            while queue:
+                payload = queue[0]
+                async with self._slots:
+                    await self._run_one(payload)
+                queue.popleft()
+        finally:
+            del self._queues[key]
+            del self._workers[key]
+            if not self._workers:
+                self._idle.set()
+
+    async def _run_one(self, payload: dict[str, Any]) -> None:
+        update_id = payload["update_id"]
+        error = None
+        try:
+            await self._process(payload)
+        except asyncio.CancelledError:
+            raise  # shutdown: leave the row unprocessed for the next start
+        except Exception as exc:  # handlers' own errors go to the PTB error handler first
+            log.exception("update %s could not be processed", update_id)
+            error = type(exc).__name__
+        try:
+            await self._inbox.mark_processed(update_id, error)
+        except Exception:
+            log.exception("update %s processed but not marked; it may run again", update_id)
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every submitted update was processed; False on timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def cancel(self) -> None:
+        for task in list(self._workers.values()):
+            task.cancel()
+        await asyncio.gather(*self._workers.values(), return_exceptions=True)

@@ -1,0 +1,105 @@
+"""Candidates flow: who is talking to the bot, their language and where they are in a flow.
+
+Entry points: `CandidateService.touch` (once per update), `set_language`, `leave_flow`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.config import SUPPORTED_LANGUAGES
+from bot.services.errors import NotFound, UnsupportedLanguage
+from storage.models import AuditEntry
+from storage.uow import UowFactory
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateView:
+    """What a handler needs to know about the person behind an update."""
+
+    id: int
+    telegram_id: int
+    language: str | None
+    telegram_language: str | None
+    flow: str | None
+    step: str | None
+
+
+class CandidateService:
+    def __init__(self, uow: UowFactory, clock: Callable[[], datetime]) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def touch(
+        self,
+        telegram_id: int,
+        *,
+        chat_id: int | None,
+        first_name: str,
+        username: str | None,
+        telegram_language: str | None,
+    ) -> CandidateView:
+        """Create or refresh the candidate row and return their language and flow position."""
+        async with self._uow() as uow:
+            await uow.candidates.add_if_missing(
+                telegram_id, chat_id=chat_id, first_name=first_name[:128], username=username,
+                telegram_language=telegram_language,
+            )
+            candidate = await uow.candidates.get_by_telegram_id(telegram_id)
+            assert candidate is not None
+            changed = (candidate.first_name, candidate.username, candidate.telegram_language) != (
+                first_name[:128], username, telegram_language,
+            )
+            if changed:
+                candidate.first_name = first_name[:128]
+                candidate.username = username
+                candidate.telegram_language = telegram_language
+            if chat_id is not None and candidate.chat_id != chat_id:
+                candidate.chat_id = chat_id
+            # Writing to a chat again proves the candidate can be reached.
+            candidate.unreachable_at = None if chat_id is not None else candidate.unreachable_at
+            flow = await uow.flows.get(candidate.id)
+            await uow.commit()
+            return CandidateView(
+                id=candidate.id,
+                telegram_id=telegram_id,
+                language=candidate.language,
+                telegram_language=telegram_language,
+                flow=flow.flow if flow else None,
+                step=flow.step if flow else None,
+            )
+
+    async def set_language(self, telegram_id: int, language: str) -> None:
+        """Store the candidate's language choice; it outlives restarts."""
+        if language not in SUPPORTED_LANGUAGES:
+            raise UnsupportedLanguage(language)
+        async with self._uow() as uow:
+            candidate = await uow.candidates.get_by_telegram_id(telegram_id)
+            if candidate is None:
+                raise NotFound("candidate")
+            old = candidate.language
+            candidate.language = language
+            uow.audit.add(
+                AuditEntry(
+                    actor=f"tg:{telegram_id}", entity="candidate", entity_id=str(candidate.id),
+                    action="set_language", from_state=old, to_state=language, at=self._clock(),
+                )
+            )
+            await uow.commit()
+
+    async def leave_flow(self, telegram_id: int) -> str | None:
+        """Leave whatever flow the candidate is in; the answers given so far stay saved."""
+        async with self._uow() as uow:
+            candidate = await uow.candidates.get_by_telegram_id(telegram_id)
+            if candidate is None:
+                return None
+            state = await uow.flows.get(candidate.id)
+            if state is None or state.flow is None:
+                return None
+            left = state.flow
+            state.flow, state.step = None, None
+            state.version += 1
+            await uow.commit()
+            return left

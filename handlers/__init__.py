@@ -1,0 +1,20 @@
+"""Telegram adapters, one module per flow. `setup(application)` registers them in order.
+
+Order matters: PTB runs the first matching handler of each group. Identity runs first
+(group -1) so every handler has the candidate and the translator; flows that own a
+conversation step come before the common commands' catch-alls; fallbacks come last so
+they only see what no flow wanted.
+"""
+
+from __future__ import annotations
+
+from telegram.ext import Application
+
+from handlers import common, errors, identity
+
+
+def setup(application: Application) -> None:
+    identity.setup(application)
+    common.setup(application)
+    common.setup_fallbacks(application)
+    errors.setup(application)

@@ -1,0 +1,345 @@
+"""SQLAlchemy models: the tables that hold every piece of examdesk's state.
+
+Candidates and their flow state, the loaded exam catalogue (levels, directions, sessions
+and their components), registrations with an explicit state, payments, the inbox of raw
+Telegram updates, the outbox of messages to send, and the audit log. Times are stored as
+UTC-aware datetimes on both SQLite and PostgreSQL (see `UTCDateTime`).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored in UTC; SQLite's naive values come back as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; examdesk stores aware UTC datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType, list[Any]: JSONType}
+
+
+class RegistrationState(enum.StrEnum):
+    """States of a registration; transitions live in the registration service."""
+
+    WAITLISTED = "waitlisted"  # no seat; waiting in line for the session
+    OFFERED = "offered"  # a freed seat is held for this candidate until offer_expires_at
+    SUBMITTED = "submitted"  # seat taken; eligibility still to be settled
+    AWAITING_PAYMENT = "awaiting_payment"
+    PAYMENT_REVIEW = "payment_review"  # a bank receipt is waiting for staff
+    PAID = "paid"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"  # unpaid at the payment deadline; seat released
+    REJECTED = "rejected"  # eligibility refused by staff
+
+
+#: States that hold or wait for a seat: at most one per candidate and level.
+ACTIVE_STATES = (
+    RegistrationState.WAITLISTED,
+    RegistrationState.OFFERED,
+    RegistrationState.SUBMITTED,
+    RegistrationState.AWAITING_PAYMENT,
+    RegistrationState.PAYMENT_REVIEW,
+    RegistrationState.PAID,
+)
+_ACTIVE_SQL = "state IN ({})".format(", ".join(f"'{s.value}'" for s in ACTIVE_STATES))
+
+
+class Candidate(Base):
+    """A person talking to the bot (candidate or staff), keyed by Telegram user id."""
+
+    __tablename__ = "candidates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    first_name: Mapped[str] = mapped_column(String(128), default="")
+    username: Mapped[str | None] = mapped_column(String(64))
+    telegram_language: Mapped[str | None] = mapped_column(String(35))
+    language: Mapped[str | None] = mapped_column(String(16))  # the candidate's own choice
+    # Registration data (DOMAIN.md). The ID number is encrypted; the hash finds duplicates.
+    full_name: Mapped[str | None] = mapped_column(String(64))
+    id_doc_type: Mapped[str | None] = mapped_column(String(16))
+    id_number_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    id_number_masked: Mapped[str | None] = mapped_column(String(32))
+    gender: Mapped[str | None] = mapped_column(String(8))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(254))
+    profile: Mapped[dict[str, Any]] = mapped_column(default=dict)  # education, work, titles
+    unreachable_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class FlowState(Base):
+    """Where a candidate is in a conversation: flow, current step and answers so far."""
+
+    __tablename__ = "flow_states"
+
+    candidate_id: Mapped[int] = mapped_column(
+        ForeignKey("candidates.id", ondelete="CASCADE"), primary_key=True
+    )
+    flow: Mapped[str | None] = mapped_column(String(32))
+    step: Mapped[str | None] = mapped_column(String(64))
+    # answers per flow: {"registration": {...}, "eligibility": {...}}; kept after /cancel
+    answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    version: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CatalogVersion(Base):
+    """Every catalogue document ever loaded; the newest active one is in force."""
+
+    __tablename__ = "catalog_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    document: Mapped[dict[str, Any]]
+    loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    loaded_by: Mapped[str] = mapped_column(String(64), default="cli")
+
+
+class Level(Base):
+    __tablename__ = "levels"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rank: Mapped[int]
+    names: Mapped[dict[str, Any]]
+    training_hours: Mapped[int]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Direction(Base):
+    __tablename__ = "directions"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    names: Mapped[dict[str, Any]]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ExamSession(Base):
+    """One sitting of the exam at the site; seats are taken by a conditional UPDATE."""
+
+    __tablename__ = "exam_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    exam_date: Mapped[date] = mapped_column(Date)
+    timezone: Mapped[str] = mapped_column(String(64))
+    capacity: Mapped[int]
+    seats_taken: Mapped[int] = mapped_column(default=0)
+    levels: Mapped[list[Any]]
+    registration_opens_at: Mapped[datetime]
+    registration_closes_at: Mapped[datetime]
+    payment_due_at: Mapped[datetime]
+    tickets_from_at: Mapped[datetime]
+    results_at: Mapped[datetime]
+    cancellation_cutoff_at: Mapped[datetime]
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    components: Mapped[list[SessionComponent]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", order_by="SessionComponent.starts_at"
+    )
+
+
+class SessionComponent(Base):
+    """A component (theory / practical) of a session: when and where."""
+
+    __tablename__ = "session_components"
+    __table_args__ = (UniqueConstraint("session_id", "component"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("exam_sessions.id", ondelete="CASCADE"))
+    component: Mapped[str] = mapped_column(String(32))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    room: Mapped[str] = mapped_column(String(128))
+
+    session: Mapped[ExamSession] = relationship(back_populates="components")
+
+
+class Registration(Base):
+    """A candidate's registration for a level at a session, moving through `RegistrationState`."""
+
+    __tablename__ = "registrations"
+    __table_args__ = (
+        # One active registration per candidate and level, and per candidate and session.
+        Index(
+            "uq_registrations_active_level",
+            "candidate_id",
+            "level_code",
+            unique=True,
+            sqlite_where=text(_ACTIVE_SQL),
+            postgresql_where=text(_ACTIVE_SQL),
+        ),
+        Index(
+            "uq_registrations_active_session",
+            "candidate_id",
+            "session_id",
+            unique=True,
+            sqlite_where=text(_ACTIVE_SQL),
+            postgresql_where=text(_ACTIVE_SQL),
+        ),
+        Index("ix_registrations_session_state", "session_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"))
+    session_id: Mapped[int] = mapped_column(ForeignKey("exam_sessions.id"))
+    level_code: Mapped[str] = mapped_column(ForeignKey("levels.code"))
+    direction_code: Mapped[str | None] = mapped_column(ForeignKey("directions.code"))
+    state: Mapped[str] = mapped_column(String(24))
+    reference: Mapped[str] = mapped_column(String(16), unique=True)  # bank-transfer reference
+    components: Mapped[list[Any]] = mapped_column(default=list)
+    eligibility: Mapped[dict[str, Any]] = mapped_column(default=dict)  # verdict snapshot
+    waitlisted_at: Mapped[datetime | None]
+    offer_expires_at: Mapped[datetime | None]
+    submitted_at: Mapped[datetime | None]
+    state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    version: Mapped[int] = mapped_column(default=0)
+
+
+class Payment(Base):
+    """A payment or a claim of one; idempotent on (method, external_id)."""
+
+    __tablename__ = "payments"
+    __table_args__ = (UniqueConstraint("method", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id"))
+    method: Mapped[str] = mapped_column(String(24))  # telegram, stars, bank, provider
+    external_id: Mapped[str | None] = mapped_column(String(128))  # charge / transaction id
+    amount_minor: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(24))
+    receipt_file_id: Mapped[str | None] = mapped_column(String(256))
+    receipt_unique_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    decided_by: Mapped[int | None] = mapped_column(BigInteger)
+    decided_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    needs_refund: Mapped[bool] = mapped_column(Boolean, default=False)
+    raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InboxUpdate(Base):
+    """A raw Telegram update, stored before it is acknowledged (unique on update_id)."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_pending", "processed_at", "claimed_until"),)
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    processed_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+    CANCELLED = "cancelled"
+
+
+class OutboxMessage(Base):
+    """A message to send later (reminder, broadcast, notification), one row per message."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "not_before"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(191), unique=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    candidate_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
+    not_before: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    broadcast_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """Who changed what, when and why (registrations, payments, catalogue, overrides)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))  # "tg:<user id>", "system", "cli"
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    from_state: Mapped[str | None] = mapped_column(String(32))
+    to_state: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,64 @@
+"""Unit of work: one transaction per service call.
+
+    async with uow_factory() as uow:
+        ...
+        await uow.commit()
+
+Leaving the block without `commit()` rolls back. Repositories hang off the unit of work
+and share its session; they never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.repositories import (
+    AuditRepository,
+    CandidateRepository,
+    CatalogRepository,
+    FlowStateRepository,
+    InboxRepository,
+    OutboxRepository,
+)
+
+
+class UnitOfWork:
+    """A database transaction and the repositories that work inside it."""
+
+    session: AsyncSession
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self._sessions()
+        self.candidates = CandidateRepository(self.session)
+        self.flows = FlowStateRepository(self.session)
+        self.inbox = InboxRepository(self.session)
+        self.outbox = OutboxRepository(self.session)
+        self.catalog = CatalogRepository(self.session)
+        self.audit = AuditRepository(self.session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.session.rollback()
+        finally:
+            await self.session.close()
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+
+UowFactory = Callable[[], UnitOfWork]

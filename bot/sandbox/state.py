@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -232,7 +231,7 @@ class ChatState:
     reply_keyboard: dict[str, Any] | None = None
     last_action: str | None = None
     blocked: bool = False  # the private chat's user blocked the bot
-    member_since: float = field(default_factory=time.time)
+    last_user_seq: int = 0  # event seq of the latest user action in this chat
 
     @property
     def id(self) -> int:
@@ -247,10 +246,10 @@ class ChatState:
         self.bot_event_seqs.append(seq)
         self.bot_event_ids.append(message_id)
 
-    def bot_events_after(self, seq: int) -> list[int]:
-        """Message ids the bot sent or edited after event `seq`, oldest first."""
+    def bot_events_after(self, seq: int) -> list[tuple[int, int]]:
+        """(seq, message_id) of bot sends and edits after event `seq`, oldest first."""
         i = bisect.bisect_right(self.bot_event_seqs, seq)
-        return self.bot_event_ids[i:]
+        return list(zip(self.bot_event_seqs[i:], self.bot_event_ids[i:]))
 
     def bot_messages(self) -> list[dict[str, Any]]:
         return [self.messages[i] for i in self.bot_message_ids]

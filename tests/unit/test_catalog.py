@@ -1,6 +1,7 @@
 """Unit tests of bot.catalog: the shipped catalogue, field-path error messages, hashing, time helpers."""
 
 import copy
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -84,6 +85,13 @@ def test_content_hash_changed_capacity_differs(raw, catalog):
     data["sessions"][0]["capacity"] = 61
 
     assert parse_catalog(data).content_hash() != catalog.content_hash()
+
+
+def test_parse_catalog_json_document_round_trip_keeps_hash(catalog):
+    # The database stores model_dump(mode="json") and rebuilds the catalogue from it.
+    document = json.loads(json.dumps(catalog.model_dump(mode="json")))
+
+    assert parse_catalog(document).content_hash() == catalog.content_hash()
 
 
 # --- field errors name the path ---------------------------------------------------------

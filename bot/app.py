@@ -26,6 +26,7 @@ from bot.context import BotData, ExamContext
 from bot.dispatch import UpdateDispatcher
 from bot.i18n import N_, I18n
 from bot.services.candidates import CandidateService
+from bot.services.catalog import CatalogService
 from bot.services.inbox import InboxService
 from bot.web import WebDeps, create_web_app
 from storage.db import Database
@@ -53,6 +54,7 @@ class Services:
 
     candidates: CandidateService
     inbox: InboxService
+    catalog: CatalogService
 
 
 def build_services(database: Database, clock: Callable[[], datetime] = utcnow) -> Services:
@@ -62,6 +64,7 @@ def build_services(database: Database, clock: Callable[[], datetime] = utcnow) -
     return Services(
         candidates=CandidateService(uow, clock),
         inbox=InboxService(uow, clock),
+        catalog=CatalogService(uow, clock),
     )
 
 

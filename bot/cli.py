@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from datetime import date
+from pathlib import Path
+
+from bot.catalog import CatalogError, load_catalog
 from bot.config import Settings
 
 
@@ -14,8 +20,68 @@ def run_chat(settings: Settings, *, staff: bool, script: bool) -> int:
 
 
 def catalog(settings: Settings, action: str, path: str) -> int:
-    raise NotImplementedError("catalog command: in progress")
+    """`catalog check FILE` validates; `catalog load FILE` validates and loads."""
+    try:
+        document = load_catalog(Path(path))
+    except CatalogError as exc:
+        print(f"examdesk: {path} was not loaded:\n{exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"examdesk: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    if action == "check":
+        print(f"{path}: catalogue {document.version} is valid ({len(document.sessions)} sessions)")
+        return 0
+    return asyncio.run(_load_catalog(settings, document, path))
+
+
+async def _load_catalog(settings: Settings, document, path: str) -> int:  # type: ignore[no-untyped-def]
+    from bot.app import build_services
+    from storage.db import Database
+
+    database = Database(settings.database_url)
+    try:
+        result = await build_services(database).catalog.load(document, actor="cli")
+    except CatalogError as exc:
+        print(f"examdesk: {path} was not loaded (the database is unchanged):\n{exc}", file=sys.stderr)
+        return 1
+    finally:
+        await database.dispose()
+    if not result.changed:
+        print(f"catalogue {result.version} is already loaded; nothing changed")
+    else:
+        print(
+            f"loaded catalogue {result.version}: sessions added {result.sessions_added or '-'}, "
+            f"updated {result.sessions_updated or '-'}, kept {result.sessions_kept or '-'}"
+        )
+    return 0
 
 
 def eligibility_check(settings: Settings, path: str, output: str | None) -> int:
-    raise NotImplementedError("eligibility command: in progress")
+    """Bulk check a CSV of candidates against the catalogue file (see docs/eligibility-csv.md)."""
+    from bot.domain.eligibility_csv import CsvFormatError, check_csv
+
+    try:
+        document = load_catalog(settings.catalog)
+    except CatalogError as exc:
+        print(f"examdesk: the catalogue {settings.catalog} is invalid:\n{exc}", file=sys.stderr)
+        return 1
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as source:
+            out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
+            try:
+                report = check_csv(document, source, out, today=date.today())
+            finally:
+                if output:
+                    out.close()
+    except OSError as exc:
+        print(f"examdesk: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except CsvFormatError as exc:
+        print(f"examdesk: {path}: {exc}", file=sys.stderr)
+        return 1
+    for error in report.errors:
+        print(f"{path}:{error.line}: {error.message}", file=sys.stderr)
+    counts = ", ".join(f"{k} {v}" for k, v in report.counts().items())
+    print(f"checked {len(report.rows)} rows: {counts}", file=sys.stderr)
+    return 0

@@ -188,9 +188,11 @@ class ExamSession(Base):
     registration_opens_at: Mapped[datetime]
     registration_closes_at: Mapped[datetime]
     payment_due_at: Mapped[datetime]
+    payment_deadline_at: Mapped[datetime | None]  # payment_due_at + grace; None: no grace
     tickets_from_at: Mapped[datetime]
     results_at: Mapped[datetime]
     cancellation_cutoff_at: Mapped[datetime]
+    waitlist_offer_hours: Mapped[int] = mapped_column(default=24)
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -210,7 +212,7 @@ class SessionComponent(Base):
     component: Mapped[str] = mapped_column(String(32))
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
-    room: Mapped[str] = mapped_column(String(128))
+    room: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"zh_Hans": ..., "en": ...}
 
     session: Mapped[ExamSession] = relationship(back_populates="components")
 

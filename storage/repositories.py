@@ -15,6 +15,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from storage.models import (
     AuditEntry,
@@ -158,7 +159,8 @@ class CatalogRepository:
         return (await self.session.scalars(select(Direction).order_by(Direction.code))).all()
 
     async def list_sessions(self) -> Sequence[ExamSession]:
-        return (await self.session.scalars(select(ExamSession).order_by(ExamSession.exam_date))).all()
+        stmt = select(ExamSession).options(selectinload(ExamSession.components)).order_by(ExamSession.exam_date)
+        return (await self.session.scalars(stmt)).all()
 
     async def get_session_by_code(self, code: str) -> ExamSession | None:
         return await self.session.scalar(select(ExamSession).where(ExamSession.code == code))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 22:50:21.827230
+Create Date: 2026-11-26
 """
 
 from collections.abc import Sequence
@@ -87,9 +87,11 @@ def upgrade() -> None:
     sa.Column('registration_opens_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('registration_closes_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('payment_due_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('payment_deadline_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('tickets_from_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('results_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('cancellation_cutoff_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('waitlist_offer_hours', sa.Integer(), nullable=False),
     sa.Column('cancelled', sa.Boolean(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_exam_sessions')),
@@ -184,7 +186,7 @@ def upgrade() -> None:
     sa.Column('component', sa.String(length=32), nullable=False),
     sa.Column('starts_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('ends_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('room', sa.String(length=128), nullable=False),
+    sa.Column('room', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.ForeignKeyConstraint(['session_id'], ['exam_sessions.id'], name=op.f('fk_session_components_session_id_exam_sessions'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_session_components')),
     sa.UniqueConstraint('session_id', 'component', name=op.f('uq_session_components_session_id'))

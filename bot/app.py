@@ -27,6 +27,7 @@ from bot.dispatch import UpdateDispatcher
 from bot.i18n import N_, I18n
 from bot.services.candidates import CandidateService
 from bot.services.catalog import CatalogService
+from bot.services.eligibility import EligibilityService
 from bot.services.inbox import InboxService
 from bot.web import WebDeps, create_web_app
 from storage.db import Database
@@ -55,16 +56,19 @@ class Services:
     candidates: CandidateService
     inbox: InboxService
     catalog: CatalogService
+    eligibility: EligibilityService
 
 
 def build_services(database: Database, clock: Callable[[], datetime] = utcnow) -> Services:
     def uow() -> UnitOfWork:
         return UnitOfWork(database.sessions)
 
+    catalog = CatalogService(uow, clock)
     return Services(
         candidates=CandidateService(uow, clock),
         inbox=InboxService(uow, clock),
-        catalog=CatalogService(uow, clock),
+        catalog=catalog,
+        eligibility=EligibilityService(uow, clock, catalog),
     )
 
 

@@ -259,6 +259,33 @@ class Registration(Base):
     version: Mapped[int] = mapped_column(default=0)
 
 
+class EligibilityReview(Base):
+    """A candidate's request for manual review of eligibility; the first staff decision wins."""
+
+    __tablename__ = "eligibility_reviews"
+    __table_args__ = (
+        Index(
+            "uq_eligibility_reviews_pending",
+            "candidate_id",
+            "level_code",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"))
+    level_code: Mapped[str] = mapped_column(String(32))
+    profile: Mapped[dict[str, Any]]
+    verdict: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending/approved/rejected
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[int | None] = mapped_column(BigInteger)
+    decided_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
 class Payment(Base):
     """A payment or a claim of one; idempotent on (method, external_id)."""
 

@@ -22,6 +22,9 @@ from storage.repositories import (
     FlowStateRepository,
     InboxRepository,
     OutboxRepository,
+    RegistrationRepository,
+    ReviewRepository,
+    SessionRepository,
 )
 
 
@@ -41,6 +44,9 @@ class UnitOfWork:
         self.outbox = OutboxRepository(self.session)
         self.catalog = CatalogRepository(self.session)
         self.audit = AuditRepository(self.session)
+        self.reviews = ReviewRepository(self.session)
+        self.sessions = SessionRepository(self.session)
+        self.registrations = RegistrationRepository(self.session)
         return self
 
     async def __aexit__(

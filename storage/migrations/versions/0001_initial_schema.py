@@ -119,6 +119,23 @@ def upgrade() -> None:
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('code', name=op.f('pk_levels'))
     )
+    op.create_table('eligibility_reviews',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('candidate_id', sa.Integer(), nullable=False),
+    sa.Column('level_code', sa.String(length=32), nullable=False),
+    sa.Column('profile', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('verdict', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('requested_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('decided_by', sa.BigInteger(), nullable=True),
+    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['candidate_id'], ['candidates.id'], name=op.f('fk_eligibility_reviews_candidate_id_candidates')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_eligibility_reviews'))
+    )
+    with op.batch_alter_table('eligibility_reviews', schema=None) as batch_op:
+        batch_op.create_index('uq_eligibility_reviews_pending', ['candidate_id', 'level_code'], unique=True, sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"))
+
     op.create_table('flow_states',
     sa.Column('candidate_id', sa.Integer(), nullable=False),
     sa.Column('flow', sa.String(length=32), nullable=True),
@@ -235,6 +252,10 @@ def downgrade() -> None:
 
     op.drop_table('outbox')
     op.drop_table('flow_states')
+    with op.batch_alter_table('eligibility_reviews', schema=None) as batch_op:
+        batch_op.drop_index('uq_eligibility_reviews_pending', sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"))
+
+    op.drop_table('eligibility_reviews')
     op.drop_table('levels')
     with op.batch_alter_table('inbox', schema=None) as batch_op:
         batch_op.drop_index('ix_inbox_pending')

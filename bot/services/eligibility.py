@@ -1,0 +1,396 @@
+"""Eligibility flow: ask only what the level's routes need, evaluate, explain, review.
+
+Entry points:
+- `start(telegram_id, level)` / `answer(telegram_id, step, value)` / `current(telegram_id)`:
+  the question-by-question check; every answer is saved when given (in the candidate's
+  profile, so registration never asks it again) and the step in the flow state.
+- `request_review(telegram_id, level)`, `decide_review(review_id, staff_id, approve, reason)`:
+  manual review through the staff chat; the first decision wins.
+- `override(staff_id, candidate_telegram_id, level, eligible, reason)`: staff override.
+- `standing(telegram_id, level)`: may this candidate register for this level, and why.
+The rules themselves are pure and live in `bot.domain.eligibility`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from bot.catalog import Catalog
+from bot.domain.eligibility import Profile, Status, Verdict, evaluate, required_questions, suggest_level
+from bot.services.answers import parse_choice, parse_date, parse_text
+from bot.services.catalog import CatalogService
+from bot.services.errors import AlreadyDecided, InvalidAnswer, NotFound, StaleStep
+from storage.models import AuditEntry, Candidate, EligibilityReview, FlowState
+from storage.uow import UnitOfWork, UowFactory
+
+FLOW = "eligibility"
+AUTO_LEVEL = "auto"  # "which level fits me?"
+NONE = "none"  # an explicit "I have none" answer (title, prior level, work)
+#: Profile keys the check asks for; "check again with new answers" clears exactly these.
+ANSWER_KEYS = frozenset(
+    {"education", "graduation_date", "major", "major_code", "title", "title_date", "prior_level", "prior_level_date", "work_start"}
+)
+REVIEW_TEMPLATE = "eligibility_review_request"
+DECIDED_TEMPLATE = "eligibility_review_decided"
+
+# Profile fields (from the rules engine) → the steps that ask them, in order.
+_FIELD_STEPS = {
+    "education": ("education",),
+    "graduation_date": ("graduation_date",),
+    "major": ("major",),
+    "title": ("title", "title_date"),
+    "title_date": (),
+    "prior_levels": ("prior_level", "prior_level_date"),
+    "work_start": ("work_start",),
+    "final_year": (),  # derived from the graduation date
+}
+
+
+@dataclass(frozen=True)
+class Question:
+    """The next thing to ask; `options` are codes for choice steps."""
+
+    step: str
+    options: tuple[str, ...] = ()
+    allow_none: bool = False  # a "none / not yet" button
+    allow_text: bool = False  # free text accepted besides the options
+    list_name: str | None = None  # for majors: which related-majors list is shown
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of a check: the engine's verdict for a level and the exam it assumed."""
+
+    level: str
+    verdict: Verdict
+    session_code: str | None
+    suggested_from_auto: bool = False
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Whether a candidate may register for a level, and on what grounds."""
+
+    level: str
+    allowed: bool
+    status: str  # eligible / approved / overridden / manual_review / pending_review / not_eligible / unknown
+    route: str | None = None
+
+
+@dataclass(frozen=True)
+class ReviewTicket:
+    review_id: int
+    created: bool  # False: a pending request for this level already existed
+
+
+@dataclass(frozen=True)
+class ReviewDecision:
+    review_id: int
+    candidate_telegram_id: int
+    level: str
+    approved: bool
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _date(value: Any) -> date | None:
+    return date.fromisoformat(value) if isinstance(value, str) and value != NONE else None
+
+
+def profile_from(data: dict[str, Any]) -> Profile:
+    """The engine's Profile from the answers stored on the candidate."""
+    prior = data.get("prior_level")
+    prior_date = _date(data.get("prior_level_date"))
+    return Profile(
+        education=data.get("education"),
+        major=data.get("major"),
+        major_code=data.get("major_code"),
+        graduation_date=_date(data.get("graduation_date")),
+        title=None if data.get("title") in (None, NONE) else data.get("title"),
+        title_date=_date(data.get("title_date")),
+        prior_levels={prior: prior_date} if prior not in (None, NONE) and prior_date else {},
+        work_start=_date(data.get("work_start")),
+    )
+
+
+class EligibilityService:
+    def __init__(self, uow: UowFactory, clock: Callable[[], datetime], catalog: CatalogService) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._catalog = catalog
+
+    # -- the question-by-question check ---------------------------------------------
+
+    async def start(self, telegram_id: int, level: str | None = None, *, fresh: bool = False) -> Question | Outcome:
+        """Begin a check (for `level`, or "auto" to find the level that fits)."""
+        catalog = await self._catalog.current()
+        async with self._uow() as uow:
+            candidate, state = await self._load(uow, telegram_id)
+            if fresh:
+                candidate.profile = {k: v for k, v in candidate.profile.items() if k not in ANSWER_KEYS}
+            answers = {"level": level} if level else {}
+            if level and level != AUTO_LEVEL:
+                parse_choice("level", level, [lv.code for lv in catalog.levels])
+            self._go(state, answers)
+            result = self._advance(catalog, candidate, state)
+            await uow.commit()
+            return result
+
+    async def current(self, telegram_id: int) -> Question | None:
+        """The question the candidate is on, for resuming after /start or a restart."""
+        catalog = await self._catalog.current()
+        async with self._uow() as uow:
+            candidate, state = await self._load(uow, telegram_id)
+            if state.flow != FLOW or state.step is None:
+                return None
+            return self._question(catalog, state.step, candidate.profile, state.answers.get(FLOW, {}))
+
+    async def answer(self, telegram_id: int, step: str, value: str | None) -> Question | Outcome:
+        """Save one answer (validated) and return the next question or the outcome."""
+        catalog = await self._catalog.current()
+        async with self._uow() as uow:
+            candidate, state = await self._load(uow, telegram_id)
+            if state.flow != FLOW or state.step != step:
+                raise StaleStep(step)
+            flow_answers = dict(state.answers.get(FLOW, {}))
+            question = self._question(catalog, step, candidate.profile, flow_answers)
+            self._store(catalog, candidate, flow_answers, question, value)
+            state.answers = {**state.answers, FLOW: flow_answers}
+            result = self._advance(catalog, candidate, state)
+            await uow.commit()
+            return result
+
+    def _store(self, catalog: Catalog, candidate: Candidate, flow: dict[str, Any], q: Question, value: str | None) -> None:
+        today = self._clock().date()
+        profile = dict(candidate.profile)
+        step = q.step
+        if step == "level":
+            flow["level"] = parse_choice(step, value, q.options)
+        elif step == "education":
+            profile["education"] = parse_choice(step, value, q.options)
+            profile.pop("major", None)  # the list of majors depends on the education
+            profile.pop("major_code", None)
+        elif step == "graduation_date":
+            profile["graduation_date"] = _iso(parse_date(step, value, today=today, past_only=False, max_future_years=6))
+        elif step == "major":
+            if value in q.options:
+                major = next(m for m in catalog.related_majors[q.list_name or "degree"] if m.code == value)
+                profile["major_code"], profile["major"] = major.code, major.name.zh_Hans
+            else:
+                profile["major_code"], profile["major"] = None, parse_text(step, value, max_length=60)
+        elif step in ("title", "prior_level"):
+            chosen = parse_choice(step, value, (*q.options, NONE))
+            profile[step] = chosen
+            if chosen == NONE:
+                profile.pop(f"{step}_date", None)
+        elif step in ("title_date", "prior_level_date"):
+            profile[step] = _iso(parse_date(step, value, today=today, past_only=True))
+        elif step == "work_start":
+            profile[step] = NONE if value == NONE else _iso(parse_date(step, value, today=today, past_only=True))
+        else:  # pragma: no cover - steps come from _question
+            raise StaleStep(step)
+        candidate.profile = profile
+
+    def _go(self, state: FlowState, flow_answers: dict[str, Any]) -> None:
+        state.flow = FLOW
+        state.answers = {**state.answers, FLOW: flow_answers}
+        state.version += 1
+
+    def _steps(self, catalog: Catalog, level: str | None) -> list[str]:
+        steps: list[str] = []
+        for field in required_questions(catalog, None if level in (None, AUTO_LEVEL) else level):
+            steps.extend(s for s in _FIELD_STEPS.get(field, ()) if s not in steps)
+        return steps
+
+    def _unanswered(self, step: str, profile: dict[str, Any]) -> bool:
+        if step == "title_date":
+            return profile.get("title") not in (None, NONE) and not profile.get("title_date")
+        if step == "prior_level_date":
+            return profile.get("prior_level") not in (None, NONE) and not profile.get("prior_level_date")
+        return profile.get(step) is None
+
+    def _advance(self, catalog: Catalog, candidate: Candidate, state: FlowState) -> Question | Outcome:
+        flow = state.answers.get(FLOW, {})
+        level = flow.get("level")
+        if level is None:
+            state.step = "level"
+            return self._question(catalog, "level", candidate.profile, flow)
+        for step in self._steps(catalog, level):
+            if self._unanswered(step, candidate.profile):
+                state.step = step
+                return self._question(catalog, step, candidate.profile, flow)
+        outcome = self._evaluate(catalog, level, candidate.profile)
+        verdicts = dict(candidate.profile.get("verdicts", {}))
+        verdicts[outcome.level] = {
+            "status": outcome.verdict.status.value, "route": outcome.verdict.matched_route,
+            "exam_date": outcome.verdict.exam_date.isoformat(), "at": self._clock().isoformat(),
+        }
+        candidate.profile = {**candidate.profile, "verdicts": verdicts}
+        state.flow, state.step = None, None
+        return outcome
+
+    def _question(self, catalog: Catalog, step: str, profile: dict[str, Any], flow: dict[str, Any]) -> Question:
+        if step == "level":
+            return Question(step, (*(lv.code for lv in catalog.levels), AUTO_LEVEL))
+        if step == "education":
+            return Question(step, tuple(e.code for e in sorted(catalog.education_levels, key=lambda e: -e.rank)))
+        if step == "major":
+            list_name = "associate" if profile.get("education") in ("associate", "technical_school") else "degree"
+            majors = catalog.related_majors.get(list_name, ())
+            return Question(step, tuple(m.code for m in majors), allow_text=True, list_name=list_name)
+        if step == "title":
+            return Question(step, tuple(t.code for t in sorted(catalog.titles, key=lambda t: t.rank)), allow_none=True)
+        if step == "prior_level":
+            return Question(step, tuple(lv.code for lv in catalog.levels), allow_none=True)
+        if step == "work_start":
+            return Question(step, allow_none=True)
+        return Question(step)  # dates typed as text
+
+    def _exam(self, catalog: Catalog, level: str | None) -> tuple[date, str | None]:
+        """The sitting a check is about: the next session offering the level."""
+        now = self._clock()
+        sessions = sorted(
+            (s for s in catalog.sessions if level in (None, AUTO_LEVEL) or level in s.levels),
+            key=lambda s: s.exam_date,
+        )
+        upcoming = [s for s in sessions if catalog.session_timeline(s.code).registration_closes_at > now]
+        if upcoming:
+            return upcoming[0].exam_date, upcoming[0].code
+        return now.date(), None
+
+    def _evaluate(self, catalog: Catalog, level: str, data: dict[str, Any]) -> Outcome:
+        profile = profile_from(data)
+        auto = level == AUTO_LEVEL
+        if auto:
+            exam_date, _ = self._exam(catalog, None)
+            level = suggest_level(catalog, profile, exam_date) or catalog.levels_by_rank()[0].code
+        exam_date, session = self._exam(catalog, level)
+        return Outcome(level, evaluate(catalog, level, profile, exam_date), session, suggested_from_auto=auto)
+
+    # -- standing, review, override -----------------------------------------------------
+
+    async def standing(self, telegram_id: int, level: str) -> Standing:
+        async with self._uow() as uow:
+            candidate, _ = await self._load(uow, telegram_id)
+            return self._standing(candidate, level)
+
+    @staticmethod
+    def _standing(candidate: Candidate, level: str) -> Standing:
+        record = candidate.profile.get("verdicts", {}).get(level)
+        if not record:
+            return Standing(level, False, "unknown")
+        status = record["status"]
+        allowed = status in ("eligible", "approved", "overridden")
+        return Standing(level, allowed, status, record.get("route"))
+
+    async def request_review(self, telegram_id: int, level: str, staff_chat_id: int | None) -> ReviewTicket:
+        """File a manual review of the last check for `level` and queue the staff card."""
+        async with self._uow() as uow:
+            candidate, _ = await self._load(uow, telegram_id)
+            pending = await uow.reviews.get_pending(candidate.id, level)
+            if pending is not None:  # a double tap, or asking again while staff look at it
+                return ReviewTicket(pending.id, created=False)
+            standing = self._standing(candidate, level)
+            if standing.status not in ("manual_review", "not_eligible"):
+                raise InvalidAnswer("review", "nothing_to_review")
+            review = EligibilityReview(
+                candidate_id=candidate.id, level_code=level, status="pending",
+                profile={k: v for k, v in candidate.profile.items() if k != "verdicts"},
+                verdict=candidate.profile["verdicts"][level], requested_at=self._clock(),
+            )
+            uow.reviews.add(review)
+            await uow.flush()
+            verdicts = dict(candidate.profile["verdicts"])
+            verdicts[level] = {**verdicts[level], "status": "pending_review"}
+            candidate.profile = {**candidate.profile, "verdicts": verdicts}
+            if staff_chat_id is not None:
+                await uow.outbox.add_if_new(
+                    idempotency_key=f"review_request:{review.id}", chat_id=staff_chat_id, candidate_id=None,
+                    kind="staff", payload={"template": REVIEW_TEMPLATE, "params": {"review_id": review.id}},
+                    not_before=self._clock(),
+                )
+            self._audit(uow, f"tg:{telegram_id}", review, "review_requested", None, "pending", None)
+            await uow.commit()
+            return ReviewTicket(review.id, created=True)
+
+    async def review_card(self, review_id: int) -> dict[str, Any]:
+        """What the staff card shows (no ID number: the review needs none)."""
+        async with self._uow() as uow:
+            review = await uow.reviews.get(review_id)
+            if review is None:
+                raise NotFound("review")
+            candidate = await uow.candidates.get(review.candidate_id)
+            return {
+                "review_id": review.id, "level": review.level_code, "status": review.status,
+                "name": candidate.full_name or candidate.first_name, "telegram_id": candidate.telegram_id,
+                "username": candidate.username, "profile": review.profile, "verdict": review.verdict,
+                "decided_by": review.decided_by, "reason": review.reason,
+            }
+
+    async def decide_review(self, review_id: int, staff_id: int, *, approve: bool, reason: str | None) -> ReviewDecision:
+        """Approve or reject a pending review; a second decision raises AlreadyDecided."""
+        status = "approved" if approve else "rejected"
+        async with self._uow() as uow:
+            review = await uow.reviews.get(review_id)
+            if review is None:
+                raise NotFound("review")
+            if not await uow.reviews.decide(review_id, status, staff_id, self._clock(), reason):
+                await uow.session.refresh(review)
+                raise AlreadyDecided(review.decided_by, review.status)
+            candidate = await uow.candidates.get(review.candidate_id)
+            self._set_verdict(candidate, review.level_code, status, review.verdict.get("route"))
+            self._audit(uow, f"tg:{staff_id}", review, "review_decided", "pending", status, reason)
+            if candidate.chat_id is not None:
+                await uow.outbox.add_if_new(
+                    idempotency_key=f"review_decided:{review.id}", chat_id=candidate.chat_id,
+                    candidate_id=candidate.id, kind="notification",
+                    payload={"template": DECIDED_TEMPLATE, "params": {"level": review.level_code, "approved": approve, "reason": reason}},
+                    not_before=self._clock(),
+                )
+            await uow.commit()
+            return ReviewDecision(review.id, candidate.telegram_id, review.level_code, approve)
+
+    async def override(self, staff_id: int, candidate_telegram_id: int, level: str, *, eligible: bool, reason: str) -> None:
+        """Staff set the result for a level by hand; the reason is required and recorded."""
+        catalog = await self._catalog.current()
+        parse_choice("level", level, [lv.code for lv in catalog.levels])
+        reason = parse_text("reason", reason, max_length=500, min_length=3)
+        async with self._uow() as uow:
+            candidate = await uow.candidates.get_by_telegram_id(candidate_telegram_id)
+            if candidate is None:
+                raise NotFound("candidate")
+            old = self._standing(candidate, level).status
+            self._set_verdict(candidate, level, "overridden" if eligible else "not_eligible", None)
+            uow.audit.add(
+                AuditEntry(
+                    actor=f"tg:{staff_id}", entity="eligibility", entity_id=f"{candidate.id}:{level}",
+                    action="override", from_state=old, to_state="eligible" if eligible else "not_eligible",
+                    reason=reason, at=self._clock(),
+                )
+            )
+            await uow.commit()
+
+    def _set_verdict(self, candidate: Candidate, level: str, status: str, route: str | None) -> None:
+        verdicts = dict(candidate.profile.get("verdicts", {}))
+        verdicts[level] = {**verdicts.get(level, {}), "status": status, "route": route, "at": self._clock().isoformat()}
+        candidate.profile = {**candidate.profile, "verdicts": verdicts}
+
+    def _audit(self, uow: UnitOfWork, actor: str, review: EligibilityReview, action: str, old: str | None, new: str | None, reason: str | None) -> None:
+        uow.audit.add(
+            AuditEntry(
+                actor=actor, entity="eligibility_review", entity_id=str(review.id), action=action,
+                from_state=old, to_state=new, reason=reason, at=self._clock(),
+            )
+        )
+
+    @staticmethod
+    async def _load(uow: UnitOfWork, telegram_id: int) -> tuple[Candidate, FlowState]:
+        candidate = await uow.candidates.get_by_telegram_id(telegram_id)
+        if candidate is None:
+            raise NotFound("candidate")
+        return candidate, await uow.flows.get_or_add(candidate.id)

@@ -46,6 +46,7 @@ COMMANDS = (
 TELEGRAM_LANGUAGE_CODES = {"zh_Hans": "zh", "en": "en"}
 POLL_TIMEOUT = 25  # seconds a getUpdates long poll may wait
 RECOVERY_INTERVAL = 60  # seconds between sweeps for updates whose worker died
+RECOVERY_BATCH = 1000  # stored updates taken per sweep
 DRAIN_TIMEOUT = 25  # seconds SIGTERM waits for in-flight updates
 
 
@@ -189,11 +190,16 @@ class Runtime:
         self.web_port = self._runner.addresses[0][1]
 
     async def _recover(self, *, ignore_leases: bool = False) -> None:
-        """Hand stored-but-unprocessed updates (a crash, a dead instance) to the dispatcher."""
-        while payloads := await self.services.inbox.claim_stale(ignore_leases=ignore_leases):
+        """Hand stored-but-unprocessed updates (a crash, a dead instance) to the dispatcher.
+
+        Claiming renews each row's lease, so the next sweep does not take them again;
+        a start-up claim that ignores leases therefore runs once, not in a loop.
+        """
+        payloads = await self.services.inbox.claim_stale(limit=RECOVERY_BATCH, ignore_leases=ignore_leases)
+        if payloads:
             log.info("recovering %d stored update(s)", len(payloads))
-            for payload in payloads:
-                self.dispatcher.submit(payload)
+        for payload in payloads:
+            self.dispatcher.submit(payload)
 
     async def _recover_job(self, _context: object) -> None:
         await self._recover()

@@ -12,11 +12,43 @@ from bot.config import Settings
 
 
 def run_sandbox(listen: str) -> int:
-    raise NotImplementedError("sandbox command: in progress")
+    """`sandbox --listen HOST:PORT`: the Bot API sandbox alone, until Ctrl-C / SIGTERM."""
+    from bot.chat import serve_sandbox
+
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        print(f"examdesk: --listen must be HOST:PORT, e.g. 127.0.0.1:8081 (got {listen!r})", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(serve_sandbox(host.strip("[]"), int(port)))
+    except OSError as exc:
+        print(f"examdesk: cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 def run_chat(settings: Settings, *, staff: bool, script: bool) -> int:
-    raise NotImplementedError("chat command: in progress")
+    """`chat`: the bot against the in-process sandbox, in the terminal (see docs/chat.md).
+
+    Without a terminal on stdin (a pipe, a file) it runs as `--script`, so `examdesk run`
+    without a token works the same way in scripts.
+    """
+    import logging
+
+    from bot.chat import run_chat as chat
+
+    script = script or not sys.stdin.isatty()
+    root = logging.getLogger()
+    if root.level > logging.DEBUG:  # keep INFO lines out of the conversation unless -v
+        root.setLevel(logging.WARNING)
+    try:
+        return asyncio.run(chat(settings, staff=staff, script=script))
+    except OSError as exc:
+        print(f"examdesk chat: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - one line, not a traceback (-v logs it)
+        logging.getLogger("examdesk").debug("chat failed", exc_info=True)
+        print(f"examdesk chat: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        return 1
 
 
 def catalog(settings: Settings, action: str, path: str) -> int:

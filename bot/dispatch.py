@@ -29,6 +29,7 @@ class UpdateDispatcher:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._queues: dict[int, deque[dict[str, Any]]] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
+        self._queued: set[int] = set()  # update ids queued or running: a recovery sweep may offer one again
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -38,6 +39,9 @@ class UpdateDispatcher:
 
     def submit(self, payload: dict[str, Any]) -> None:
         """Queue a stored update behind earlier updates of the same user."""
+        if payload["update_id"] in self._queued:
+            return
+        self._queued.add(payload["update_id"])
         user = update_user_id(payload)
         key = user if user is not None else -abs(payload["update_id"])  # no user: its own lane
         self._queues.setdefault(key, deque()).append(payload)
@@ -53,6 +57,7 @@ class UpdateDispatcher:
                 async with self._slots:
                     await self._run_one(payload)
                 queue.popleft()
+                self._queued.discard(payload["update_id"])
         finally:
             del self._queues[key]
             del self._workers[key]

@@ -111,3 +111,7 @@ class AlreadyDecided(ServiceError):
 
 class NotStaff(ServiceError):
     """A staff-only action by someone who is not staff."""
+
+
+class InvalidPayload(ServiceError):
+    """An outbox payload names no template and carries no text or file (a programming error)."""

@@ -1,0 +1,589 @@
+"""Registration flow: seats, the waitlist, cancelling and moving between sessions.
+
+Entry points: `RegistrationService.list_sessions`, `submit`, `list_for_candidate`,
+`get_for_candidate`, `cancel`, `move`, `accept_offer`, `decline_offer` (a candidate's
+actions) and `expire_offers` (a scheduler sweep). `release_seat_and_promote` is shared
+with the payments flow, which frees seats when a payment deadline passes.
+
+Seats: `exam_sessions.seats_taken` moves only by conditional UPDATE (take: `seats_taken <
+capacity`; release: `seats_taken > 0`), and the partial unique indexes on `registrations`
+allow one active registration per candidate and level and per candidate and session. A
+seat held by an OFFERED registration counts as taken: a freed seat goes straight to the
+first in line rather than back to the pool, so a newcomer can never jump the waitlist.
+
+Concurrency: on SQLite every transaction is `BEGIN IMMEDIATE`, so writers queue. On
+PostgreSQL the conditional UPDATEs are atomic per row, registration state changes are
+compare-and-set (`RegistrationRepository.transition`), and every path that frees a seat
+or joins the waitlist locks the session row first, so a seat released while someone joins
+the line can never end up free with people still waiting. Lock order: session rows by id,
+then registration rows.
+
+Waitlist offers: a freed seat is held for the next in line (OFFERED) for the session's
+`waitlist_offer_hours`; accepting makes it SUBMITTED; declining cancels it; letting it run
+out makes it EXPIRED (the candidate leaves the line: they were offered their turn) and the
+seat passes to the next in line. Offers and their expiry reach the candidate through the
+outbox, written in the same transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.services.errors import (
+    AlreadyRegistered,
+    CancellationClosed,
+    InvalidState,
+    LevelNotOffered,
+    NotFound,
+    OfferExpired,
+    RegistrationClosed,
+    RegistrationNotOpen,
+    SessionFull,
+)
+from storage.models import (
+    ACTIVE_STATES,
+    AuditEntry,
+    Candidate,
+    ExamSession,
+    Registration,
+    RegistrationState,
+)
+from storage.uow import UnitOfWork, UowFactory
+
+#: Hours a freed seat is held for the next in line when the session does not say.
+DEFAULT_OFFER_HOURS = 24
+
+#: States in which the registration holds one of the session's seats.
+SEAT_HOLDING_STATES = (
+    RegistrationState.OFFERED,
+    RegistrationState.SUBMITTED,
+    RegistrationState.AWAITING_PAYMENT,
+    RegistrationState.PAYMENT_REVIEW,
+    RegistrationState.PAID,
+)
+#: States a registration may be moved to another session in (it keeps its state).
+MOVABLE_STATES = (
+    RegistrationState.SUBMITTED,
+    RegistrationState.AWAITING_PAYMENT,
+    RegistrationState.PAYMENT_REVIEW,
+    RegistrationState.PAID,
+)
+#: Expired offers handled per sweep; a later tick takes the rest.
+EXPIRE_BATCH = 500
+
+Availability = Literal["open", "full", "not_yet_open", "closed"]
+SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentView:
+    component: str
+    starts_at: datetime
+    ends_at: datetime
+    room: dict[str, Any]  # localized: {"zh_Hans": ..., "en": ...}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOption:
+    """A session a candidate may pick for a level, with its seats and registration window."""
+
+    code: str
+    exam_date: date
+    timezone: str
+    levels: tuple[str, ...]
+    capacity: int
+    seats_left: int
+    registration_opens_at: datetime
+    registration_closes_at: datetime
+    availability: Availability
+    components: tuple[ComponentView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationView:
+    """What a candidate sees of one of their registrations."""
+
+    id: int
+    session_code: str
+    exam_date: date
+    timezone: str
+    level_code: str
+    direction_code: str | None
+    state: str
+    reference: str
+    waitlist_position: int | None  # 1-based, only while WAITLISTED
+    offer_expires_at: datetime | None
+    payment_due_at: datetime
+    cancellation_cutoff_at: datetime
+    can_cancel: bool
+    can_move: bool
+    submitted_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    registration: RegistrationView
+    seat_taken: bool  # False: the candidate joined the waitlist
+
+
+def new_reference() -> str:
+    """A short unique code for bank transfers: 'ED' + 8 base32 characters (no 0/1/8/9)."""
+    return "ED" + base64.b32encode(secrets.token_bytes(5)).decode("ascii")
+
+
+def availability(session: ExamSession, now: datetime) -> Availability:
+    if session.cancelled or now >= session.registration_closes_at:
+        return "closed"
+    if now < session.registration_opens_at:
+        return "not_yet_open"
+    if session.seats_taken >= session.capacity:
+        return "full"
+    return "open"
+
+
+def _is_active_duplicate(exc: IntegrityError) -> bool:
+    """True when the error is one of the one-active-registration unique indexes."""
+    text = str(exc.orig).lower()
+    return "uq_registrations_active" in text or (
+        "unique" in text and "registrations.candidate_id" in text
+    )
+
+
+async def release_seat_and_promote(
+    uow: UnitOfWork, session_id: int, now: datetime, *, offer_hours: int | None = None
+) -> int | None:
+    """A seat of `session_id` was freed: offer it to the first in line, or give it back.
+
+    Returns the id of the registration now OFFERED, or None when the seat went back to the
+    pool. Call it inside the transaction that freed the seat, after the registration that
+    held it has left its seat-holding state. The session row is locked first (PostgreSQL)
+    and each promotion is compare-and-set, so two concurrent releases make two offers to
+    two different people, never one seat to two.
+    """
+    await uow.sessions.lock(session_id)
+    session = await uow.sessions.get(session_id)
+    if session is None:
+        raise NotFound("session")
+    if not session.cancelled:
+        hours = offer_hours or session.waitlist_offer_hours or DEFAULT_OFFER_HOURS
+        expires_at = now + timedelta(hours=hours)
+        tried: list[int] = []
+        while (waiting := await uow.registrations.next_waitlisted(session_id, skip=tried)) is not None:
+            offered = await uow.registrations.transition(
+                waiting.id, [RegistrationState.WAITLISTED],
+                state=RegistrationState.OFFERED, offer_expires_at=expires_at, state_changed_at=now,
+            )
+            if not offered:  # the candidate left the line meanwhile; next one
+                tried.append(waiting.id)
+                continue
+            _audit(uow, SYSTEM, waiting.id, "offer", RegistrationState.WAITLISTED, RegistrationState.OFFERED,
+                   now, reason="seat_freed", details={"offer_expires_at": expires_at.isoformat()})
+            await _notify(
+                uow, waiting.candidate_id, now,
+                key=f"waitlist_offer:{waiting.id}:{expires_at.isoformat()}",
+                template="waitlist_offer",
+                params={
+                    "registration_id": waiting.id, "session_code": session.code,
+                    "level_code": waiting.level_code, "offer_expires_at": expires_at.isoformat(),
+                },
+                expires_at=expires_at,
+            )
+            return waiting.id
+    await uow.sessions.release_seat(session_id)
+    return None
+
+
+def _audit(
+    uow: UnitOfWork, actor: str, registration_id: int, action: str, from_state: str | None,
+    to_state: str | None, at: datetime, *, reason: str | None = None, details: dict[str, Any] | None = None,
+) -> None:
+    uow.audit.add(
+        AuditEntry(
+            actor=actor, entity="registration", entity_id=str(registration_id), action=action,
+            from_state=from_state, to_state=to_state, reason=reason, details=details or {}, at=at,
+        )
+    )
+
+
+async def _notify(
+    uow: UnitOfWork, candidate_id: int, now: datetime, *, key: str, template: str,
+    params: dict[str, Any], expires_at: datetime | None = None,
+) -> None:
+    """Queue a notification in the outbox (same transaction); nothing without a chat."""
+    candidate = await uow.candidates.get(candidate_id)
+    if candidate is None or candidate.chat_id is None:
+        return
+    await uow.outbox.add_if_new(
+        idempotency_key=key, chat_id=candidate.chat_id, candidate_id=candidate_id, kind="notification",
+        payload={"template": template, "params": params}, not_before=now, expires_at=expires_at,
+    )
+
+
+class RegistrationService:
+    def __init__(
+        self, uow: UowFactory, clock: Callable[[], datetime], *, offer_hours: int | None = None
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._offer_hours = offer_hours  # overrides the session's waitlist_offer_hours
+
+    # --- reading --------------------------------------------------------------------
+
+    async def list_sessions(self, level_code: str, *, include_closed: bool = False) -> list[SessionOption]:
+        """Sessions offering the level, by exam date; closed ones only when asked for."""
+        now = self._clock()
+        async with self._uow() as uow:
+            options = [_session_option(s, now) for s in await uow.sessions.list_for_level(level_code)]
+        return [o for o in options if include_closed or o.availability != "closed"]
+
+    async def list_for_candidate(self, telegram_id: int) -> list[RegistrationView]:
+        """The candidate's registrations, newest first."""
+        now = self._clock()
+        async with self._uow() as uow:
+            candidate = await uow.candidates.get_by_telegram_id(telegram_id)
+            if candidate is None:
+                return []
+            registrations = await uow.registrations.list_for_candidate(candidate.id)
+            sessions = await uow.sessions.list_by_ids([r.session_id for r in registrations])
+            return [await self._view(uow, r, sessions[r.session_id], now) for r in registrations]
+
+    async def get_for_candidate(self, telegram_id: int, registration_id: int) -> RegistrationView:
+        async with self._uow() as uow:
+            registration = await self._own(uow, telegram_id, registration_id)
+            return await self._view(uow, registration, None, self._clock())
+
+    # --- submitting -----------------------------------------------------------------
+
+    async def submit(
+        self,
+        telegram_id: int,
+        *,
+        session_code: str,
+        level_code: str,
+        direction_code: str | None,
+        components: list[str],
+        eligibility: dict[str, Any],
+        join_waitlist: bool = False,
+    ) -> SubmitResult:
+        """Take a seat for the candidate, or put them in line when `join_waitlist`.
+
+        Raises LevelNotOffered, RegistrationNotOpen, RegistrationClosed, AlreadyRegistered,
+        SessionFull (with the length of the line) and NotFound (candidate, session).
+        """
+        now = self._clock()
+        async with self._uow() as uow:
+            candidate = await uow.candidates.get_by_telegram_id(telegram_id)
+            if candidate is None:
+                raise NotFound("candidate")
+            session = await uow.sessions.get_by_code(session_code)
+            if session is None:
+                raise NotFound("session")
+            if level_code not in session.levels:
+                raise LevelNotOffered(session_code, level_code)
+            await self._check_window(uow, session, level_code, now)
+            existing = await uow.registrations.find_active(
+                candidate.id, level_code=level_code, session_id=session.id
+            )
+            if existing is not None:
+                raise AlreadyRegistered(existing.id)
+            offered = {c.component for c in session.components}
+            unknown = sorted(set(components) - offered)
+            if unknown:
+                raise NotFound(f"component:{unknown[0]}")
+
+            seat_taken = await uow.sessions.take_seat(session.id)
+            if not seat_taken:
+                waiting = await uow.registrations.count_waitlisted(session.id)
+                if not join_waitlist:
+                    raise SessionFull(waiting)
+                # Serialise with releases of this session, then look again: a seat freed
+                # just now must go to us, not stay free while we wait in line.
+                await uow.sessions.lock(session.id)
+                seat_taken = await uow.sessions.take_seat(session.id)
+
+            state = RegistrationState.SUBMITTED if seat_taken else RegistrationState.WAITLISTED
+            registration = Registration(
+                candidate_id=candidate.id, session_id=session.id, level_code=level_code,
+                direction_code=direction_code, state=state, reference=new_reference(),
+                components=sorted(components or offered), eligibility=eligibility,
+                waitlisted_at=None if seat_taken else now, submitted_at=now if seat_taken else None,
+                state_changed_at=now, created_at=now,
+            )
+            uow.registrations.add(registration)
+            try:
+                await uow.flush()
+            except IntegrityError as exc:
+                # The twin of a double tap committed first; our seat goes back with the rollback.
+                if _is_active_duplicate(exc):
+                    raise AlreadyRegistered() from None
+                raise
+            _audit(uow, f"tg:{telegram_id}", registration.id, "submit", None, state, now,
+                   details={"session": session.code, "level": level_code})
+            view = await self._view(uow, registration, session, now)
+            await uow.commit()
+            return SubmitResult(registration=view, seat_taken=seat_taken)
+
+    # --- a candidate's changes --------------------------------------------------------
+
+    async def cancel(self, telegram_id: int, registration_id: int, *, reason: str | None = None) -> RegistrationView:
+        """Cancel before the session's cut-off; a held seat goes to the first in line."""
+        now = self._clock()
+        async with self._uow() as uow:
+            registration = await self._own(uow, telegram_id, registration_id)
+            state = RegistrationState(registration.state)
+            if state not in ACTIVE_STATES:
+                raise InvalidState(state)
+            session = await self._session(uow, registration.session_id)
+            if now >= session.cancellation_cutoff_at:
+                raise CancellationClosed(session.cancellation_cutoff_at)
+            held_seat = state in SEAT_HOLDING_STATES
+            if held_seat:
+                await uow.sessions.lock(session.id)
+            if not await uow.registrations.transition(
+                registration.id, [state], state=RegistrationState.CANCELLED, state_changed_at=now
+            ):
+                raise InvalidState(await self._current_state(uow, registration.id))
+            _audit(uow, f"tg:{telegram_id}", registration.id, "cancel", state, RegistrationState.CANCELLED,
+                   now, reason=reason, details={"held_seat": held_seat, "was_paid": state == RegistrationState.PAID})
+            if held_seat:
+                await self.release_seat_and_promote(uow, session.id, now)
+            view = await self._reloaded_view(uow, registration.id, now)
+            await uow.commit()
+            return view
+
+    async def move(self, telegram_id: int, registration_id: int, new_session_code: str) -> RegistrationView:
+        """Move a seat-holding registration to another open session of the same level.
+
+        The registration keeps its id, state and reference. Moving never waitlists:
+        SessionFull when the target has no free seat, and nothing changes.
+        """
+        now = self._clock()
+        async with self._uow() as uow:
+            registration = await self._own(uow, telegram_id, registration_id)
+            state = RegistrationState(registration.state)
+            if state not in MOVABLE_STATES:
+                raise InvalidState(state)
+            old = await self._session(uow, registration.session_id)
+            if now >= old.cancellation_cutoff_at:
+                raise CancellationClosed(old.cancellation_cutoff_at)
+            new = await uow.sessions.get_by_code(new_session_code)
+            if new is None:
+                raise NotFound("session")
+            if new.id == old.id:
+                raise AlreadyRegistered(registration.id)
+            if registration.level_code not in new.levels:
+                raise LevelNotOffered(new.code, registration.level_code)
+            await self._check_window(uow, new, registration.level_code, now)
+            clash = await uow.registrations.find_active(registration.candidate_id, session_id=new.id)
+            if clash is not None:
+                raise AlreadyRegistered(clash.id)
+
+            await uow.sessions.lock(old.id, new.id)
+            if not await uow.sessions.take_seat(new.id):
+                raise SessionFull(await uow.registrations.count_waitlisted(new.id))
+            try:
+                moved = await uow.registrations.transition(
+                    registration.id, [state], session_id=new.id, state_changed_at=now
+                )
+            except IntegrityError as exc:  # registered at the target meanwhile (another level)
+                if _is_active_duplicate(exc):
+                    raise AlreadyRegistered() from None
+                raise
+            if not moved:
+                raise InvalidState(await self._current_state(uow, registration.id))
+            _audit(uow, f"tg:{telegram_id}", registration.id, "move", state, state, now,
+                   details={"from_session": old.code, "to_session": new.code})
+            await self.release_seat_and_promote(uow, old.id, now)
+            view = await self._reloaded_view(uow, registration.id, now)
+            await uow.commit()
+            return view
+
+    async def accept_offer(self, telegram_id: int, registration_id: int) -> RegistrationView:
+        """Take the seat held for the candidate: OFFERED → SUBMITTED while the offer runs."""
+        now = self._clock()
+        async with self._uow() as uow:
+            registration = await self._own(uow, telegram_id, registration_id)
+            state = RegistrationState(registration.state)
+            if state == RegistrationState.EXPIRED and registration.submitted_at is None:
+                raise OfferExpired()
+            if state != RegistrationState.OFFERED:
+                raise InvalidState(state)
+            assert registration.offer_expires_at is not None
+            if now >= registration.offer_expires_at:
+                raise OfferExpired()
+            if not await uow.registrations.transition(
+                registration.id, [RegistrationState.OFFERED],
+                state=RegistrationState.SUBMITTED, submitted_at=now, state_changed_at=now,
+            ):
+                current = await self._current_state(uow, registration.id)
+                raise OfferExpired() if current == RegistrationState.EXPIRED else InvalidState(current)
+            _audit(uow, f"tg:{telegram_id}", registration.id, "accept_offer", state,
+                   RegistrationState.SUBMITTED, now)
+            view = await self._reloaded_view(uow, registration.id, now)
+            await uow.commit()
+            return view
+
+    async def decline_offer(self, telegram_id: int, registration_id: int) -> RegistrationView:
+        """Turn the offered seat down: OFFERED → CANCELLED, the seat goes to the next in line."""
+        now = self._clock()
+        async with self._uow() as uow:
+            registration = await self._own(uow, telegram_id, registration_id)
+            state = RegistrationState(registration.state)
+            if state != RegistrationState.OFFERED:
+                raise InvalidState(state)
+            await uow.sessions.lock(registration.session_id)
+            if not await uow.registrations.transition(
+                registration.id, [RegistrationState.OFFERED],
+                state=RegistrationState.CANCELLED, state_changed_at=now,
+            ):
+                raise InvalidState(await self._current_state(uow, registration.id))
+            _audit(uow, f"tg:{telegram_id}", registration.id, "decline_offer", state,
+                   RegistrationState.CANCELLED, now)
+            await self.release_seat_and_promote(uow, registration.session_id, now)
+            view = await self._reloaded_view(uow, registration.id, now)
+            await uow.commit()
+            return view
+
+    # --- the scheduler's sweep ----------------------------------------------------------
+
+    async def expire_offers(self) -> int:
+        """OFFERED past `offer_expires_at` → EXPIRED, each seat to the next in line.
+
+        Returns how many offers expired. Safe to repeat and to run on several instances
+        at once: each expiry is compare-and-set and its outbox rows are keyed.
+        """
+        now = self._clock()
+        expired = 0
+        async with self._uow() as uow:
+            for offer in await uow.registrations.list_expired_offers(now, EXPIRE_BATCH):
+                await uow.sessions.lock(offer.session_id)
+                if not await uow.registrations.transition(
+                    offer.id, [RegistrationState.OFFERED], state=RegistrationState.EXPIRED, state_changed_at=now
+                ):
+                    continue  # accepted, declined or expired by someone else meanwhile
+                session = await self._session(uow, offer.session_id)
+                assert offer.offer_expires_at is not None
+                _audit(uow, SYSTEM, offer.id, "offer_expired", RegistrationState.OFFERED,
+                       RegistrationState.EXPIRED, now, reason="offer_not_accepted")
+                await _notify(
+                    uow, offer.candidate_id, now,
+                    key=f"waitlist_offer_expired:{offer.id}:{offer.offer_expires_at.isoformat()}",
+                    template="waitlist_offer_expired",
+                    params={"registration_id": offer.id, "session_code": session.code},
+                )
+                await self.release_seat_and_promote(uow, offer.session_id, now)
+                expired += 1
+            await uow.commit()
+        return expired
+
+    async def release_seat_and_promote(self, uow: UnitOfWork, session_id: int, now: datetime) -> int | None:
+        """See the module-level `release_seat_and_promote`; uses this service's offer hours."""
+        return await release_seat_and_promote(uow, session_id, now, offer_hours=self._offer_hours)
+
+    # --- helpers ---------------------------------------------------------------------
+
+    async def _own(self, uow: UnitOfWork, telegram_id: int, registration_id: int) -> Registration:
+        """The registration if it is the caller's; NotFound for anyone else's (forged ids)."""
+        candidate: Candidate | None = await uow.candidates.get_by_telegram_id(telegram_id)
+        if candidate is None:
+            raise NotFound("registration")
+        registration = await uow.registrations.get_for_candidate(registration_id, candidate.id)
+        if registration is None:
+            raise NotFound("registration")
+        return registration
+
+    @staticmethod
+    async def _session(uow: UnitOfWork, session_id: int) -> ExamSession:
+        session = await uow.sessions.get(session_id)
+        if session is None:
+            raise NotFound("session")
+        return session
+
+    @staticmethod
+    async def _current_state(uow: UnitOfWork, registration_id: int) -> str:
+        registration = await uow.registrations.get(registration_id)
+        return registration.state if registration is not None else "missing"
+
+    async def _check_window(self, uow: UnitOfWork, session: ExamSession, level_code: str, now: datetime) -> None:
+        if session.cancelled or now >= session.registration_closes_at:
+            raise RegistrationClosed(await self._next_open_session(uow, level_code, now, exclude=session.id))
+        if now < session.registration_opens_at:
+            raise RegistrationNotOpen(session.registration_opens_at)
+
+    @staticmethod
+    async def _next_open_session(uow: UnitOfWork, level_code: str, now: datetime, *, exclude: int) -> str | None:
+        for session in await uow.sessions.list_for_level(level_code):
+            if session.id != exclude and availability(session, now) in ("open", "full"):
+                return session.code
+        return None
+
+    async def _reloaded_view(self, uow: UnitOfWork, registration_id: int, now: datetime) -> RegistrationView:
+        registration = await uow.registrations.get(registration_id)
+        assert registration is not None
+        return await self._view(uow, registration, None, now)
+
+    async def _view(
+        self, uow: UnitOfWork, registration: Registration, session: ExamSession | None, now: datetime
+    ) -> RegistrationView:
+        if session is None or session.id != registration.session_id:
+            session = await self._session(uow, registration.session_id)
+        state = RegistrationState(registration.state)
+        before_cutoff = now < session.cancellation_cutoff_at
+        position = (
+            await uow.registrations.waitlist_position(registration)
+            if state == RegistrationState.WAITLISTED
+            else None
+        )
+        return RegistrationView(
+            id=registration.id,
+            session_code=session.code,
+            exam_date=session.exam_date,
+            timezone=session.timezone,
+            level_code=registration.level_code,
+            direction_code=registration.direction_code,
+            state=state.value,
+            reference=registration.reference,
+            waitlist_position=position,
+            offer_expires_at=registration.offer_expires_at if state == RegistrationState.OFFERED else None,
+            payment_due_at=session.payment_due_at,
+            cancellation_cutoff_at=session.cancellation_cutoff_at,
+            can_cancel=state in ACTIVE_STATES and before_cutoff,
+            can_move=state in MOVABLE_STATES and before_cutoff,
+            submitted_at=registration.submitted_at,
+        )
+
+
+def _session_option(session: ExamSession, now: datetime) -> SessionOption:
+    return SessionOption(
+        code=session.code,
+        exam_date=session.exam_date,
+        timezone=session.timezone,
+        levels=tuple(session.levels),
+        capacity=session.capacity,
+        seats_left=max(session.capacity - session.seats_taken, 0),
+        registration_opens_at=session.registration_opens_at,
+        registration_closes_at=session.registration_closes_at,
+        availability=availability(session, now),
+        components=tuple(
+            ComponentView(component=c.component, starts_at=c.starts_at, ends_at=c.ends_at, room=dict(c.room))
+            for c in session.components
+        ),
+    )
+
+
+__all__: Sequence[str] = (
+    "DEFAULT_OFFER_HOURS",
+    "ComponentView",
+    "RegistrationService",
+    "RegistrationView",
+    "SessionOption",
+    "SubmitResult",
+    "release_seat_and_promote",
+)

@@ -6,6 +6,7 @@
     examdesk db upgrade|downgrade REV|current
     examdesk catalog load FILE        validate and load the exam catalogue
     examdesk eligibility check FILE   bulk eligibility check of a CSV file
+    examdesk i18n update|check        extract messages into the catalogues / list untranslated ones
     examdesk sandbox [--listen H:P]   run the Bot API sandbox on its own
 """
 
@@ -77,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     eligibility.add_argument("action", choices=["check"])
     eligibility.add_argument("file")
     eligibility.add_argument("-o", "--output", help="write the CSV here instead of stdout")
+    i18n = sub.add_parser("i18n", help="translation catalogues (developers)")
+    i18n.add_argument("action", choices=["update", "check"])
     sandbox = sub.add_parser("sandbox", help="run the Bot API sandbox")
     sandbox.add_argument("--listen", default="127.0.0.1:8081")
     return parser
@@ -99,6 +102,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command == "sandbox":
         return cli.run_sandbox(args.listen)
+    if args.command == "i18n":
+        return cli.i18n(args.action)
     if args.command == "chat":
         return cli.run_chat(load_settings(), staff=args.staff, script=args.script)
     settings = load_settings()

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 #: The commands menu, set per language at start-up (Telegram wants ISO 639-1 codes).
 COMMANDS = (
     ("start", N_("Main menu")),
+    ("eligibility", N_("Check which level you may take")),
     ("help", N_("What this bot does")),
     ("language", N_("中文 / English")),
     ("cancel", N_("Stop the current step (answers stay saved)")),

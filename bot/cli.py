@@ -117,3 +117,19 @@ def eligibility_check(settings: Settings, path: str, output: str | None) -> int:
     counts = ", ".join(f"{k} {v}" for k, v in report.counts().items())
     print(f"checked {len(report.rows)} rows: {counts}", file=sys.stderr)
     return 0
+
+
+def i18n(action: str) -> int:
+    """`i18n update` extracts and merges; `i18n check` lists untranslated messages."""
+    from bot.i18n_tools import extract, load_po, untranslated, update
+
+    if action == "update":
+        report = update()
+    else:
+        template = extract()
+        report = {lang: untranslated(template, load_po(lang)) for lang in ("zh_Hans", "en")}
+    for language, missing in report.items():
+        print(f"{language}: {len(missing)} untranslated")
+        for msgid in missing:
+            print(f"  {msgid!r}")
+    return 1 if action == "check" and any(report.values()) else 0

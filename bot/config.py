@@ -34,7 +34,8 @@ class Settings(BaseSettings):
     """All runtime settings of examdesk (environment variables prefixed `EXAMDESK_`)."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        env_ignore_empty=True,
     )
 
     bot_token: SecretStr | None = None

@@ -88,7 +88,12 @@ def update(root: Path = PROJECT_ROOT) -> dict[str, list[str]]:
         catalog.fuzzy = False  # the header; a fuzzy header would hide the plural rules
         if language == "en":
             for message in catalog:
-                if message.id and not message.string:
+                if not message.id:
+                    continue
+                if isinstance(message.id, tuple | list):
+                    if not all(message.string or ()):
+                        message.string = tuple(message.id)
+                elif not message.string:
                     message.string = message.id
         path = po_path(language)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from telegram.ext import Application
 
-from handlers import common, errors, identity
+from handlers import common, eligibility, errors, flows, identity, notifications
 
 
 def setup(application: Application) -> None:
+    notifications.setup(application)
     identity.setup(application)
     common.setup(application)
+    eligibility.setup(application)
+    flows.setup(application)  # after the flows: routes typed answers to the current flow
     common.setup_fallbacks(application)
     errors.setup(application)

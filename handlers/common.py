@@ -20,8 +20,11 @@ def start_menu(tr: Translator) -> InlineKeyboardMarkup:
     """The main menu shown after /start and whenever a candidate seems lost."""
     return InlineKeyboardMarkup(
         [
-            [InlineKeyboardButton(tr.gettext("🌐 Language"), callback_data="menu:language")],
-            [InlineKeyboardButton(tr.gettext("❓ Help"), callback_data="menu:help")],
+            [InlineKeyboardButton(tr.gettext("✅ Check my eligibility"), callback_data="menu:eligibility")],
+            [
+                InlineKeyboardButton(tr.gettext("🌐 Language"), callback_data="menu:language"),
+                InlineKeyboardButton(tr.gettext("❓ Help"), callback_data="menu:help"),
+            ],
         ]
     )
 
@@ -65,6 +68,7 @@ async def _send_help(update: Update, context: ExamContext) -> None:
         tr.gettext(
             "I help you take the Smart Manufacturing Engineering Technician exam:\n"
             "/start: main menu\n"
+            "/eligibility: check which level you may take\n"
             "/language: switch between 中文 and English\n"
             "/cancel: stop what you are doing (your answers stay saved)\n"
             "/help: this message\n\n"
@@ -136,7 +140,6 @@ def setup(application: Application) -> None:
 
 
 def setup_fallbacks(application: Application) -> None:
-    """Registered last: only what no flow handled reaches these."""
-    application.add_handler(MessageHandler(filters.ChatType.PRIVATE & ~filters.COMMAND, on_unknown_message))
+    """Registered last: only what no flow handled reaches these (unknown commands, old buttons)."""
     application.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.COMMAND, on_unknown_message))
     application.add_handler(CallbackQueryHandler(on_unknown_button))

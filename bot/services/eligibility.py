@@ -290,6 +290,8 @@ class EligibilityService:
 
     async def request_review(self, telegram_id: int, level: str, staff_chat_id: int | None) -> ReviewTicket:
         """File a manual review of the last check for `level` and queue the staff card."""
+        catalog = await self._catalog.current()
+        level_names = catalog.level(level).name.model_dump() if level in {lv.code for lv in catalog.levels} else {}
         async with self._uow() as uow:
             candidate, _ = await self._load(uow, telegram_id)
             pending = await uow.reviews.get_pending(candidate.id, level)
@@ -311,7 +313,11 @@ class EligibilityService:
             if staff_chat_id is not None:
                 await uow.outbox.add_if_new(
                     idempotency_key=f"review_request:{review.id}", chat_id=staff_chat_id, candidate_id=None,
-                    kind="staff", payload={"template": REVIEW_TEMPLATE, "params": {"review_id": review.id}},
+                    kind="staff", payload={"template": REVIEW_TEMPLATE, "params": {
+                        "review_id": review.id, "name": candidate.full_name or candidate.first_name,
+                        "telegram_id": candidate.telegram_id, "level": level, "profile": review.profile,
+                        "status": standing.status, "level_names": level_names,
+                    }},
                     not_before=self._clock(),
                 )
             self._audit(uow, f"tg:{telegram_id}", review, "review_requested", None, "pending", None)

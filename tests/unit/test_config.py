@@ -70,3 +70,14 @@ def test_examdesk_command_stops_with_one_line_on_bad_setting(tmp_path) -> None:
     assert (result.returncode, result.stderr.strip().splitlines()) == (
         2, ["examdesk: configuration error: EXAMDESK_LISTEN: must be host:port, e.g. 127.0.0.1:8080"],
     )
+
+
+def test_env_example_documents_every_setting_and_loads_as_is(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from bot.config import PROJECT_ROOT, Settings
+
+    example = (PROJECT_ROOT / ".env.example").read_text(encoding="utf-8")
+    documented = {line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")}
+    assert documented == {f"EXAMDESK_{name.upper()}" for name in Settings.model_fields}
+    (tmp_path / ".env").write_text(example.replace("EXAMDESK_SECRET_KEY=", "EXAMDESK_SECRET_KEY=" + KEY), encoding="utf-8")
+    settings = load_settings()
+    assert (settings.bot_token, settings.staff_chat_id, settings.webhook_url) == (None, None, None)

@@ -1,0 +1,251 @@
+"""Eligibility flow: /eligibility, the questions, the verdict, manual review, staff override.
+
+Entry points: `setup(application)`; handlers `cmd_eligibility`, `on_answer_button`,
+`on_text_answer`, `on_request_review`, `on_staff_decision`, `cmd_override`.
+Callback data: `elig:start`, `elig:a:<step>:<value>`, `elig:fresh:<level>`,
+`elig:review:<level>`, staff `elig:ok:<review id>` / `elig:no:<review id>:<reason>`.
+The service re-checks every value against the database; nothing in a button is trusted.
+"""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
+
+from bot.catalog import Catalog
+from bot.context import ExamContext
+from bot.i18n import Translator
+from bot.services.eligibility import AUTO_LEVEL, FLOW, NONE, Outcome, Question
+from bot.services.errors import AlreadyDecided, InvalidAnswer, NotFound, StaleStep
+from handlers import flows
+from handlers.staff import StaffCallbackQueryHandler
+from handlers.render import answer_error, eligibility_text, name_of, rows
+
+REJECT_REASONS = ("major_not_related", "documents_missing", "experience_not_proven", "other")
+
+
+def question_text(tr: Translator, q: Question) -> str:
+    prompts = {
+        "level": tr.gettext("Which level do you want to check?"),
+        "education": tr.gettext("What is your highest education (completed or in progress)?"),
+        "graduation_date": tr.gettext(
+            "When did you graduate, or when will you? Type the date, e.g. 2025-06-30 or 2025-06."
+        ),
+        "major": tr.gettext("What is your major? Choose it below, or type it if it is not listed."),
+        "title": tr.gettext("Do you hold a professional title (职称)?"),
+        "title_date": tr.gettext("When did you obtain this title? Type the date, e.g. 2022-09-01."),
+        "prior_level": tr.gettext("Do you already hold a level certificate of this occupation?"),
+        "prior_level_date": tr.gettext("When did you obtain that certificate? Type the date, e.g. 2023-12-20."),
+        "work_start": tr.gettext(
+            "When did you start technical work in this occupation? Type the date, e.g. 2021-07-01, "
+            "or press the button if you have not started yet."
+        ),
+    }
+    return prompts[q.step]
+
+
+def question_keyboard(tr: Translator, catalog: Catalog, q: Question) -> InlineKeyboardMarkup | None:
+    lang = tr.language
+    labels = {
+        "level": lambda code: tr.gettext("Which level fits me?") if code == AUTO_LEVEL else name_of(catalog.level(code), lang),
+        "education": lambda code: name_of(catalog.education_level(code), lang),
+        "major": lambda code: name_of(next(m for m in catalog.related_majors[q.list_name or "degree"] if m.code == code), lang),
+        "title": lambda code: name_of(catalog.title(code), lang),
+        "prior_level": lambda code: name_of(catalog.level(code), lang),
+    }
+    buttons = [
+        InlineKeyboardButton(labels[q.step](code), callback_data=f"elig:a:{q.step}:{code}")
+        for code in q.options
+        if q.step in labels
+    ]
+    if q.allow_none:
+        none_label = {
+            "title": tr.gettext("No title"),
+            "prior_level": tr.gettext("None yet"),
+            "work_start": tr.gettext("Not working yet"),
+        }[q.step]
+        buttons.append(InlineKeyboardButton(none_label, callback_data=f"elig:a:{q.step}:{NONE}"))
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(rows(buttons, 2 if q.step in ("major", "education") else 1))
+
+
+async def _show(update: Update, context: ExamContext, result: Question | Outcome) -> None:
+    tr = context.tr
+    catalog = await context.services.catalog.current()
+    if isinstance(result, Question):
+        await update.effective_message.reply_text(
+            question_text(tr, result), reply_markup=question_keyboard(tr, catalog, result)
+        )
+        return
+    await update.effective_message.reply_text(
+        eligibility_text(tr, catalog, result), reply_markup=_outcome_keyboard(tr, result)
+    )
+
+
+def _outcome_keyboard(tr: Translator, outcome: Outcome) -> InlineKeyboardMarkup:
+    status = outcome.verdict.status.value
+    buttons = []
+    if status == "eligible":
+        buttons.append(InlineKeyboardButton(tr.gettext("📝 Register for this level"), callback_data=f"reg:start:{outcome.level}"))
+    if status in ("manual_review", "not_eligible"):
+        buttons.append(InlineKeyboardButton(tr.gettext("🙋 Ask staff to review"), callback_data=f"elig:review:{outcome.level}"))
+    buttons.append(InlineKeyboardButton(tr.gettext("🔁 Check another level"), callback_data="elig:start"))
+    buttons.append(InlineKeyboardButton(tr.gettext("✏️ Change my answers"), callback_data=f"elig:fresh:{outcome.level}"))
+    return InlineKeyboardMarkup(rows(buttons, 1))
+
+
+async def cmd_eligibility(update: Update, context: ExamContext) -> None:
+    """Start a check: first the level (or "which level fits me?")."""
+    if update.callback_query:
+        await update.callback_query.answer()
+    result = await context.services.eligibility.start(update.effective_user.id, None)
+    await _show(update, context, result)
+
+
+async def on_fresh(update: Update, context: ExamContext) -> None:
+    """Check again from the first question, forgetting the earlier answers."""
+    await update.callback_query.answer()
+    level = update.callback_query.data.removeprefix("elig:fresh:")
+    try:
+        result = await context.services.eligibility.start(update.effective_user.id, level, fresh=True)
+    except InvalidAnswer:
+        result = await context.services.eligibility.start(update.effective_user.id, None, fresh=True)
+    await _show(update, context, result)
+
+
+async def on_answer_button(update: Update, context: ExamContext) -> None:
+    """A choice button: `elig:a:<step>:<value>`."""
+    query = update.callback_query
+    _, _, step, value = query.data.split(":", 3)
+    await _answer(update, context, step, value)
+
+
+async def on_text_answer(update: Update, context: ExamContext) -> None:
+    """Typed input while in the eligibility flow answers the current question."""
+    step = context.candidate.step if context.candidate else None
+    await _answer(update, context, step or "", update.effective_message.text)
+
+
+async def _answer(update: Update, context: ExamContext, step: str, value: str | None) -> None:
+    tr = context.tr
+    try:
+        result = await context.services.eligibility.answer(update.effective_user.id, step, value)
+    except StaleStep:
+        if update.callback_query:
+            await update.callback_query.answer(tr.gettext("This button is no longer valid."), show_alert=True)
+            return
+        await update.effective_message.reply_text(tr.gettext("Send /eligibility to start the check again."))
+        return
+    except InvalidAnswer as exc:
+        if update.callback_query:
+            await update.callback_query.answer()
+        await update.effective_message.reply_text(answer_error(tr, exc))
+        current = await context.services.eligibility.current(update.effective_user.id)
+        if current is not None:
+            await _show(update, context, current)
+        return
+    if update.callback_query:
+        await update.callback_query.answer()
+        await update.callback_query.edit_message_reply_markup(None)  # answered: no second tap
+    await _show(update, context, result)
+
+
+async def on_request_review(update: Update, context: ExamContext) -> None:
+    """Send the last check of a level to the staff for manual review."""
+    query = update.callback_query
+    level = query.data.removeprefix("elig:review:")
+    tr = context.tr
+    try:
+        ticket = await context.services.eligibility.request_review(
+            update.effective_user.id, level, context.settings.staff_chat_id
+        )
+    except (InvalidAnswer, NotFound):
+        await query.answer(tr.gettext("There is nothing to review for this level. Check it first."), show_alert=True)
+        return
+    await query.answer()
+    text = (
+        tr.gettext("Your request was sent to the exam centre staff. I will tell you their decision here.")
+        if ticket.created
+        else tr.gettext("Your request is already with the staff. I will tell you their decision here.")
+    )
+    await update.effective_message.reply_text(text)
+
+
+async def on_staff_decision(update: Update, context: ExamContext) -> None:
+    """A staff member approves or rejects a review; the first decision wins."""
+    query = update.callback_query
+    parts = query.data.split(":")
+    tr = context.tr
+    approve = parts[1] == "ok"
+    reason = parts[3] if len(parts) > 3 and parts[3] in REJECT_REASONS else None
+    if not approve and reason is None:
+        buttons = [
+            InlineKeyboardButton(reject_reason(tr, code), callback_data=f"elig:no:{parts[2]}:{code}")
+            for code in REJECT_REASONS
+        ]
+        await query.answer()
+        await query.edit_message_reply_markup(InlineKeyboardMarkup(rows(buttons, 1)))
+        return
+    try:
+        decision = await context.services.eligibility.decide_review(
+            int(parts[2]), update.effective_user.id, approve=approve, reason=reason
+        )
+    except (ValueError, NotFound):
+        await query.answer(tr.gettext("This review does not exist."), show_alert=True)
+        return
+    except AlreadyDecided as exc:
+        await query.answer(
+            tr.gettext("Already decided ({status}) by user {user}.", status=exc.status, user=exc.decided_by),
+            show_alert=True,
+        )
+        return
+    await query.answer()
+    verdict = tr.gettext("✅ Approved") if decision.approved else tr.gettext("❌ Rejected")
+    await query.edit_message_text(
+        tr.gettext("{card}\n\n{verdict} by {staff}", card=query.message.text, verdict=verdict, staff=update.effective_user.full_name)
+    )
+
+
+def reject_reason(tr: Translator, code: str) -> str:
+    return {
+        "major_not_related": tr.gettext("Major is not related"),
+        "documents_missing": tr.gettext("Documents missing or unclear"),
+        "experience_not_proven": tr.gettext("Work experience not proven"),
+        "other": tr.gettext("Other (staff will write)"),
+    }[code]
+
+
+async def cmd_override(update: Update, context: ExamContext) -> None:
+    """Staff: /override <telegram id> <level> <yes|no> <reason>."""
+    tr = context.tr
+    args = context.args or []
+    usage = tr.gettext("Usage: /override <telegram id> <level code> <yes|no> <reason>")
+    if len(args) < 4 or not args[0].lstrip("-").isdigit() or args[2] not in ("yes", "no"):
+        await update.effective_message.reply_text(usage)
+        return
+    try:
+        await context.services.eligibility.override(
+            update.effective_user.id, int(args[0]), args[1], eligible=args[2] == "yes", reason=" ".join(args[3:])
+        )
+    except NotFound:
+        await update.effective_message.reply_text(tr.gettext("No candidate with that Telegram id."))
+        return
+    except InvalidAnswer:
+        await update.effective_message.reply_text(usage)
+        return
+    await update.effective_message.reply_text(tr.gettext("Recorded. The override and its reason are in the audit log."))
+
+
+def setup(application: Application) -> None:
+    staff_ids = application.bot_data.settings.admin_ids
+    staff = filters.User(user_id=staff_ids)
+    application.add_handler(CommandHandler("eligibility", cmd_eligibility, filters.ChatType.PRIVATE))
+    application.add_handler(CallbackQueryHandler(cmd_eligibility, pattern=r"^(menu:eligibility|elig:start)$"))
+    application.add_handler(CallbackQueryHandler(on_fresh, pattern=r"^elig:fresh:"))
+    application.add_handler(CallbackQueryHandler(on_answer_button, pattern=r"^elig:a:[a-z_]+:"))
+    application.add_handler(CallbackQueryHandler(on_request_review, pattern=r"^elig:review:"))
+    # Staff-only: a non-staff press does not match and falls through to "no longer valid".
+    application.add_handler(StaffCallbackQueryHandler(on_staff_decision, r"^elig:(ok|no):\d+", staff_ids))
+    application.add_handler(CommandHandler("override", cmd_override, staff))
+    flows.register_input(FLOW, on_text_answer)

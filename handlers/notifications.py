@@ -1,0 +1,111 @@
+"""Notification templates: what outbox rows of each template look like to the recipient.
+
+Registered in `setup()`; rendered by the outbox sender at send time, in the recipient's
+language of that moment (see `bot.notifications`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.ext import Application
+
+from bot import notifications
+from bot.i18n import Translator
+from bot.notifications import Rendered
+
+SITE_ZONE = "Asia/Shanghai"
+
+
+def level_label(tr: Translator, code: str, names: dict[str, str] | None = None) -> str:
+    """A level's name: from the catalogue names carried in the params, else a translation."""
+    if names:
+        return names.get(tr.language) or names.get("en") or code
+    labels = {
+        "junior": tr.gettext("Junior (初级)"),
+        "intermediate": tr.gettext("Intermediate (中级)"),
+        "senior": tr.gettext("Senior (高级)"),
+    }
+    return labels.get(code, code)
+
+
+def review_request(params: dict[str, Any], tr: Translator) -> Rendered:
+    profile = params.get("profile", {})
+    text = tr.gettext(
+        "🙋 Eligibility review #{review_id}\n"
+        "Candidate: {name} (Telegram {telegram_id})\n"
+        "Level: {level}\n"
+        "Education: {education}, major: {major}, graduation: {graduation}\n"
+        "Title: {title} ({title_date}); prior level: {prior} ({prior_date}); work since: {work}\n"
+        "Automatic check: {status}",
+        review_id=params["review_id"], name=params.get("name", ""), telegram_id=params.get("telegram_id", ""),
+        level=level_label(tr, params.get("level", ""), params.get("level_names")),
+        education=profile.get("education", "-"), major=profile.get("major", "-"),
+        graduation=profile.get("graduation_date", "-"), title=profile.get("title", "-"),
+        title_date=profile.get("title_date", "-"), prior=profile.get("prior_level", "-"),
+        prior_date=profile.get("prior_level_date", "-"), work=profile.get("work_start", "-"),
+        status=params.get("status", "-"),
+    )
+    keyboard = InlineKeyboardMarkup(
+        [[
+            InlineKeyboardButton(tr.gettext("✅ Approve"), callback_data=f"elig:ok:{params['review_id']}"),
+            InlineKeyboardButton(tr.gettext("❌ Reject"), callback_data=f"elig:no:{params['review_id']}"),
+        ]]
+    )
+    return Rendered(text, keyboard)
+
+
+def review_decided(params: dict[str, Any], tr: Translator) -> Rendered:
+    level = level_label(tr, params.get("level", ""), params.get("level_names"))
+    if params.get("approved"):
+        text = tr.gettext(
+            "✅ The exam centre approved your eligibility for {level}. You can register now: send /register.",
+            level=level,
+        )
+    else:
+        text = tr.gettext(
+            "❌ The exam centre did not approve your eligibility for {level}. "
+            "Send /eligibility to see what is missing, or contact the staff.",
+            level=level,
+        )
+    return Rendered(text)
+
+
+def _when(tr: Translator, iso: str | None) -> str:
+    return tr.datetime(datetime.fromisoformat(iso), SITE_ZONE, "short") if iso else "-"
+
+
+def waitlist_offer(params: dict[str, Any], tr: Translator) -> Rendered:
+    text = tr.gettext(
+        "🎉 A seat is free for you in session {session} ({level}). It is held for you until {until}. "
+        "Do you want it?",
+        session=params.get("session_code", ""), level=level_label(tr, params.get("level_code", "")),
+        until=_when(tr, params.get("offer_expires_at")),
+    )
+    rid = params["registration_id"]
+    keyboard = InlineKeyboardMarkup(
+        [[
+            InlineKeyboardButton(tr.gettext("✅ Take the seat"), callback_data=f"reg:offer:accept:{rid}"),
+            InlineKeyboardButton(tr.gettext("✖️ No, thanks"), callback_data=f"reg:offer:decline:{rid}"),
+        ]]
+    )
+    return Rendered(text, keyboard)
+
+
+def waitlist_offer_expired(params: dict[str, Any], tr: Translator) -> Rendered:
+    return Rendered(
+        tr.gettext(
+            "⌛ The seat held for you in session {session} was not taken in time and went to the next "
+            "person in line. Send /status to see your registrations.",
+            session=params.get("session_code", ""),
+        )
+    )
+
+
+def setup(application: Application) -> None:
+    notifications.register("eligibility_review_request")(review_request)
+    notifications.register("eligibility_review_decided")(review_decided)
+    notifications.register("waitlist_offer")(waitlist_offer)
+    notifications.register("waitlist_offer_expired")(waitlist_offer_expired)

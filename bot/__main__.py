@@ -19,19 +19,10 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from bot import logs
 from bot.config import Settings, SettingsError, load_settings
 
 log = logging.getLogger("examdesk")
-
-
-def _configure_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every request URL, and those URLs contain the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 async def _run(settings: Settings) -> None:
@@ -87,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose)
+    logs.configure(args.verbose)
     try:
         return _dispatch(args)
     except SettingsError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,14 +22,20 @@ from telegram.error import NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 import handlers
+from bot import logs
 from bot.config import Settings
 from bot.context import BotData, ExamContext
+from bot.crypto import Vault
+from bot.delivery import OutboxSender, SenderConfig
 from bot.dispatch import UpdateDispatcher
 from bot.i18n import N_, I18n
 from bot.services.candidates import CandidateService
 from bot.services.catalog import CatalogService
 from bot.services.eligibility import EligibilityService
+from bot.services.registration import RegistrationService
+from bot.services.registration_form import RegistrationFormService
 from bot.services.inbox import InboxService
+from bot.services.outbox import OutboxService
 from bot.web import WebDeps, create_web_app
 from storage.db import Database
 from storage.models import utcnow
@@ -40,6 +47,8 @@ log = logging.getLogger(__name__)
 COMMANDS = (
     ("start", N_("Main menu")),
     ("eligibility", N_("Check which level you may take")),
+    ("register", N_("Register for the exam")),
+    ("status", N_("My registrations")),
     ("help", N_("What this bot does")),
     ("language", N_("中文 / English")),
     ("cancel", N_("Stop the current step (answers stay saved)")),
@@ -59,18 +68,29 @@ class Services:
     inbox: InboxService
     catalog: CatalogService
     eligibility: EligibilityService
+    registration: RegistrationService
+    registration_form: RegistrationFormService
 
 
-def build_services(database: Database, clock: Callable[[], datetime] = utcnow) -> Services:
+def build_services(
+    database: Database, clock: Callable[[], datetime] = utcnow, *, secret_key: str | None = None
+) -> Services:
+    """All services on one database. Without `secret_key` the vault gets a throw-away key:
+    fine for callers that never store personal data (catalogue loading, some tests)."""
+
     def uow() -> UnitOfWork:
         return UnitOfWork(database.sessions)
 
+    vault = Vault(secret_key or secrets.token_urlsafe(32))
     catalog = CatalogService(uow, clock)
+    registration = RegistrationService(uow, clock)
     return Services(
         candidates=CandidateService(uow, clock),
         inbox=InboxService(uow, clock),
         catalog=catalog,
         eligibility=EligibilityService(uow, clock, catalog),
+        registration=registration,
+        registration_form=RegistrationFormService(uow, clock, catalog, registration, vault),
     )
 
 
@@ -103,15 +123,25 @@ class Runtime:
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> None:
         if settings.bot_token is None:
             raise ValueError("EXAMDESK_BOT_TOKEN is required to run the bot")
+        logs.install_redaction()  # personal data never reaches a log handler
         self.settings = settings
         self.database = Database(settings.database_url)
-        self.services = build_services(self.database, clock)
+        self.services = build_services(self.database, clock, secret_key=settings.secret_key.get_secret_value())
         self.i18n = I18n(settings.default_language)
         self.application = build_application(
             settings, BotData(services=self.services, i18n=self.i18n, settings=settings)
         )
         self.dispatcher = UpdateDispatcher(
             self._process, self.services.inbox, settings.max_concurrent_updates
+        )
+        # The only sender of bulk and deferred messages; SQLite means one instance, so
+        # leases left by its previous life are taken back at start.
+        self.outbox_sender = OutboxSender(
+            self.application.bot,
+            OutboxService(lambda: UnitOfWork(self.database.sessions), clock),
+            self.i18n,
+            SenderConfig(release_leases_on_start=self.database.is_sqlite),
+            clock=clock,
         )
         self.mode = "webhook" if settings.webhook_url else "polling"
         self._runner: web.AppRunner | None = None
@@ -127,6 +157,7 @@ class Runtime:
         await self.application.start()
         await self._set_commands()
         await self._recover(ignore_leases=self.database.is_sqlite)
+        await self.outbox_sender.start()
         await self._start_web()
         if self.mode == "webhook":
             await self.application.bot.set_webhook(
@@ -152,6 +183,7 @@ class Runtime:
         if not await self.dispatcher.drain(DRAIN_TIMEOUT):
             log.warning("updates still in flight after %ss; they run again after restart", DRAIN_TIMEOUT)
             await self.dispatcher.cancel()
+        await self.outbox_sender.stop()  # after the handlers, which may still enqueue
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()

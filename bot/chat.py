@@ -381,6 +381,8 @@ class ChatSession:
                 self.write(f"(opens {button['url']})")
                 return False
             raise ChatError(f"button {button['text']!r} does nothing here (it is {sorted(button)})")
+        if arg.isdigit():  # say which, so a transcript reads without counting buttons
+            self.write(f"(pressed {button['text']})")
         try:
             update = await self.current.user.press(button["callback_data"], message_id=msg["message_id"], chat=chat_id)
         except SandboxError as exc:
@@ -572,32 +574,46 @@ def _read_file(path: str) -> bytes:
 # --- wiring ------------------------------------------------------------------------------
 
 
-async def prepare_database(settings: Settings) -> str | None:
-    """Migrate the configured database; load the catalogue file if none is loaded yet.
+@dataclass(frozen=True)
+class Prepared:
+    """What `prepare_database` found: a note for the user and the first free update_id."""
 
-    Returns a one-line note for the user, or None when nothing needed saying.
-    """
+    note: str | None
+    catalog_missing: bool
+    next_update_id: int
+
+
+async def prepare_database(settings: Settings) -> Prepared:
+    """Migrate the configured database; load the catalogue file if none is loaded yet."""
+    from sqlalchemy import func, select
+
     from bot.app import build_services
     from bot.catalog import CatalogError, load_catalog
     from bot.services.errors import CatalogMissing
     from storage import migrate
     from storage.db import Database
+    from storage.models import InboxUpdate
 
     database = Database(settings.database_url)
     try:
         await migrate.upgrade(database.engine)
+        # The inbox ignores an update_id it has seen (a redelivery), and every sandbox
+        # starts counting at 1: continue after the last one stored by an earlier run.
+        async with database.engine.connect() as conn:
+            last = (await conn.execute(select(func.max(InboxUpdate.update_id)))).scalar() or 0
         catalog = build_services(database).catalog
         try:
             await catalog.current()
-            return None
+            return Prepared(None, False, last + 1)
         except CatalogMissing:
             pass
         try:
             result = await catalog.load(load_catalog(settings.catalog), actor="chat")
         except (CatalogError, OSError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return f"(no exam catalogue loaded: {settings.catalog} could not be read: {first})"
-        return f"(loaded exam catalogue {result.version} from {settings.catalog})"
+            note = f"no exam catalogue is loaded: {settings.catalog}: {first}"
+            return Prepared(note, True, last + 1)
+        return Prepared(f"loaded exam catalogue {result.version} from {settings.catalog}", False, last + 1)
     finally:
         await database.dispose()
 
@@ -634,11 +650,12 @@ async def run_chat(settings: Settings, *, staff: bool, script: bool,
             "candidate": Identity("candidate", candidate, (CANDIDATE_ID,)),
             "staff": Identity("staff", staff_user, (STAFF_ID, STAFF_CHAT_ID)),
         }
-        note = await prepare_database(settings)
-        if note and not script:
-            write(note)
-        elif note and note.startswith("(no exam catalogue"):
-            print(f"examdesk chat: {note.strip('()')}", file=sys.stderr)
+        prepared = await prepare_database(settings)
+        sandbox.bot(token).next_update_id = prepared.next_update_id
+        if prepared.catalog_missing:
+            print(f"examdesk chat: {prepared.note}", file=sys.stderr, flush=True)
+        elif prepared.note and not script:
+            write(f"({prepared.note})")
         runtime = Runtime(chat_settings(settings, sandbox, token))
         await runtime.start()
         session = ChatSession(sandbox, runtime, identities,

@@ -27,6 +27,7 @@ import asyncio
 import logging
 import random
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.i18n import I18n
 from bot.notifications import Rendered, UnknownTemplate, render
@@ -241,7 +243,8 @@ class OutboxSender:
         self._chat_pacers: dict[int, Pacer] = {}
         self._recent_429: deque[tuple[float, int, bool]] = deque()
         self._lanes: dict[int, _Lane] = {}
-        self._buffered = 0  # claimed rows not yet settled or given back
+        self._held: set[int] = set()  # ids of claimed rows not yet settled or given back
+        self._renewed_at = 0.0
         self._unsent: list[int] = []  # claimed rows a stopping lane gave back
         self._slots = asyncio.Semaphore(self.config.max_in_flight)
         self._recorder = _Recorder(outbox)
@@ -257,6 +260,7 @@ class OutboxSender:
         if self._task is not None:
             return
         self._stopping = False
+        self._drained.clear()
         self._recorder.start()
         if self.config.release_leases_on_start:
             released = await self.outbox.release_all_leases()
@@ -317,16 +321,18 @@ class OutboxSender:
 
     async def _step(self) -> float | None:
         """Claim more when the lanes run low; None to go round again at once, else how long to sleep."""
-        if self._buffered > self._low_water:
+        await self._renew_leases()
+        if len(self._held) > self._low_water:
             return self.config.poll_interval  # a lane wakes us when it drops below
-        rows = await self.outbox.claim(self._batch - self._buffered, self.config.lease)
+        rows = await self.outbox.claim(self._batch - len(self._held), self.config.lease)
         if rows:
             self._drained.clear()
             self.counters.claims += 1
+            self._renewed_at = self._mono()
             self._dispatch(rows)
             return None
         next_due = await self.outbox.next_due_at()
-        if next_due is None and self._buffered == 0:
+        if next_due is None and not self._held:
             self._drained.set()
         if next_due is None:
             return self.config.poll_interval
@@ -339,7 +345,9 @@ class OutboxSender:
             for chat_id in [c for c, p in self._chat_pacers.items() if p.idle(now) and c not in self._lanes]:
                 del self._chat_pacers[chat_id]
         for msg in rows:
-            self._buffered += 1
+            if msg.id in self._held:
+                continue  # already in a lane here (its lease ran out under us): never twice
+            self._held.add(msg.id)
             lane = self._lanes.get(msg.chat_id)
             if lane is None:
                 lane = self._lanes[msg.chat_id] = _Lane(msg.chat_id)
@@ -348,10 +356,18 @@ class OutboxSender:
             else:
                 lane.queue.append(msg)
 
-    def _settled(self, n: int) -> None:
-        self._buffered -= n
-        if self._buffered <= self._low_water:
+    def _settled(self, *messages: ClaimedMessage) -> None:
+        for msg in messages:
+            self._held.discard(msg.id)
+        if len(self._held) <= self._low_water:
             self._wake.set()
+
+    async def _renew_leases(self) -> None:
+        """Keep the leases of rows waiting in the lanes, so only a dead worker's rows expire."""
+        if not self._held or self._mono() - self._renewed_at < self.config.lease.total_seconds() / 3:
+            return
+        self._renewed_at = self._mono()
+        await self.outbox.extend_leases(sorted(self._held), self.config.lease)
 
     # --- one chat ----------------------------------------------------------------------
 
@@ -361,19 +377,19 @@ class OutboxSender:
                 msg = lane.queue[0]
                 rest = await self._deliver(lane, msg)
                 lane.queue.popleft()
-                self._settled(1)
+                self._settled(msg)
                 if rest is not None:
                     await self._settle_rest(lane, rest)
         except (asyncio.CancelledError, _LaneStop):
             pass
         except Exception:
             log.exception("outbox: chat %s lane failed; its rows return after the lease", lane.chat_id)
-            self._settled(len(lane.queue))
+            self._settled(*lane.queue)
             lane.queue.clear()
         finally:
             if lane.queue:
                 self._unsent.extend(m.id for m in lane.queue)
-                self._settled(len(lane.queue))
+                self._settled(*lane.queue)
                 lane.queue.clear()
             if self._lanes.get(lane.chat_id) is lane:
                 del self._lanes[lane.chat_id]
@@ -396,7 +412,7 @@ class OutboxSender:
             await self._recorder.record(*results)
         finally:
             lane.busy = False
-            self._settled(len(rest))
+            self._settled(*rest)
 
     def _chat_pacer(self, chat_id: int) -> Pacer:
         pacer = self._chat_pacers.get(chat_id)
@@ -508,7 +524,9 @@ class OutboxSender:
             await self.bot.send_message(msg.chat_id, rendered.text, **kwargs)
 
     def _on_retry_after(self, msg: ClaimedMessage, exc: RetryAfter) -> SendResult:
-        retry_after = exc.retry_after
+        with warnings.catch_warnings():  # PTB 22 warns that `retry_after` becomes a timedelta
+            warnings.simplefilter("ignore", PTBDeprecationWarning)
+            retry_after = exc.retry_after
         seconds = float(retry_after.total_seconds() if isinstance(retry_after, timedelta) else retry_after)
         now = self._mono()
         self.counters.too_many_requests += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from telegram.ext import Application
 
-from handlers import common, eligibility, errors, flows, identity, notifications
+from handlers import common, eligibility, errors, flows, identity, notifications, registration
 
 
 def setup(application: Application) -> None:
@@ -18,6 +18,7 @@ def setup(application: Application) -> None:
     identity.setup(application)
     common.setup(application)
     eligibility.setup(application)
+    registration.setup(application)
     flows.setup(application)  # after the flows: routes typed answers to the current flow
     common.setup_fallbacks(application)
     errors.setup(application)

@@ -12,21 +12,10 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 from bot.context import ExamContext
 from bot.i18n import Translator
 from bot.services.errors import UnsupportedLanguage
+from handlers import flows
+from handlers.menu import on_unknown_message, start_menu
 
 LANGUAGE_NAMES = {"zh_Hans": "中文", "en": "English"}
-
-
-def start_menu(tr: Translator) -> InlineKeyboardMarkup:
-    """The main menu shown after /start and whenever a candidate seems lost."""
-    return InlineKeyboardMarkup(
-        [
-            [InlineKeyboardButton(tr.gettext("✅ Check my eligibility"), callback_data="menu:eligibility")],
-            [
-                InlineKeyboardButton(tr.gettext("🌐 Language"), callback_data="menu:language"),
-                InlineKeyboardButton(tr.gettext("❓ Help"), callback_data="menu:help"),
-            ],
-        ]
-    )
 
 
 def language_keyboard() -> InlineKeyboardMarkup:
@@ -49,6 +38,7 @@ async def cmd_start(update: Update, context: ExamContext) -> None:
         ),
         reply_markup=start_menu(tr),
     )
+    await flows.resume(update, context)  # a flow left half-way continues where it stopped
 
 
 async def cmd_help(update: Update, context: ExamContext) -> None:
@@ -69,6 +59,8 @@ async def _send_help(update: Update, context: ExamContext) -> None:
             "I help you take the Smart Manufacturing Engineering Technician exam:\n"
             "/start: main menu\n"
             "/eligibility: check which level you may take\n"
+            "/register: register for the exam\n"
+            "/status: your registrations, cancel or change session\n"
             "/language: switch between 中文 and English\n"
             "/cancel: stop what you are doing (your answers stay saved)\n"
             "/help: this message\n\n"
@@ -112,14 +104,6 @@ async def cmd_cancel(update: Update, context: ExamContext) -> None:
         else tr.gettext("There is nothing to cancel.")
     )
     await update.effective_message.reply_text(text, reply_markup=start_menu(tr))
-
-
-async def on_unknown_message(update: Update, context: ExamContext) -> None:
-    """Anything no flow expects: say so and show the menu."""
-    await update.effective_message.reply_text(
-        context.tr.gettext("Sorry, I did not understand that. Please choose from the menu, or send /help."),
-        reply_markup=start_menu(context.tr),
-    )
 
 
 async def on_unknown_button(update: Update, context: ExamContext) -> None:

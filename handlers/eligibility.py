@@ -151,6 +151,13 @@ async def _answer(update: Update, context: ExamContext, step: str, value: str | 
     await _show(update, context, result)
 
 
+async def resume(update: Update, context: ExamContext) -> None:
+    """After /start: ask the question the candidate was on."""
+    question = await context.services.eligibility.current(update.effective_user.id)
+    if question is not None:
+        await _show(update, context, question)
+
+
 async def on_request_review(update: Update, context: ExamContext) -> None:
     """Send the last check of a level to the staff for manual review."""
     query = update.callback_query
@@ -249,3 +256,4 @@ def setup(application: Application) -> None:
     application.add_handler(StaffCallbackQueryHandler(on_staff_decision, r"^elig:(ok|no):\d+", staff_ids))
     application.add_handler(CommandHandler("override", cmd_override, staff))
     flows.register_input(FLOW, on_text_answer)
+    flows.register_resume(FLOW, resume)

@@ -14,14 +14,31 @@ from telegram import Update
 from telegram.ext import Application, MessageHandler, filters
 
 from bot.context import ExamContext
-from handlers import common
+
+from handlers.menu import on_unknown_message
 
 InputHandler = Callable[[Update, ExamContext], Awaitable[None]]
 _INPUTS: dict[str, InputHandler] = {}
+_RESUMES: dict[str, InputHandler] = {}
 
 
 def register_input(flow: str, handler: InputHandler) -> None:
     _INPUTS[flow] = handler
+
+
+def register_resume(flow: str, handler: InputHandler) -> None:
+    """How a flow shows its current step again (after /start, a restart, a break)."""
+    _RESUMES[flow] = handler
+
+
+async def resume(update: Update, context: ExamContext) -> bool:
+    """Show the step the candidate left off at; False when they are in no flow."""
+    flow = context.candidate.flow if context.candidate else None
+    handler = _RESUMES.get(flow or "")
+    if handler is None:
+        return False
+    await handler(update, context)
+    return True
 
 
 async def on_private_message(update: Update, context: ExamContext) -> None:
@@ -29,7 +46,7 @@ async def on_private_message(update: Update, context: ExamContext) -> None:
     flow = context.candidate.flow if context.candidate else None
     handler = _INPUTS.get(flow or "")
     if handler is None:
-        await common.on_unknown_message(update, context)
+        await on_unknown_message(update, context)
         return
     await handler(update, context)
 

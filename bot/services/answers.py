@@ -63,5 +63,5 @@ def parse_text(step: str, text: str | None, *, max_length: int, min_length: int 
     if len(value) < min_length:
         raise InvalidAnswer(step, "text_expected")
     if len(value) > max_length:
-        raise InvalidAnswer(step, "too_long")
+        raise InvalidAnswer(step, "too_long", limit=max_length)
     return value

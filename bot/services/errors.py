@@ -115,3 +115,12 @@ class NotStaff(ServiceError):
 
 class InvalidPayload(ServiceError):
     """An outbox payload names no template and carries no text or file (a programming error)."""
+
+
+class NotEligible(ServiceError):
+    """Registration for a level the candidate has not been found eligible for."""
+
+    def __init__(self, level: str, status: str) -> None:
+        super().__init__(f"{level}: {status}")
+        self.level = level
+        self.status = status

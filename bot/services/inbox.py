@@ -58,8 +58,10 @@ class InboxService:
         return fresh
 
     async def mark_processed(self, update_id: int, error: str | None = None) -> None:
+        """Mark an update done and drop its content: the raw update may hold personal data
+        (an ID number typed as text), which is kept encrypted elsewhere once processed."""
         async with self._uow() as uow:
-            await uow.inbox.mark_processed(update_id, self._clock(), error)
+            await uow.inbox.mark_processed(update_id, self._clock(), error, {"update_id": update_id, "redacted": True})
             await uow.commit()
 
     async def claim_stale(self, limit: int = 100, *, ignore_leases: bool = False) -> list[dict[str, Any]]:

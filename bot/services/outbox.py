@@ -3,7 +3,8 @@
 Entry points: `OutboxService.enqueue` / `enqueue_many` (one row per idempotency key; a
 second enqueue of the same key is a no-op), `stats` (counts per status and per broadcast,
 for staff and health). The sender's side: `claim` (lease due rows, cancel expired ones),
-`record` (settle results in one small transaction), `release` and `release_all_leases`.
+`record` (settle results in one small transaction), `extend_leases`, `release` and
+`release_all_leases`.
 Every call is one transaction; nothing here talks to Telegram.
 """
 
@@ -186,6 +187,13 @@ class OutboxService:
             return 0
         async with self._uow() as uow:
             n = await uow.outbox.release(ids)
+            await uow.commit()
+            return n
+
+    async def extend_leases(self, ids: Sequence[int], lease: timedelta) -> int:
+        """Renew the leases of rows this worker still holds."""
+        async with self._uow() as uow:
+            n = await uow.outbox.extend_leases(ids, self._clock() + lease)
             await uow.commit()
             return n
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -51,6 +51,7 @@ from storage.models import (
     ACTIVE_STATES,
     AuditEntry,
     Candidate,
+    Direction,
     ExamSession,
     Registration,
     RegistrationState,
@@ -293,6 +294,8 @@ class RegistrationService:
             )
             if existing is not None:
                 raise AlreadyRegistered(existing.id)
+            if direction_code is not None and await uow.session.get(Direction, direction_code) is None:
+                raise NotFound("direction")
             offered = {c.component for c in session.components}
             unknown = sorted(set(components) - offered)
             if unknown:
@@ -332,7 +335,9 @@ class RegistrationService:
 
     # --- a candidate's changes --------------------------------------------------------
 
-    async def cancel(self, telegram_id: int, registration_id: int, *, reason: str | None = None) -> RegistrationView:
+    async def cancel(
+        self, telegram_id: int, registration_id: int, *, reason: str | None = None
+    ) -> RegistrationView:
         """Cancel before the session's cut-off; a held seat goes to the first in line."""
         now = self._clock()
         async with self._uow() as uow:
@@ -350,8 +355,8 @@ class RegistrationService:
                 registration.id, [state], state=RegistrationState.CANCELLED, state_changed_at=now
             ):
                 raise InvalidState(await self._current_state(uow, registration.id))
-            _audit(uow, f"tg:{telegram_id}", registration.id, "cancel", state, RegistrationState.CANCELLED,
-                   now, reason=reason, details={"held_seat": held_seat, "was_paid": state == RegistrationState.PAID})
+            _audit(uow, f"tg:{telegram_id}", registration.id, "cancel", state, RegistrationState.CANCELLED, now,
+                   reason=reason, details={"held_seat": held_seat, "was_paid": state == RegistrationState.PAID})
             if held_seat:
                 await self.release_seat_and_promote(uow, session.id, now)
             view = await self._reloaded_view(uow, registration.id, now)
@@ -577,13 +582,3 @@ def _session_option(session: ExamSession, now: datetime) -> SessionOption:
         ),
     )
 
-
-__all__: Sequence[str] = (
-    "DEFAULT_OFFER_HOURS",
-    "ComponentView",
-    "RegistrationService",
-    "RegistrationView",
-    "SessionOption",
-    "SubmitResult",
-    "release_seat_and_promote",
-)

@@ -120,3 +120,17 @@ async def webhook_bot(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Harness
     """examdesk running in webhook mode: the sandbox POSTs updates to its aiohttp route."""
     async for harness in _harness(sandbox, tmp_path, webhook=True):
         yield harness
+
+
+async def exchange(harness: Harness, user, action) -> list[dict]:  # type: ignore[no-untyped-def]
+    """Do one user action, wait until the bot has finished reacting, return its new messages."""
+    seen = {m["message_id"] for m in user.messages()}
+    await action
+    # The sandbox sees the update acknowledged (so it is stored and dispatched); the
+    # dispatcher then says when the handlers finished, however long they spent in the
+    # database; a last idle wait catches the calls they made at the very end.
+    await harness.sandbox.wait_idle(timeout=15, quiet=0.1)
+    if harness.runtime is not None:
+        assert await harness.runtime.dispatcher.drain(15)
+    await harness.sandbox.wait_idle(timeout=15, quiet=0.05)
+    return [m for m in user.messages() if m["message_id"] not in seen]

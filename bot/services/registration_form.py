@@ -1,0 +1,392 @@
+"""Registration form flow: collect the candidate's registration data, one saved answer at a time.
+
+Entry points: `start(telegram_id, level)`, `current`, `answer(telegram_id, step, Input)`,
+`edit(telegram_id, field)` (from the summary), `summary`, `submit(telegram_id, join_waitlist)`.
+Each answer is validated and written when given: personal fields on the candidate row
+(the ID number encrypted, with a keyed hash for duplicates and a masked copy for display),
+choices (level, direction, session) in the flow state. A candidate who leaves, or whose bot
+restarts, resumes at the same step with every earlier answer intact. Seats are taken by
+`RegistrationService.submit`, only after the summary is confirmed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import phonenumbers
+from sqlalchemy.exc import IntegrityError
+from email_validator import EmailNotValidError, validate_email
+
+from bot.catalog import Catalog
+from bot.crypto import Vault
+from bot.domain.idcard import InvalidIdNumber, InvalidPassportNumber, mask_id_number, normalise_passport_number, parse_id_number
+from bot.services.answers import parse_choice, parse_date, parse_text
+from bot.services.catalog import CatalogService
+from bot.services.errors import InvalidAnswer, NotEligible, NotFound, StaleStep
+from bot.services.registration import RegistrationService, SessionOption, SubmitResult
+from storage.models import Candidate, FlowState
+from storage.uow import UnitOfWork, UowFactory
+
+FLOW = "registration"
+SUMMARY = "summary"
+ID_TYPES = ("resident_id", "passport")
+GENDERS = ("male", "female")
+NONE = "none"
+MAX_NAME = 50
+MAX_TEXT = 60
+PHOTO_MIN_WIDTH, PHOTO_MIN_HEIGHT = 295, 413  # a 2-inch photo (35 x 49 mm) at ~215-300 dpi
+PHOTO_MAX_BYTES = 5 * 1024 * 1024
+_NAME_RE = re.compile(r"^[^\W\d_]+(?:[ ·.'\-][^\W\d_]+)*\.?$")
+
+#: The form in order; `gender` and `birth_date` are asked only for passports (a resident
+#: ID number carries both).
+STEPS = (
+    "full_name", "id_type", "id_number", "gender", "birth_date", "phone", "email",
+    "school", "work_unit", "direction", "session", "photo",
+)
+EDITABLE = frozenset(STEPS)
+
+
+@dataclass(frozen=True)
+class Input:
+    """One answer as it arrived: typed text, a pressed option, a shared contact or a photo."""
+
+    text: str | None = None
+    choice: str | None = None
+    contact_phone: str | None = None
+    contact_is_own: bool = False
+    photo: dict[str, Any] | None = None  # file_id, file_unique_id, width, height, file_size, mime_type
+
+
+@dataclass(frozen=True)
+class Summary:
+    level: str
+    full_name: str | None
+    id_type: str | None
+    id_masked: str | None
+    gender: str | None
+    birth_date: date | None
+    phone: str | None
+    email: str | None
+    education: str | None
+    major: str | None
+    graduation_date: str | None
+    school: str | None
+    work_unit: str | None
+    work_start: str | None
+    title: str | None
+    direction: str | None
+    session: str | None
+    has_photo: bool
+
+
+@dataclass(frozen=True)
+class Step:
+    """What to ask next; `options` for choices, `sessions` for the session step."""
+
+    step: str
+    options: tuple[str, ...] = ()
+    sessions: tuple[SessionOption, ...] = ()
+    summary: Summary | None = None
+    level: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class RegistrationFormService:
+    def __init__(
+        self,
+        uow: UowFactory,
+        clock: Callable[[], datetime],
+        catalog: CatalogService,
+        registrations: RegistrationService,
+        vault: Vault,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._catalog = catalog
+        self._registrations = registrations
+        self._vault = vault
+
+    async def start(self, telegram_id: int, level: str) -> Step:
+        """Open the form for a level the candidate may register for."""
+        catalog = await self._catalog.current()
+        parse_choice("level", level, [lv.code for lv in catalog.levels])
+        async with self._uow() as uow:
+            candidate, state = await self._load(uow, telegram_id)
+            verdict = candidate.profile.get("verdicts", {}).get(level, {})
+            if verdict.get("status") not in ("eligible", "approved", "overridden"):
+                raise NotEligible(level, verdict.get("status", "unknown"))
+            form = dict(state.answers.get(FLOW, {}))
+            if form.get("level") != level:
+                form = {"level": level}  # another level: the session chosen before no longer fits
+            state.flow = FLOW
+            state.answers = {**state.answers, FLOW: form}
+            state.version += 1
+            name = self._next(candidate, state)
+            snapshot = self._summary(candidate, form)
+            await uow.commit()
+        return await self._build(name, snapshot, catalog)
+
+    async def current(self, telegram_id: int) -> Step | None:
+        async with self._uow() as uow:
+            candidate, state = await self._load(uow, telegram_id)
+            if state.flow != FLOW or state.step is None:
+                return None
+            name, snapshot = state.step, self._summary(candidate, state.answers.get(FLOW, {}))
+        return await self._build(name, snapshot)
+
+    async def edit(self, telegram_id: int, field_name: str) -> Step:
+        """Jump from the summary to one field; after answering, back to the summary."""
+        if field_name not in EDITABLE:
+            raise InvalidAnswer("edit", "not_an_option")
+        async with self._uow() as uow:
+            candidate, state = await self._load(uow, telegram_id)
+            if state.flow != FLOW or state.step != SUMMARY:
+                raise StaleStep(field_name)
+            state.step = field_name
+            form = {**state.answers[FLOW], "editing": True}
+            form.pop("review", None)
+            state.answers = {**state.answers, FLOW: form}
+            snapshot = self._summary(candidate, form)
+            await uow.commit()
+        return await self._build(field_name, snapshot)
+
+    async def answer(self, telegram_id: int, step: str, value: Input) -> Step:
+        """Validate and save one answer, then return the next step (or the summary).
+
+        Everything read from other services (catalogue, open sessions) is read before this
+        service opens its own transaction: on SQLite a second transaction opened inside the
+        first would wait for the first one's write lock forever.
+        """
+        catalog = await self._catalog.current()
+        sessions: list[SessionOption] = []
+        if step == "session":
+            level = await self._form_level(telegram_id)
+            sessions = await self._registrations.list_sessions(level) if level else []
+        async with self._uow() as uow:
+            candidate, state = await self._load(uow, telegram_id)
+            if state.flow != FLOW or state.step != step or step == SUMMARY:
+                raise StaleStep(step)
+            form = dict(state.answers.get(FLOW, {}))
+            await self._save(uow, candidate, form, step, value, catalog, sessions)
+            if form.pop("editing", False) and self._complete(candidate, form):
+                form["review"] = True
+            state.answers = {**state.answers, FLOW: form}
+            state.version += 1
+            name = self._next(candidate, state)
+            snapshot = self._summary(candidate, form)
+            try:
+                await uow.commit()
+            except IntegrityError:
+                # Another account saved the same ID number at the same moment (unique hash).
+                raise InvalidAnswer(step, "id_in_use") from None
+        return await self._build(name, snapshot, catalog)
+
+    async def _form_level(self, telegram_id: int) -> str | None:
+        async with self._uow() as uow:
+            _, state = await self._load(uow, telegram_id)
+            return state.answers.get(FLOW, {}).get("level")
+
+    async def submit(self, telegram_id: int, *, join_waitlist: bool = False) -> SubmitResult:
+        """Confirm the summary: take a seat (or join the waitlist) and close the form."""
+        async with self._uow() as uow:
+            candidate, state = await self._load(uow, telegram_id)
+            form = state.answers.get(FLOW, {})
+            if state.flow != FLOW or state.step != SUMMARY or not self._complete(candidate, form):
+                raise StaleStep(SUMMARY)
+            level, session, direction = form["level"], form["session"], form.get("direction")
+            eligibility = candidate.profile.get("verdicts", {}).get(level, {})
+        catalog = await self._catalog.current()
+        result = await self._registrations.submit(
+            telegram_id, session_code=session, level_code=level, direction_code=direction,
+            components=[c.code for c in catalog.components], eligibility=eligibility, join_waitlist=join_waitlist,
+        )
+        async with self._uow() as uow:
+            _, state = await self._load(uow, telegram_id)
+            state.flow, state.step = None, None
+            form = dict(state.answers.get(FLOW, {}))
+            form.pop("session", None)  # the next registration picks its own session
+            state.answers = {**state.answers, FLOW: form}
+            await uow.commit()
+        return result
+
+    # -- steps ------------------------------------------------------------------------
+
+    def _complete(self, candidate: Candidate, form: dict[str, Any]) -> bool:
+        return all(not self._missing(candidate, form, step) for step in STEPS)
+
+    def _missing(self, candidate: Candidate, form: dict[str, Any], step: str) -> bool:
+        profile = candidate.profile
+        passport = candidate.id_doc_type == "passport"
+        values = {
+            "full_name": candidate.full_name, "id_type": candidate.id_doc_type,
+            "id_number": candidate.id_number_hash, "gender": candidate.gender if passport else "n/a",
+            "birth_date": candidate.birth_date if passport else "n/a", "phone": candidate.phone,
+            "email": candidate.email, "school": profile.get("school"), "work_unit": profile.get("work_unit"),
+            "direction": form.get("direction"), "session": form.get("session"), "photo": profile.get("photo"),
+        }
+        return values[step] is None
+
+    def _next(self, candidate: Candidate, state: FlowState) -> str:
+        """The first unanswered step (or the summary), recorded as the current step."""
+        form = state.answers.get(FLOW, {})
+        state.step = SUMMARY
+        if not form.get("review"):
+            state.step = next((step for step in STEPS if self._missing(candidate, form, step)), SUMMARY)
+        return state.step
+
+    async def _build(self, step: str, summary: Summary, catalog: Catalog | None = None) -> Step:
+        """What the handler shows for a step; reads the catalogue and sessions it needs."""
+        level = summary.level
+        if step == "id_type":
+            return Step(step, ID_TYPES, level=level)
+        if step == "gender":
+            return Step(step, GENDERS, level=level)
+        if step == "direction":
+            catalog = catalog or await self._catalog.current()
+            return Step(step, tuple(d.code for d in catalog.directions), level=level)
+        if step == "session":
+            sessions = await self._registrations.list_sessions(level)
+            return Step(step, tuple(s.code for s in sessions), sessions=tuple(sessions), level=level)
+        if step == "work_unit":
+            return Step(step, (NONE,), level=level)
+        if step == SUMMARY:
+            return Step(step, summary=summary, level=level)
+        return Step(step, level=level)
+
+    def _summary(self, candidate: Candidate, form: dict[str, Any]) -> Summary:
+        p = candidate.profile
+        return Summary(
+            level=form.get("level", ""), full_name=candidate.full_name, id_type=candidate.id_doc_type,
+            id_masked=candidate.id_number_masked, gender=candidate.gender, birth_date=candidate.birth_date,
+            phone=candidate.phone, email=candidate.email, education=p.get("education"), major=p.get("major"),
+            graduation_date=p.get("graduation_date"), school=p.get("school"), work_unit=p.get("work_unit"),
+            work_start=p.get("work_start"), title=p.get("title"), direction=form.get("direction"),
+            session=form.get("session"), has_photo=bool(p.get("photo")),
+        )
+
+    # -- saving one answer --------------------------------------------------------------
+
+    async def _save(
+        self, uow: UnitOfWork, candidate: Candidate, form: dict[str, Any], step: str, value: Input,
+        catalog: Catalog, sessions: list[SessionOption],
+    ) -> None:
+        today = self._clock().date()
+        if step == "full_name":
+            candidate.full_name = _name(value.text)
+        elif step == "id_type":
+            chosen = parse_choice(step, value.choice, ID_TYPES)
+            if chosen != candidate.id_doc_type:
+                candidate.id_doc_type = chosen
+                # A different document type needs a new number (and, for passports, gender/birth date).
+                candidate.id_number_encrypted = candidate.id_number_hash = candidate.id_number_masked = None
+                candidate.gender = candidate.birth_date = None
+        elif step == "id_number":
+            await self._save_id_number(uow, candidate, value.text, today)
+        elif step == "gender":
+            candidate.gender = parse_choice(step, value.choice, GENDERS)
+        elif step == "birth_date":
+            candidate.birth_date = parse_date(step, value.text, today=today, past_only=True)
+        elif step == "phone":
+            candidate.phone = _phone(value)
+        elif step == "email":
+            candidate.email = _email(value.text)
+        elif step == "school":
+            candidate.profile = {**candidate.profile, "school": parse_text(step, value.text, max_length=MAX_TEXT)}
+        elif step == "work_unit":
+            unit = NONE if value.choice == NONE else parse_text(step, value.text, max_length=MAX_TEXT)
+            candidate.profile = {**candidate.profile, "work_unit": unit}
+        elif step == "direction":
+            form["direction"] = parse_choice(step, value.choice, [d.code for d in catalog.directions])
+        elif step == "session":
+            form["session"] = parse_choice(step, value.choice, [s.code for s in sessions if s.availability in ("open", "full")])
+        elif step == "photo":
+            candidate.profile = {**candidate.profile, "photo": _photo(value)}
+        else:  # pragma: no cover - steps come from STEPS
+            raise StaleStep(step)
+
+    async def _save_id_number(self, uow: UnitOfWork, candidate: Candidate, text: str | None, today: date) -> None:
+        if text is None:
+            raise InvalidAnswer("id_number", "text_expected")
+        try:
+            if candidate.id_doc_type == "passport":
+                number = normalise_passport_number(text)
+            else:
+                info = parse_id_number(text, today=today)
+                number = info.number
+        except InvalidIdNumber as exc:
+            raise InvalidAnswer("id_number", f"id_{exc.reason}") from None
+        except InvalidPassportNumber as exc:
+            raise InvalidAnswer("id_number", f"passport_{exc.reason}") from None
+        digest = self._vault.lookup_hash(f"{candidate.id_doc_type}:{number}")
+        owner = await uow.candidates.get_by_id_hash(digest)
+        if owner is not None and owner.id != candidate.id:
+            raise InvalidAnswer("id_number", "id_in_use")
+        candidate.id_number_encrypted = self._vault.encrypt(number)
+        candidate.id_number_hash = digest
+        candidate.id_number_masked = mask_id_number(number)
+        if candidate.id_doc_type != "passport":
+            candidate.gender, candidate.birth_date = info.gender.value, info.birth_date
+
+    @staticmethod
+    async def _load(uow: UnitOfWork, telegram_id: int) -> tuple[Candidate, FlowState]:
+        candidate = await uow.candidates.get_by_telegram_id(telegram_id)
+        if candidate is None:
+            raise NotFound("candidate")
+        return candidate, await uow.flows.get_or_add(candidate.id)
+
+
+def _name(text: str | None) -> str:
+    value = parse_text("full_name", text, max_length=MAX_NAME)
+    if not _NAME_RE.match(unicodedata.normalize("NFKC", value)):
+        raise InvalidAnswer("full_name", "name_characters")
+    return value
+
+
+def _phone(value: Input) -> str:
+    if value.contact_phone is not None and not value.contact_is_own:
+        raise InvalidAnswer("phone", "contact_not_own")
+    raw = value.contact_phone if value.contact_phone is not None else value.text
+    if raw is None:
+        raise InvalidAnswer("phone", "phone_expected")
+    raw = raw.strip()
+    if raw.isdigit() and len(raw) > 11 and not raw.startswith("0"):
+        raw = "+" + raw  # shared contacts come without the plus sign
+    try:
+        number = phonenumbers.parse(raw, "CN")
+    except phonenumbers.NumberParseException:
+        raise InvalidAnswer("phone", "phone_invalid") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidAnswer("phone", "phone_invalid")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _email(text: str | None) -> str:
+    if text is None:
+        raise InvalidAnswer("email", "text_expected")
+    try:
+        return validate_email(text.strip(), check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise InvalidAnswer("email", "email_invalid") from None
+
+
+def _photo(value: Input) -> dict[str, Any]:
+    photo = value.photo
+    if photo is None:
+        raise InvalidAnswer("photo", "photo_expected")
+    if not str(photo.get("mime_type", "image/jpeg")).startswith("image/"):
+        raise InvalidAnswer("photo", "photo_not_image")
+    width, height = photo.get("width"), photo.get("height")
+    if (photo.get("file_size") or 0) > PHOTO_MAX_BYTES:
+        raise InvalidAnswer("photo", "photo_too_large", limit_mb=PHOTO_MAX_BYTES // (1024 * 1024))
+    if width is not None and height is not None:
+        if width < PHOTO_MIN_WIDTH or height < PHOTO_MIN_HEIGHT:
+            raise InvalidAnswer("photo", "photo_too_small", width=PHOTO_MIN_WIDTH, height=PHOTO_MIN_HEIGHT)
+        if height <= width:
+            raise InvalidAnswer("photo", "photo_not_portrait")
+    return {k: photo.get(k) for k in ("file_id", "file_unique_id", "width", "height", "file_size", "mime_type")}

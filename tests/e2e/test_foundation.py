@@ -65,7 +65,9 @@ async def test_commands_menu_is_set_per_language(bot: Harness) -> None:
     zh = [c["description"] for c in bot.sandbox.commands(language_code="zh")]
     en = [c["description"] for c in bot.sandbox.commands(language_code="en")]
     default = [c["command"] for c in bot.sandbox.commands()]
-    assert (zh[0], en[0], default) == ("主菜单", "Main menu", ["start", "help", "language", "cancel"])
+    assert (zh[0], en[0], default) == (
+        "主菜单", "Main menu", ["start", "eligibility", "register", "status", "help", "language", "cancel"],
+    )
 
 
 async def test_nonsense_and_sticker_get_a_hint_with_the_menu(bot: Harness) -> None:

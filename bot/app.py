@@ -22,7 +22,7 @@ from telegram.error import NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 import handlers
-from bot import logs
+from bot import jobs, logs
 from bot.config import Settings
 from bot.context import BotData, ExamContext
 from bot.crypto import Vault
@@ -171,6 +171,7 @@ class Runtime:
         job_queue = self.application.job_queue
         if job_queue is not None:
             job_queue.run_repeating(self._recover_job, interval=RECOVERY_INTERVAL, first=RECOVERY_INTERVAL)
+            jobs.setup(job_queue)
         log.info("examdesk started in %s mode as @%s", self.mode, self.application.bot.username)
 
     async def stop(self) -> None:

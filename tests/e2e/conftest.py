@@ -25,6 +25,7 @@ from tests.factories import Clock
 SECRET_KEY = "e2e-secret-key-" + "x" * 32
 WEBHOOK_SECRET = "hook-secret_123"
 STAFF_ID = 90001
+STAFF_ID_2 = 90002
 STAFF_CHAT_ID = -1009001
 
 
@@ -49,7 +50,7 @@ class Harness:
     def settings(self) -> Settings:
         values: dict[str, object] = {
             "bot_token": self.token, "bot_api_url": self.sandbox.url, "database_url": self.database_url,
-            "listen": f"127.0.0.1:{self.port}", "secret_key": SECRET_KEY, "admin_ids": frozenset({STAFF_ID}),
+            "listen": f"127.0.0.1:{self.port}", "secret_key": SECRET_KEY, "admin_ids": frozenset({STAFF_ID, STAFF_ID_2}),
             "staff_chat_id": STAFF_CHAT_ID, "default_language": "zh_Hans", "timezone": "Asia/Shanghai",
             "webhook_url": None, "webhook_secret": None, "_env_file": None,
         }

@@ -61,6 +61,7 @@ def field_label(tr: Translator, field: str) -> str:
         "direction": tr.gettext("Direction"),
         "session": tr.gettext("Exam session"),
         "photo": tr.gettext("Photo"),
+        "prior_certificate": tr.gettext("Certificate number"),
     }[field]
 
 
@@ -84,6 +85,13 @@ def _session_line(tr: Translator, catalog: Catalog, s: SessionOption) -> str:
 def step_text(tr: Translator, catalog: Catalog, step: Step) -> str:
     level = catalog.level(step.level).name.get(tr.language) if step.level else ""
     if step.step == "session":
+        if not step.sessions and "opens_at" in step.extra:
+            return tr.gettext(
+                "No session for {level} is open for registration right now. Registration for the exam on "
+                "{exam_date} opens on {opens_at}: come back then with /register.",
+                level=level, exam_date=tr.date(step.extra["exam_date"]),
+                opens_at=tr.datetime(step.extra["opens_at"], step.extra["timezone"], "short"),
+            )
         if not step.sessions:
             return tr.gettext(
                 "No session for {level} is open for registration right now. I will show new sessions here "
@@ -104,6 +112,7 @@ def step_text(tr: Translator, catalog: Catalog, step: Step) -> str:
         "email": tr.gettext("Your e-mail address:"),
         "school": tr.gettext("The school or university of your highest education:"),
         "work_unit": tr.gettext("Your employer (work unit), or press the button if you are not employed:"),
+        "prior_certificate": tr.gettext("The number of your earlier level certificate (as printed on it):"),
         "direction": tr.gettext("Choose your direction (方向):"),
         "photo": tr.gettext(
             "Last step: send your 2-inch photo on a white background, as a photo (portrait, at least 295×413 pixels)."
@@ -159,7 +168,7 @@ def summary_text(tr: Translator, catalog: Catalog, s: Summary) -> str:
         "Please check your registration:\n"
         "Level: {level}\nName: {name}\nID: {id_type} {id_number}\nGender: {gender}, born {birth}\n"
         "Mobile: {phone}\nE-mail: {email}\nEducation: {education}, {major}, {school} (graduation {graduation})\n"
-        "Work unit: {work_unit}\nDirection: {direction}\nSession: {session}\nPhoto: {photo}\n\n"
+        "Work unit: {work_unit}\nEarlier certificate: {certificate}\nDirection: {direction}\nSession: {session}\nPhoto: {photo}\n\n"
         "Submit it, or change any field below.",
         level=catalog.level(s.level).name.get(lang), name=s.full_name or dash,
         id_type=id_type.get(s.id_type or "", dash), id_number=s.id_masked or dash,
@@ -167,6 +176,7 @@ def summary_text(tr: Translator, catalog: Catalog, s: Summary) -> str:
         phone=s.phone or dash, email=s.email or dash, education=education, major=s.major or dash,
         school=s.school or dash, graduation=s.graduation_date or dash,
         work_unit=tr.gettext("Not employed") if s.work_unit == NONE else (s.work_unit or dash),
+        certificate=s.prior_certificate or dash,
         direction=catalog.direction(s.direction).name.get(lang) if s.direction else dash,
         session=s.session or dash, photo=tr.gettext("received") if s.has_photo else dash,
     )
@@ -192,6 +202,9 @@ def form_error(tr: Translator, exc: InvalidAnswer) -> str:
         "phone_invalid": tr.gettext("That does not look like a valid phone number. Please type it like 13800138000."),
         "email_invalid": tr.gettext("That does not look like an e-mail address. Please type it like name@example.com."),
         "photo_expected": tr.gettext("Please send your photo as a picture."),
+        "certificate_number": tr.gettext(
+            "That does not look like a certificate number: letters, digits and dashes only, 6 to 40 of them."
+        ),
         "photo_not_image": tr.gettext("That file is not an image. Please send your photo as a picture (JPG or PNG)."),
         "photo_too_large": tr.gettext("The photo is larger than {limit} MB. Please send a smaller one.", limit=exc.params.get("limit_mb", 5)),
         "photo_too_small": tr.gettext(

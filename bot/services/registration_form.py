@@ -44,10 +44,10 @@ PHOTO_MAX_BYTES = 5 * 1024 * 1024
 _NAME_RE = re.compile(r"^[^\W\d_]+(?:[ ·.'\-][^\W\d_]+)*\.?$")
 
 #: The form in order; `gender` and `birth_date` are asked only for passports (a resident
-#: ID number carries both).
+#: ID number carries both), `prior_certificate` only from holders of a lower level.
 STEPS = (
     "full_name", "id_type", "id_number", "gender", "birth_date", "phone", "email",
-    "school", "work_unit", "direction", "session", "photo",
+    "school", "work_unit", "prior_certificate", "direction", "session", "photo",
 )
 EDITABLE = frozenset(STEPS)
 
@@ -80,6 +80,8 @@ class Summary:
     work_unit: str | None
     work_start: str | None
     title: str | None
+    prior_level: str | None
+    prior_certificate: str | None
     direction: str | None
     session: str | None
     has_photo: bool
@@ -229,6 +231,9 @@ class RegistrationFormService:
             "birth_date": candidate.birth_date if passport else "n/a", "phone": candidate.phone,
             "email": candidate.email, "school": profile.get("school"), "work_unit": profile.get("work_unit"),
             "direction": form.get("direction"), "session": form.get("session"), "photo": profile.get("photo"),
+            "prior_certificate": (
+                profile.get("prior_certificate") if profile.get("prior_level") not in (None, NONE) else "n/a"
+            ),
         }
         return values[step] is None
 
@@ -251,8 +256,17 @@ class RegistrationFormService:
             catalog = catalog or await self._catalog.current()
             return Step(step, tuple(d.code for d in catalog.directions), level=level)
         if step == "session":
-            sessions = await self._registrations.list_sessions(level)
-            return Step(step, tuple(s.code for s in sessions), sessions=tuple(sessions), level=level)
+            sessions = [s for s in await self._registrations.list_sessions(level) if s.availability in ("open", "full")]
+            extra: dict[str, Any] = {}
+            if not sessions:  # none open now: say when the next one opens
+                upcoming = [
+                    s for s in await self._registrations.list_sessions(level, include_closed=True)
+                    if s.availability == "not_yet_open"
+                ]
+                if upcoming:
+                    extra = {"opens_at": upcoming[0].registration_opens_at, "timezone": upcoming[0].timezone,
+                             "exam_date": upcoming[0].exam_date}
+            return Step(step, tuple(s.code for s in sessions), sessions=tuple(sessions), level=level, extra=extra)
         if step == "work_unit":
             return Step(step, (NONE,), level=level)
         if step == SUMMARY:
@@ -266,7 +280,8 @@ class RegistrationFormService:
             id_masked=candidate.id_number_masked, gender=candidate.gender, birth_date=candidate.birth_date,
             phone=candidate.phone, email=candidate.email, education=p.get("education"), major=p.get("major"),
             graduation_date=p.get("graduation_date"), school=p.get("school"), work_unit=p.get("work_unit"),
-            work_start=p.get("work_start"), title=p.get("title"), direction=form.get("direction"),
+            work_start=p.get("work_start"), title=p.get("title"), prior_level=p.get("prior_level"),
+            prior_certificate=p.get("prior_certificate"), direction=form.get("direction"),
             session=form.get("session"), has_photo=bool(p.get("photo")),
         )
 
@@ -301,6 +316,11 @@ class RegistrationFormService:
         elif step == "work_unit":
             unit = NONE if value.choice == NONE else parse_text(step, value.text, max_length=MAX_TEXT)
             candidate.profile = {**candidate.profile, "work_unit": unit}
+        elif step == "prior_certificate":
+            number = parse_text(step, value.text, max_length=40).replace(" ", "")
+            if not catalog.certificates.number_is_valid(number):
+                raise InvalidAnswer(step, "certificate_number")
+            candidate.profile = {**candidate.profile, "prior_certificate": number}
         elif step == "direction":
             form["direction"] = parse_choice(step, value.choice, [d.code for d in catalog.directions])
         elif step == "session":

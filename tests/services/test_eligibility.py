@@ -125,3 +125,13 @@ async def test_override_needs_a_reason_and_is_audited(database: Database) -> Non
         entries = [(e.action, e.to_state, e.reason) for e in await uow.audit.list_for("eligibility", f"{candidate.id}:senior")]
     assert entries == [("override", "eligible", "title committee letter 2026-31")]
     assert (await services.eligibility.standing(1, "senior")).status == "overridden"
+
+
+async def test_check_which_level_fits_picks_the_highest_eligible_level(database: Database) -> None:
+    services = await _services(database)
+    _, outcome = await _answer_all(
+        services, 1,
+        {"level": "auto", "education": "bachelor", "graduation_date": "2018-06-30", "major": "automation",
+         "title": NONE, "title_date": "", "prior_level": "junior", "prior_level_date": "2022-06-01", "work_start": "2018-07-01"},
+    )
+    assert (outcome.suggested_from_auto, outcome.level, outcome.verdict.status.value) == (True, "intermediate", "eligible")

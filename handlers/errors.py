@@ -6,7 +6,7 @@ import logging
 
 from telegram import Update
 from telegram.error import TelegramError
-from telegram.ext import Application
+from telegram.ext import Application, ApplicationHandlerStop
 
 from bot.context import ExamContext
 
@@ -46,6 +46,8 @@ async def on_error(update: object, context: ExamContext) -> None:
             )
         except TelegramError:
             log.warning("could not report the error to the staff chat")
+    # The user has had their answer: no later handler group may reply to this update too.
+    raise ApplicationHandlerStop
 
 
 def setup(application: Application) -> None:

@@ -7,6 +7,7 @@
     examdesk catalog load FILE        validate and load the exam catalogue
     examdesk eligibility check FILE   bulk eligibility check of a CSV file
     examdesk i18n update|check        extract messages into the catalogues / list untranslated ones
+    examdesk i18n apply FILE.json     add Chinese translations (msgid -> text) and merge
     examdesk sandbox [--listen H:P]   run the Bot API sandbox on its own
 """
 
@@ -70,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     eligibility.add_argument("file")
     eligibility.add_argument("-o", "--output", help="write the CSV here instead of stdout")
     i18n = sub.add_parser("i18n", help="translation catalogues (developers)")
-    i18n.add_argument("action", choices=["update", "check"])
+    i18n.add_argument("action", choices=["update", "check", "apply"])
+    i18n.add_argument("file", nargs="?", help="with apply: JSON of msgid -> Chinese translation")
     sandbox = sub.add_parser("sandbox", help="run the Bot API sandbox")
     sandbox.add_argument("--listen", default="127.0.0.1:8081")
     return parser
@@ -94,7 +96,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sandbox":
         return cli.run_sandbox(args.listen)
     if args.command == "i18n":
-        return cli.i18n(args.action)
+        return cli.i18n(args.action, args.file)
     if args.command == "chat":
         return cli.run_chat(load_settings(), staff=args.staff, script=args.script)
     settings = load_settings()

@@ -119,11 +119,23 @@ def eligibility_check(settings: Settings, path: str, output: str | None) -> int:
     return 0
 
 
-def i18n(action: str) -> int:
-    """`i18n update` extracts and merges; `i18n check` lists untranslated messages."""
-    from bot.i18n_tools import extract, load_po, untranslated, update
+def i18n(action: str, path: str | None = None) -> int:
+    """`i18n update` extracts and merges; `i18n apply FILE.json` adds Chinese translations
+    (msgid → text, or a list for plural forms) and merges; `i18n check` lists what is left."""
+    import json
 
-    if action == "update":
+    from bot.i18n_tools import extract, load_po, translate, untranslated, update
+
+    if action == "apply":
+        if not path:
+            print("examdesk: i18n apply needs a JSON file of {msgid: translation}", file=sys.stderr)
+            return 2
+        update()
+        entries = json.loads(Path(path).read_text(encoding="utf-8"))
+        done = translate("zh_Hans", {k: tuple(v) if isinstance(v, list) else v for k, v in entries.items()})
+        print(f"applied {done} of {len(entries)} translations")
+        report = update()
+    elif action == "update":
         report = update()
     else:
         template = extract()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gettext
 import io
-from datetime import date, datetime
+import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -67,14 +67,14 @@ class Translator:
         text = self._t.ngettext(singular, plural, n)
         return text.format(count=n, **params)
 
-    def date(self, value: date, fmt: str = "long") -> str:
+    def date(self, value: dt.date, fmt: str = "long") -> str:
         return format_date(value, format=fmt, locale=self.locale)
 
-    def datetime(self, value: datetime, zone: str | ZoneInfo, fmt: str = "medium") -> str:
+    def datetime(self, value: dt.datetime, zone: str | ZoneInfo, fmt: str = "medium") -> str:
         tz = ZoneInfo(zone) if isinstance(zone, str) else zone
         return format_datetime(value, format=fmt, tzinfo=tz, locale=self.locale)
 
-    def time(self, value: datetime, zone: str | ZoneInfo, fmt: str = "short") -> str:
+    def time(self, value: dt.datetime, zone: str | ZoneInfo, fmt: str = "short") -> str:
         tz = ZoneInfo(zone) if isinstance(zone, str) else zone
         return format_time(value, format=fmt, tzinfo=tz, locale=self.locale)
 

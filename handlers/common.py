@@ -10,7 +10,6 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.context import ExamContext
-from bot.i18n import Translator
 from bot.services.errors import UnsupportedLanguage
 from handlers import flows
 from handlers.menu import on_unknown_message, start_menu

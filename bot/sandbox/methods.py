@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from .formatting import ParseError, parse, strip_text, utf16_len
-from .media import image_size, photo_sizes
+from .media import image_size
 from .spec import UploadedFile
 from .state import ApiError, BotState, ChatState, Webhook, bad_request
 

@@ -11,8 +11,16 @@ from datetime import datetime
 
 from bot.config import SUPPORTED_LANGUAGES
 from bot.services.errors import NotFound, UnsupportedLanguage
-from storage.models import AuditEntry
-from storage.uow import UowFactory
+from storage.models import AuditEntry, Candidate, FlowState
+from storage.uow import UnitOfWork, UowFactory
+
+
+async def candidate_and_flow(uow: UnitOfWork, telegram_id: int) -> tuple[Candidate, FlowState]:
+    """The candidate behind a Telegram id and their flow state, inside the caller's unit of work."""
+    candidate = await uow.candidates.get_by_telegram_id(telegram_id)
+    if candidate is None:
+        raise NotFound("candidate")
+    return candidate, await uow.flows.get_or_add(candidate.id)
 
 
 @dataclass(frozen=True, slots=True)

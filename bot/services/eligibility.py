@@ -19,8 +19,9 @@ from datetime import date, datetime
 from typing import Any
 
 from bot.catalog import Catalog
-from bot.domain.eligibility import Profile, Status, Verdict, evaluate, required_questions, suggest_level
+from bot.domain.eligibility import Profile, Verdict, evaluate, required_questions, suggest_level
 from bot.services.answers import parse_choice, parse_date, parse_text
+from bot.services.candidates import candidate_and_flow
 from bot.services.catalog import CatalogService
 from bot.services.errors import AlreadyDecided, InvalidAnswer, NotFound, StaleStep
 from storage.models import AuditEntry, Candidate, EligibilityReview, FlowState
@@ -130,7 +131,7 @@ class EligibilityService:
         """Begin a check (for `level`, or "auto" to find the level that fits)."""
         catalog = await self._catalog.current()
         async with self._uow() as uow:
-            candidate, state = await self._load(uow, telegram_id)
+            candidate, state = await candidate_and_flow(uow, telegram_id)
             if fresh:
                 candidate.profile = {k: v for k, v in candidate.profile.items() if k not in ANSWER_KEYS}
             answers = {"level": level} if level else {}
@@ -145,7 +146,7 @@ class EligibilityService:
         """The question the candidate is on, for resuming after /start or a restart."""
         catalog = await self._catalog.current()
         async with self._uow() as uow:
-            candidate, state = await self._load(uow, telegram_id)
+            candidate, state = await candidate_and_flow(uow, telegram_id)
             if state.flow != FLOW or state.step is None:
                 return None
             return self._question(catalog, state.step, candidate.profile, state.answers.get(FLOW, {}))
@@ -154,7 +155,7 @@ class EligibilityService:
         """Save one answer (validated) and return the next question or the outcome."""
         catalog = await self._catalog.current()
         async with self._uow() as uow:
-            candidate, state = await self._load(uow, telegram_id)
+            candidate, state = await candidate_and_flow(uow, telegram_id)
             if state.flow != FLOW or state.step != step:
                 raise StaleStep(step)
             flow_answers = dict(state.answers.get(FLOW, {}))
@@ -276,7 +277,7 @@ class EligibilityService:
 
     async def standing(self, telegram_id: int, level: str) -> Standing:
         async with self._uow() as uow:
-            candidate, _ = await self._load(uow, telegram_id)
+            candidate, _ = await candidate_and_flow(uow, telegram_id)
             return self._standing(candidate, level)
 
     @staticmethod
@@ -293,7 +294,7 @@ class EligibilityService:
         catalog = await self._catalog.current()
         level_names = catalog.level(level).name.model_dump() if level in {lv.code for lv in catalog.levels} else {}
         async with self._uow() as uow:
-            candidate, _ = await self._load(uow, telegram_id)
+            candidate, _ = await candidate_and_flow(uow, telegram_id)
             pending = await uow.reviews.get_pending(candidate.id, level)
             if pending is not None:  # a double tap, or asking again while staff look at it
                 return ReviewTicket(pending.id, created=False)
@@ -394,9 +395,3 @@ class EligibilityService:
             )
         )
 
-    @staticmethod
-    async def _load(uow: UnitOfWork, telegram_id: int) -> tuple[Candidate, FlowState]:
-        candidate = await uow.candidates.get_by_telegram_id(telegram_id)
-        if candidate is None:
-            raise NotFound("candidate")
-        return candidate, await uow.flows.get_or_add(candidate.id)

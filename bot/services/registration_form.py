@@ -26,8 +26,9 @@ from bot.catalog import Catalog
 from bot.crypto import Vault
 from bot.domain.idcard import InvalidIdNumber, InvalidPassportNumber, mask_id_number, normalise_passport_number, parse_id_number
 from bot.services.answers import parse_choice, parse_date, parse_text
+from bot.services.candidates import candidate_and_flow
 from bot.services.catalog import CatalogService
-from bot.services.errors import InvalidAnswer, NotEligible, NotFound, StaleStep
+from bot.services.errors import InvalidAnswer, NotEligible, StaleStep
 from bot.services.registration import RegistrationService, SessionOption, SubmitResult
 from storage.models import Candidate, FlowState
 from storage.uow import UnitOfWork, UowFactory
@@ -119,7 +120,7 @@ class RegistrationFormService:
         catalog = await self._catalog.current()
         parse_choice("level", level, [lv.code for lv in catalog.levels])
         async with self._uow() as uow:
-            candidate, state = await self._load(uow, telegram_id)
+            candidate, state = await candidate_and_flow(uow, telegram_id)
             verdict = candidate.profile.get("verdicts", {}).get(level, {})
             if verdict.get("status") not in ("eligible", "approved", "overridden"):
                 raise NotEligible(level, verdict.get("status", "unknown"))
@@ -136,7 +137,7 @@ class RegistrationFormService:
 
     async def current(self, telegram_id: int) -> Step | None:
         async with self._uow() as uow:
-            candidate, state = await self._load(uow, telegram_id)
+            candidate, state = await candidate_and_flow(uow, telegram_id)
             if state.flow != FLOW or state.step is None:
                 return None
             name, snapshot = state.step, self._summary(candidate, state.answers.get(FLOW, {}))
@@ -147,7 +148,7 @@ class RegistrationFormService:
         if field_name not in EDITABLE:
             raise InvalidAnswer("edit", "not_an_option")
         async with self._uow() as uow:
-            candidate, state = await self._load(uow, telegram_id)
+            candidate, state = await candidate_and_flow(uow, telegram_id)
             if state.flow != FLOW or state.step != SUMMARY:
                 raise StaleStep(field_name)
             state.step = field_name
@@ -171,7 +172,7 @@ class RegistrationFormService:
             level = await self._form_level(telegram_id)
             sessions = await self._registrations.list_sessions(level) if level else []
         async with self._uow() as uow:
-            candidate, state = await self._load(uow, telegram_id)
+            candidate, state = await candidate_and_flow(uow, telegram_id)
             if state.flow != FLOW or state.step != step or step == SUMMARY:
                 raise StaleStep(step)
             form = dict(state.answers.get(FLOW, {}))
@@ -191,13 +192,13 @@ class RegistrationFormService:
 
     async def _form_level(self, telegram_id: int) -> str | None:
         async with self._uow() as uow:
-            _, state = await self._load(uow, telegram_id)
+            _, state = await candidate_and_flow(uow, telegram_id)
             return state.answers.get(FLOW, {}).get("level")
 
     async def submit(self, telegram_id: int, *, join_waitlist: bool = False) -> SubmitResult:
         """Confirm the summary: take a seat (or join the waitlist) and close the form."""
         async with self._uow() as uow:
-            candidate, state = await self._load(uow, telegram_id)
+            candidate, state = await candidate_and_flow(uow, telegram_id)
             form = state.answers.get(FLOW, {})
             if state.flow != FLOW or state.step != SUMMARY or not self._complete(candidate, form):
                 raise StaleStep(SUMMARY)
@@ -209,7 +210,7 @@ class RegistrationFormService:
             components=[c.code for c in catalog.components], eligibility=eligibility, join_waitlist=join_waitlist,
         )
         async with self._uow() as uow:
-            _, state = await self._load(uow, telegram_id)
+            _, state = await candidate_and_flow(uow, telegram_id)
             state.flow, state.step = None, None
             form = dict(state.answers.get(FLOW, {}))
             form.pop("session", None)  # the next registration picks its own session
@@ -353,12 +354,6 @@ class RegistrationFormService:
         if candidate.id_doc_type != "passport":
             candidate.gender, candidate.birth_date = info.gender.value, info.birth_date
 
-    @staticmethod
-    async def _load(uow: UnitOfWork, telegram_id: int) -> tuple[Candidate, FlowState]:
-        candidate = await uow.candidates.get_by_telegram_id(telegram_id)
-        if candidate is None:
-            raise NotFound("candidate")
-        return candidate, await uow.flows.get_or_add(candidate.id)
 
 
 def _name(text: str | None) -> str:

@@ -104,3 +104,24 @@ async def test_eligibility_resumes_at_the_same_question_after_restart(bot: Harne
     next_question = await user.wait_for_message(new())
     assert question["text"].startswith("When did you graduate")
     assert next_question["text"].startswith("What is your major?")
+
+
+async def test_cancel_mid_check_keeps_answers_and_the_check_continues_later(bot: Harness) -> None:
+    user = bot.sandbox.user(206, language_code="en")
+    await user.send_command("/eligibility")
+    await user.wait_for_message(new())
+    await user.press("elig:a:level:junior")
+    await user.wait_for_message(new())
+    await user.press("elig:a:education:bachelor")
+    await user.wait_for_message(new())
+    await user.send_command("/cancel")
+    stopped = await user.wait_for_message(new())
+    await user.send_text("2024-06-30")  # outside any flow now: not taken as an answer
+    hint = await user.wait_for_message(new())
+    await user.send_command("/eligibility")
+    await user.wait_for_message(new())
+    await user.press("elig:a:level:junior")
+    resumed = await user.wait_for_message(new())
+    assert stopped["text"].startswith("Stopped. Your answers so far are saved")
+    assert hint["text"].startswith("Sorry, I did not understand")
+    assert resumed["text"].startswith("When did you graduate")  # education was kept

@@ -44,6 +44,7 @@ from bot.services.registration_form import FLOW, NONE, SUMMARY, Input, Step, Sum
 from handlers import flows
 from handlers.render import answer_error, rows
 
+SITE_ZONE = "Asia/Shanghai"  # deadlines in messages without a session at hand
 EDIT_FIELDS = ("full_name", "id_number", "phone", "email", "school", "work_unit", "direction", "session", "photo")
 
 
@@ -349,7 +350,10 @@ async def on_submit(update: Update, context: ExamContext, *, join_waitlist: bool
         return
     except (AlreadyRegistered, RegistrationClosed, RegistrationNotOpen, ServiceError) as exc:
         await query.answer()
-        await update.effective_message.reply_text(registration_error(tr, exc))
+        markup = None
+        if isinstance(exc, RegistrationClosed | RegistrationNotOpen):
+            markup = InlineKeyboardMarkup([[InlineKeyboardButton(tr.gettext("📅 Choose another session"), callback_data="reg:edit:session")]])
+        await update.effective_message.reply_text(registration_error(tr, exc), reply_markup=markup)
         return
     await query.answer()
     await query.edit_message_reply_markup(None)
@@ -364,10 +368,17 @@ async def on_join_waitlist(update: Update, context: ExamContext) -> None:
 def registration_error(tr: Translator, exc: Exception) -> str:
     if isinstance(exc, AlreadyRegistered):
         return tr.gettext("You already have a registration for this level or session. See /status.")
+    if isinstance(exc, RegistrationClosed) and exc.next_session_code:
+        return tr.gettext(
+            "Registration for this session has closed. Session {session} is open: choose it with 📅 Choose another session.",
+            session=exc.next_session_code,
+        )
     if isinstance(exc, RegistrationClosed):
-        return tr.gettext("Registration for this session has closed. Choose another session with /register.")
+        return tr.gettext("Registration for this session has closed, and no other session of this level is open now.")
     if isinstance(exc, RegistrationNotOpen):
-        return tr.gettext("Registration for this session has not opened yet.")
+        return tr.gettext(
+            "Registration for this session opens on {opens_at}.", opens_at=tr.datetime(exc.opens_at, SITE_ZONE, "short")
+        )
     if isinstance(exc, CancellationClosed):
         return tr.gettext("The cancellation deadline of this session has passed. Please contact the staff.")
     if isinstance(exc, OfferExpired):

@@ -1,0 +1,354 @@
+"""Admission ticket flow (准考证): number and seat, the ticket's content, delivery, staff checks.
+
+Entry points: `TicketService.ticket(telegram_id, registration_id=None)` (a candidate's own
+ticket: NotFound, NotPaid, TicketNotYetAvailable), `issue_due_tickets()` (the scheduler:
+tickets for PAID registrations whose session's `tickets_from_at` has passed, and a
+`ticket_ready` notification in the outbox, key `ticket:{registration id}`) and
+`verify(signed_reference)` (staff and the public check page).
+
+Numbers: `{session code}-{level initial}-{seq:04d}`, e.g. `2027-01-J-0007`; the seat is a
+per-session sequence (`007`) used in the room of each component. Both are drawn from
+`ticket_counters` while the session's counter row is locked (see `TicketRepository`), and
+both are unique in the database, so concurrent issuers (the job on two instances, a
+candidate's /ticket) never share one and never leave a gap.
+
+The QR code on the ticket carries `Vault.sign("tk:<ticket number>")`. A registration moved
+to another session is reissued (new number and seat) and the old reference stops verifying;
+so does a ticket whose registration is no longer PAID (cancelled, refunded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from bot.catalog import Catalog
+from bot.crypto import Vault
+from bot.domain.idcard import mask_id_number
+from bot.services.catalog import CatalogService
+from bot.services.errors import NotFound, NotPaid, TicketNotYetAvailable
+from storage.models import AdmissionTicket, AuditEntry, Candidate, ExamSession, Registration, RegistrationState
+from storage.uow import UnitOfWork, UowFactory
+
+REFERENCE_PREFIX = "tk:"
+SEAT_DIGITS = 3
+#: Registrations handled per job tick; the next tick takes the rest.
+ISSUE_BATCH = 200
+
+CheckReason = Literal["ok", "forged", "unknown", "not_paid"]
+
+
+@dataclass(frozen=True, slots=True)
+class TicketComponent:
+    code: str
+    name: dict[str, str]  # {"zh_Hans": ..., "en": ...}
+    starts_at: datetime  # aware UTC
+    ends_at: datetime
+    room: dict[str, str]
+    seat: str
+
+
+@dataclass(frozen=True, slots=True)
+class TicketData:
+    """Everything printed on one admission ticket; names localized as {"zh_Hans", "en"}."""
+
+    registration_id: int
+    ticket_number: str
+    signed_reference: str  # what the QR code carries (`verify` takes it back)
+    qr_payload: str  # the signed reference, or the public check URL carrying it
+    full_name: str
+    gender: str | None  # "male" / "female"
+    id_number_masked: str
+    photo_file_id: str | None  # a Telegram file id: the handler downloads it
+    level_code: str
+    level_name: dict[str, str]
+    direction_name: dict[str, str] | None
+    session_code: str
+    exam_date: date
+    timezone: str
+    components: tuple[TicketComponent, ...]
+    site_name: dict[str, str]
+    site_address: dict[str, str]
+    organisation_name: dict[str, str]
+    occupation_name: dict[str, str]
+    issued_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TicketCheck:
+    """The answer to a scanned reference. Only `valid` and the masked fields are public."""
+
+    valid: bool
+    reason: CheckReason
+    ticket_number: str | None = None
+    name_masked: str | None = None
+    session_code: str | None = None
+    level_code: str | None = None
+    exam_date: date | None = None
+    # For staff only (the /checkticket reply), never on the public route:
+    full_name: str | None = None
+    id_number_masked: str | None = None
+    registration_id: int | None = None
+    telegram_id: int | None = None
+    seat: str | None = None
+
+
+def mask_name(name: str) -> str:
+    """张小三 → 张*三, 张三 → 张*, Ann Smith → A** S****: enough to match a face, not to identify."""
+    words = name.split()
+    if len(words) > 1:
+        return " ".join(w[0] + "*" * (len(w) - 1) for w in words)
+    if len(name) <= 1:
+        return "*" * len(name)
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def level_initial(level_code: str) -> str:
+    return level_code[:1].upper() or "X"
+
+
+class TicketService:
+    def __init__(
+        self, uow: UowFactory, clock: Callable[[], datetime], catalog: CatalogService, vault: Vault,
+        *, public_url: str | None = None,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._catalog = catalog
+        self._vault = vault
+        self._public_url = public_url.rstrip("/") if public_url else None
+
+    # --- a candidate's ticket ---------------------------------------------------------
+
+    async def ticket(self, telegram_id: int, registration_id: int | None = None) -> TicketData:
+        """The candidate's ticket for a registration (None: their next PAID sitting).
+
+        Issues the number and seat the first time. Raises NotFound (no such registration
+        of theirs), NotPaid (with the state), TicketNotYetAvailable (with the date).
+        """
+        catalog = await self._catalog.current()  # before the unit of work: one open at a time
+        now = self._clock()
+        async with self._uow() as uow:
+            candidate = await uow.candidates.get_by_telegram_id(telegram_id)
+            if candidate is None:
+                raise NotFound("registration")
+            registration = await self._pick(uow, candidate, registration_id, now)
+            if registration.state != RegistrationState.PAID:
+                raise NotPaid(registration.state)
+            session = await uow.sessions.get(registration.session_id)
+            if session is None:
+                raise NotFound("session")
+            if now < session.tickets_from_at:
+                raise TicketNotYetAvailable(session.tickets_from_at, session.timezone)
+            ticket, _ = await self._issue(uow, registration, session, now)
+            data = self._data(catalog, candidate, registration, session, ticket)
+            await uow.commit()
+            return data
+
+    async def _pick(
+        self, uow: UnitOfWork, candidate: Candidate, registration_id: int | None, now: datetime
+    ) -> Registration:
+        if registration_id is not None:
+            registration = await uow.registrations.get_for_candidate(registration_id, candidate.id)
+            if registration is None:
+                raise NotFound("registration")
+            return registration
+        registrations = list(await uow.registrations.list_for_candidate(candidate.id))
+        if not registrations:
+            raise NotFound("registration")
+        paid = [r for r in registrations if r.state == RegistrationState.PAID]
+        if not paid:
+            raise NotPaid(registrations[0].state)
+        sessions = await uow.sessions.list_by_ids([r.session_id for r in paid])
+        # The next sitting first; once every sitting has passed, the latest one.
+        upcoming = [r for r in paid if sessions[r.session_id].exam_date >= now.date()]
+        if upcoming:
+            return min(upcoming, key=lambda r: (sessions[r.session_id].exam_date, r.id))
+        return max(paid, key=lambda r: (sessions[r.session_id].exam_date, r.id))
+
+    # --- the scheduler ----------------------------------------------------------------
+
+    async def issue_due_tickets(self) -> int:
+        """Issue tickets that are due and queue "your ticket is ready" (once per ticket).
+
+        Returns how many notifications were queued. Safe to repeat and to run on several
+        instances: issuing is serialised per session and the outbox key is unique.
+        """
+        now = self._clock()
+        queued = 0
+        async with self._uow() as uow:
+            for registration, _ in await uow.tickets.list_due(now, ISSUE_BATCH):
+                session = await uow.sessions.get(registration.session_id)
+                assert session is not None
+                ticket, reissued = await self._issue(uow, registration, session, now)
+                if ticket.notified_at is not None and not reissued:
+                    continue  # another instance told them meanwhile
+                starts = min((c.starts_at for c in session.components), default=None)
+                ticket.notified_at = now
+                if starts is not None and now >= starts:
+                    continue  # the exam has begun: nothing useful to say any more
+                if await self._notify(uow, registration, session, ticket, now, starts, reissued):
+                    queued += 1
+            await uow.commit()
+        return queued
+
+    async def _notify(
+        self, uow: UnitOfWork, registration: Registration, session: ExamSession, ticket: AdmissionTicket,
+        now: datetime, expires_at: datetime | None, reissued: bool,
+    ) -> bool:
+        candidate = await uow.candidates.get(registration.candidate_id)
+        if candidate is None or candidate.chat_id is None:
+            return False
+        key = f"ticket:{registration.id}" + (f":{ticket.ticket_number}" if reissued else "")
+        return await uow.outbox.add_if_new(
+            idempotency_key=key, chat_id=candidate.chat_id, candidate_id=candidate.id, kind="notification",
+            payload={
+                "template": "ticket_ready",
+                "params": {
+                    "registration_id": registration.id, "ticket_number": ticket.ticket_number,
+                    "session_code": session.code, "level_code": registration.level_code,
+                    "exam_date": session.exam_date.isoformat(),
+                },
+            },
+            not_before=now, expires_at=expires_at,
+        )
+
+    # --- checking a scanned ticket ----------------------------------------------------
+
+    async def verify(self, signed_reference: str) -> TicketCheck:
+        """Check a reference from a ticket's QR code (or the check URL that carries it)."""
+        reference = self._vault.verify(extract_reference(signed_reference))
+        if reference is None or not reference.startswith(REFERENCE_PREFIX):
+            return TicketCheck(valid=False, reason="forged")
+        async with self._uow() as uow:
+            ticket = await uow.tickets.get_by_number(reference.removeprefix(REFERENCE_PREFIX))
+            registration = await uow.registrations.get(ticket.registration_id) if ticket else None
+            if ticket is None or registration is None or registration.session_id != ticket.session_id:
+                return TicketCheck(valid=False, reason="unknown")
+            candidate = await uow.candidates.get(registration.candidate_id)
+            session = await uow.sessions.get(ticket.session_id)
+            assert candidate is not None and session is not None
+            name = candidate.full_name or ""
+            return TicketCheck(
+                valid=registration.state == RegistrationState.PAID,
+                reason="ok" if registration.state == RegistrationState.PAID else "not_paid",
+                ticket_number=ticket.ticket_number, name_masked=mask_name(name),
+                session_code=session.code, level_code=registration.level_code, exam_date=session.exam_date,
+                full_name=name, id_number_masked=self._masked_id(candidate),
+                registration_id=registration.id, telegram_id=candidate.telegram_id,
+                seat=_seat(ticket.seat),
+            )
+
+    # --- helpers ---------------------------------------------------------------------
+
+    async def _issue(
+        self, uow: UnitOfWork, registration: Registration, session: ExamSession, now: datetime
+    ) -> tuple[AdmissionTicket, bool]:
+        """The registration's ticket, issued now if it has none (or one for another session).
+
+        Returns (ticket, reissued). Lock first, then look: a ticket committed by someone
+        else while we waited for the lock is found, and no number is drawn for nothing.
+        """
+        ticket = await uow.tickets.get_for_registration(registration.id)
+        if ticket is not None and ticket.session_id == session.id:
+            return ticket, False
+        await uow.tickets.lock_session_counters(session.id)
+        ticket = await uow.tickets.get_for_registration(registration.id)
+        if ticket is not None and ticket.session_id == session.id:
+            return ticket, False
+        seat = await uow.tickets.next_value(session.id, uow.tickets.SEAT)
+        initial = level_initial(registration.level_code)
+        seq = await uow.tickets.next_value(session.id, f"number:{initial}")
+        number = f"{session.code}-{initial}-{seq:04d}"
+        reissued = ticket is not None
+        if ticket is None:
+            ticket = AdmissionTicket(registration_id=registration.id, issued_at=now)
+            uow.tickets.add(ticket)
+        ticket.session_id, ticket.seat, ticket.ticket_number = session.id, seat, number
+        ticket.issued_at, ticket.notified_at = now, None
+        await uow.flush()
+        uow.audit.add(
+            AuditEntry(
+                actor="system", entity="registration", entity_id=str(registration.id),
+                action="ticket_reissued" if reissued else "ticket_issued",
+                details={"ticket_number": number, "seat": seat}, at=now,
+            )
+        )
+        return ticket, reissued
+
+    def _masked_id(self, candidate: Candidate) -> str:
+        if candidate.id_number_masked:
+            return candidate.id_number_masked
+        if candidate.id_number_encrypted:
+            return mask_id_number(self._vault.decrypt(candidate.id_number_encrypted))
+        return ""
+
+    def signed_reference(self, ticket_number: str) -> str:
+        return self._vault.sign(REFERENCE_PREFIX + ticket_number)
+
+    def _data(
+        self, catalog: Catalog, candidate: Candidate, registration: Registration, session: ExamSession,
+        ticket: AdmissionTicket,
+    ) -> TicketData:
+        signed = self.signed_reference(ticket.ticket_number)
+        wanted = set(registration.components or [c.component for c in session.components])
+        components = tuple(
+            TicketComponent(
+                code=c.component, name=_catalog_name(catalog.component, c.component),
+                starts_at=c.starts_at, ends_at=c.ends_at, room=dict(c.room), seat=_seat(ticket.seat),
+            )
+            for c in session.components
+            if c.component in wanted
+        )
+        photo: dict[str, Any] = (candidate.profile or {}).get("photo") or {}
+        return TicketData(
+            registration_id=registration.id,
+            ticket_number=ticket.ticket_number,
+            signed_reference=signed,
+            qr_payload=f"{self._public_url}/tickets/verify?ref={signed}" if self._public_url else signed,
+            full_name=candidate.full_name or "",
+            gender=candidate.gender,
+            id_number_masked=self._masked_id(candidate),
+            photo_file_id=photo.get("file_id") if isinstance(photo, dict) else None,
+            level_code=registration.level_code,
+            level_name=_catalog_name(catalog.level, registration.level_code),
+            direction_name=_catalog_name(catalog.direction, registration.direction_code) if registration.direction_code else None,
+            session_code=session.code,
+            exam_date=session.exam_date,
+            timezone=session.timezone,
+            components=components,
+            site_name=_names(catalog.site.name),
+            site_address=_names(catalog.site.address),
+            organisation_name=_names(catalog.evaluation_organisation.name),
+            occupation_name=_names(catalog.occupation.name),
+            issued_at=ticket.issued_at,
+        )
+
+
+def extract_reference(text: str) -> str:
+    """The signed reference from what a scanner read: the bare reference or a check URL."""
+    text = text.strip()
+    if "ref=" in text:
+        values = parse_qs(urlsplit(text).query).get("ref")
+        return values[0] if values else ""
+    return text
+
+
+def _seat(seat: int) -> str:
+    return f"{seat:0{SEAT_DIGITS}d}"
+
+
+def _names(text: Any) -> dict[str, str]:
+    return {k: v for k, v in text.model_dump().items() if v}
+
+
+def _catalog_name(lookup: Callable[[str], Any], code: str) -> dict[str, str]:
+    try:
+        return _names(lookup(code).name)
+    except KeyError:  # a code the catalogue in force no longer lists: show the code
+        return {"en": code}

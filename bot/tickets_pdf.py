@@ -1,0 +1,289 @@
+"""Admission ticket flow: the ticket as a one-page A4 PDF (presentation only).
+
+Entry point: `render_ticket(data, zh, en, photo=None) -> bytes`.
+
+The ticket is bilingual whatever the candidate's language: Chinese first, English beneath,
+because it is shown at the gate to Chinese-speaking invigilators and must also serve
+foreign candidates. Every label goes through the translators (English msgids); names from
+the catalogue come in both languages. Chinese text uses the built-in CID font
+`STSong-Light` (Adobe's Song, with the PDF viewer's own glyphs: nothing embedded, nothing
+downloaded); text with no character beyond Latin-1 uses Helvetica.
+
+The QR code carries `data.qr_payload` (the signed reference, or the public check URL that
+carries it); the reference is also printed beneath it so staff can type it into
+/checkticket. Rendering takes about 30-40 ms (see docs/tickets.md).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from reportlab.graphics import renderPDF
+from reportlab.graphics.barcode.qr import QrCodeWidget
+from reportlab.graphics.shapes import Drawing
+from reportlab.lib.colors import Color, black, white
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfgen.canvas import Canvas
+
+from bot.i18n import N_, Translator
+from bot.services.tickets import TicketData
+
+log = logging.getLogger(__name__)
+
+CJK = "STSong-Light"
+LATIN = "Helvetica"
+LATIN_BOLD = "Helvetica-Bold"
+MONO = "Courier"
+GREY = Color(0.45, 0.45, 0.45)
+LIGHT = Color(0.93, 0.93, 0.93)
+PAGE_W, PAGE_H = A4
+MARGIN = 18 * mm
+PHOTO_W, PHOTO_H = 35 * mm, 49 * mm  # the 2-inch photo
+QR_SIZE = 34 * mm
+
+_registered = False
+
+
+def _fonts() -> None:
+    global _registered
+    if not _registered:
+        pdfmetrics.registerFont(UnicodeCIDFont(CJK))
+        _registered = True
+
+
+def _font(text: str, bold: bool = False) -> str:
+    """STSong-Light for anything beyond Latin-1 (Chinese, full-width punctuation), else Helvetica."""
+    if any(ord(ch) > 0xFF for ch in text):
+        return CJK
+    return LATIN_BOLD if bold else LATIN
+
+
+def qr_drawing(payload: str, size: float = QR_SIZE) -> Drawing:
+    """The QR code as a reportlab drawing of `size` points (error correction M)."""
+    widget = QrCodeWidget(payload, barLevel="M")
+    x0, y0, x1, y1 = widget.getBounds()
+    drawing = Drawing(size, size, transform=[size / (x1 - x0), 0, 0, size / (y1 - y0), 0, 0])
+    drawing.add(widget)
+    return drawing
+
+
+def _wrap(text: str, font: str, size: float, width: float) -> list[str]:
+    """Greedy wrap: by words for Latin text, by characters for Chinese."""
+    lines: list[str] = []
+    current = ""
+    tokens: Iterable[str] = text.split(" ") if font != CJK else list(text)
+    joiner = " " if font != CJK else ""
+    for token in tokens:
+        candidate = f"{current}{joiner}{token}" if current else token
+        if pdfmetrics.stringWidth(candidate, font, size) <= width or not current:
+            current = candidate
+        else:
+            lines.append(current)
+            current = token
+    if current:
+        lines.append(current)
+    return lines
+
+
+class _Page:
+    """A canvas with a cursor moving down the page."""
+
+    def __init__(self, canvas: Canvas) -> None:
+        self.c = canvas
+        self.y = PAGE_H - MARGIN
+
+    def text(self, x: float, y: float, text: str, size: float, *, bold: bool = False, color: Color = black,
+             align: str = "left") -> None:
+        font = _font(text, bold)
+        self.c.setFillColor(color)
+        self.c.setFont(font, size)
+        if align == "center":
+            self.c.drawCentredString(x, y, text)
+        elif align == "right":
+            self.c.drawRightString(x, y, text)
+        else:
+            self.c.drawString(x, y, text)
+        self.c.setFillColor(black)
+
+    def pair(self, x: float, y: float, zh: str, en: str, size: float, *, width: float | None = None,
+             bold: bool = False) -> float:
+        """Chinese line, English beneath in grey (skipped when identical); returns the height used."""
+        used = 0.0
+        for line in _wrap(zh, _font(zh), size, width) if width else [zh]:
+            self.text(x, y - used, line, size, bold=bold)
+            used += size * 1.25
+        if en and en != zh:
+            small = size * 0.78
+            for line in _wrap(en, _font(en), small, width) if width else [en]:
+                self.text(x, y - used, line, small, color=GREY)
+                used += small * 1.25
+        return used
+
+
+def _both(names: dict[str, str] | None) -> tuple[str, str]:
+    names = names or {}
+    zh = names.get("zh_Hans") or names.get("en") or ""
+    return zh, names.get("en") or zh
+
+
+def render_ticket(data: TicketData, zh: Translator, en: Translator, *, photo: bytes | None = None) -> bytes:
+    """The ticket as PDF bytes; `photo` is the candidate's photo (JPEG/PNG) or None."""
+    _fonts()
+    buffer = io.BytesIO()
+    canvas = Canvas(buffer, pagesize=A4, invariant=True, pageCompression=1)
+    canvas.setTitle(f"{zh.gettext('Admission ticket')} {data.ticket_number}")
+    canvas.setAuthor(_both(data.organisation_name)[0])
+    canvas.setSubject(data.signed_reference)
+    canvas.setCreator("examdesk")
+    page = _Page(canvas)
+
+    def label(msgid: str, **params: object) -> tuple[str, str]:
+        return zh.gettext(msgid, **params), en.gettext(msgid, **params)
+
+    # --- heading
+    title_zh, title_en = label(N_("Admission ticket"))
+    page.text(PAGE_W / 2, page.y - 20, title_zh, 26, align="center")
+    page.text(PAGE_W / 2, page.y - 38, title_en, 12, bold=True, align="center")
+    occupation_zh, occupation_en = _both(data.occupation_name)
+    level_zh, level_en = _both(data.level_name)
+    page.text(PAGE_W / 2, page.y - 56, f"{occupation_zh} · {level_zh}", 11, align="center")
+    page.text(PAGE_W / 2, page.y - 69, f"{occupation_en} · {level_en}", 8.5, color=GREY, align="center")
+    page.y -= 86
+    canvas.setStrokeColor(black)
+    canvas.line(MARGIN, page.y, PAGE_W - MARGIN, page.y)
+    page.y -= 18
+
+    # --- the candidate (left) and the photo (right)
+    top = page.y
+    photo_x = PAGE_W - MARGIN - PHOTO_W
+    _photo(page, photo, photo_x, top - PHOTO_H, zh, en)
+    gender = {"male": label(N_("Male")), "female": label(N_("Female"))}.get(data.gender or "", ("—", "—"))
+    direction = _both(data.direction_name) if data.direction_name else ("—", "—")
+    rows = [
+        (label(N_("Ticket number")), (data.ticket_number, "")),
+        (label(N_("Name")), (data.full_name, "")),
+        (label(N_("Gender")), gender),
+        (label(N_("ID number")), (data.id_number_masked or "—", "")),
+        (label(N_("Level")), (level_zh, level_en)),
+        (label(N_("Direction")), direction),
+        (label(N_("Exam date")), (zh.date(data.exam_date, "long"), en.date(data.exam_date, "long"))),
+    ]
+    label_x, value_x = MARGIN, MARGIN + 34 * mm
+    label_width = value_x - label_x - 3 * mm
+    value_width = photo_x - value_x - 6 * mm
+    for (name_zh, name_en), (value_zh, value_en) in rows:
+        used_label = page.pair(label_x, page.y, name_zh, name_en, 10, width=label_width)
+        used_value = page.pair(value_x, page.y, value_zh, value_en, 12, width=value_width,
+                               bold=(value_zh == data.ticket_number))
+        page.y -= max(used_label, used_value) + 5
+    page.y = min(page.y, top - PHOTO_H - 10)
+
+    # --- components: date, time, room and seat
+    page.y -= 6
+    columns = [
+        (label(N_("Component")), 0), (label(N_("Date")), 36 * mm), (label(N_("Time")), 76 * mm),
+        (label(N_("Room")), 104 * mm), (label(N_("Seat")), 158 * mm),
+    ]
+    table_w = PAGE_W - 2 * MARGIN
+    offsets = [offset for _, offset in columns]
+    widths = [b - a - 6 for a, b in zip(offsets, [*offsets[1:], table_w])]
+    canvas.setFillColor(LIGHT)
+    canvas.rect(MARGIN, page.y - 24, table_w, 30, stroke=0, fill=1)
+    canvas.setFillColor(black)
+    for (head_zh, head_en), offset in columns:
+        page.pair(MARGIN + 3 + offset, page.y - 4, head_zh, head_en, 9.5)
+    page.y -= 30
+    for component in data.components:
+        name_zh, name_en = _both(component.name)
+        room_zh, room_en = _both(component.room)
+        day = component.starts_at.astimezone(ZoneInfo(data.timezone)).date()
+        cells = [
+            (name_zh, name_en),
+            (zh.date(day, "medium"), en.date(day, "medium")),
+            (f"{zh.time(component.starts_at, data.timezone)}–{zh.time(component.ends_at, data.timezone)}", ""),
+            (room_zh, room_en),
+            (component.seat, ""),
+        ]
+        used = 0.0
+        for offset, width, (value_zh, value_en) in zip(offsets, widths, cells):
+            used = max(used, page.pair(MARGIN + 3 + offset, page.y - 4, value_zh, value_en, 10.5, width=width))
+        page.y -= used + 8
+        canvas.setStrokeColor(LIGHT)
+        canvas.line(MARGIN, page.y + 4, PAGE_W - MARGIN, page.y + 4)
+        canvas.setStrokeColor(black)
+    page.y -= 10
+
+    # --- where, and who evaluates
+    site_zh, site_en = _both(data.site_name)
+    address_zh, address_en = _both(data.site_address)
+    org_zh, org_en = _both(data.organisation_name)
+    for (name_zh, name_en), (value_zh, value_en) in (
+        (label(N_("Exam site")), (site_zh, site_en)),
+        (label(N_("Address")), (address_zh, address_en)),
+        (label(N_("Evaluation organisation")), (org_zh, org_en)),
+    ):
+        used_label = page.pair(label_x, page.y, name_zh, name_en, 10, width=label_width)
+        used_value = page.pair(value_x, page.y, value_zh, value_en, 11, width=PAGE_W - MARGIN - value_x)
+        page.y -= max(used_label, used_value) + 5
+
+    # --- rules (left) and the QR code (right)
+    page.y -= 8
+    canvas.line(MARGIN, page.y + 6, PAGE_W - MARGIN, page.y + 6)
+    rules_top = page.y - 8
+    qr_x = PAGE_W - MARGIN - QR_SIZE
+    rules_width = qr_x - MARGIN - 8 * mm
+    heading_zh, heading_en = label(N_("Rules for candidates"))
+    page.y = rules_top - 6
+    page.y -= page.pair(MARGIN, page.y, heading_zh, heading_en, 11, bold=True) + 2
+    rules = (
+        label(N_("Arrive at the exam room 30 minutes before the start.")),
+        label(N_("Bring your ID card and this admission ticket; both are checked at the door.")),
+        label(N_("Mobile phones and other electronic devices are not allowed in the exam room.")),
+        label(N_("No entry later than 15 minutes after the start of a component.")),
+    )
+    for number, (rule_zh, rule_en) in enumerate(rules, start=1):
+        page.y -= page.pair(MARGIN + 4, page.y, f"{number}. {rule_zh}", rule_en, 10, width=rules_width) + 4
+
+    renderPDF.draw(qr_drawing(data.qr_payload), canvas, qr_x, rules_top - QR_SIZE)
+    caption_zh, caption_en = label(N_("Staff: scan to check this ticket"))
+    below = rules_top - QR_SIZE - 10
+    page.text(PAGE_W - MARGIN, below, caption_zh, 8, align="right")
+    page.text(PAGE_W - MARGIN, below - 10, caption_en, 7, color=GREY, align="right")
+    canvas.setFont(MONO, 6.5)
+    canvas.drawRightString(PAGE_W - MARGIN, below - 20, data.signed_reference)
+
+    # --- footer
+    issued_zh, issued_en = label(N_("Issued on {date}"), date=_stamp(data.issued_at, data.timezone))
+    page.text(MARGIN, MARGIN - 4, issued_zh, 7.5, color=GREY)
+    page.text(MARGIN, MARGIN - 13, issued_en, 7, color=GREY)
+    canvas.showPage()
+    canvas.save()
+    return buffer.getvalue()
+
+
+def _photo(page: _Page, photo: bytes | None, x: float, y: float, zh: Translator, en: Translator) -> None:
+    canvas = page.c
+    if photo:
+        try:
+            canvas.drawImage(ImageReader(io.BytesIO(photo)), x, y, PHOTO_W, PHOTO_H, preserveAspectRatio=True,
+                             anchor="c")
+            canvas.rect(x, y, PHOTO_W, PHOTO_H, stroke=1, fill=0)
+            return
+        except Exception:  # noqa: BLE001 - any unreadable image falls back to the box
+            log.warning("the candidate's photo could not be drawn on the ticket; leaving the box")
+    canvas.setFillColor(white)
+    canvas.rect(x, y, PHOTO_W, PHOTO_H, stroke=1, fill=1)
+    page.text(x + PHOTO_W / 2, y + PHOTO_H / 2 + 2, zh.gettext("Photo on file"), 9, align="center")
+    page.text(x + PHOTO_W / 2, y + PHOTO_H / 2 - 9, en.gettext("Photo on file"), 7, color=GREY, align="center")
+
+
+def _stamp(value: datetime, zone: str) -> str:
+    return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")

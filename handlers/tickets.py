@@ -1,0 +1,138 @@
+"""Admission ticket flow: /ticket (and its button) sends the PDF; /checkticket for staff;
+the `ticket_ready` notification the scheduler queues once the ticket date has come.
+
+Entry points: `setup(application)`; handlers `cmd_ticket`, `on_ticket_button`,
+`cmd_checkticket`; template `ticket_ready`. Callback data: `tk:get:<registration id>`, a
+hint only: the service checks that the registration belongs to the presser.
+The PDF is made here, as a direct reply, never by the outbox sender (docs/tickets.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ChatAction
+from telegram.error import TelegramError
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
+
+from bot import notifications
+from bot.context import ExamContext
+from bot.i18n import Translator
+from bot.notifications import Rendered
+from bot.services.errors import NotFound, NotPaid, TicketNotYetAvailable
+from bot.services.tickets import TicketCheck, TicketData
+from bot.tickets_pdf import render_ticket
+from handlers.notifications import level_label
+
+log = logging.getLogger(__name__)
+
+
+def ticket_button(tr: Translator, registration_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(tr.gettext("🎫 Get my admission ticket"), callback_data=f"tk:get:{registration_id}")]]
+    )
+
+
+async def cmd_ticket(update: Update, context: ExamContext) -> None:
+    """/ticket: the admission ticket of the candidate's next paid sitting, as a PDF."""
+    await _send_ticket(update, context, None)
+
+
+async def on_ticket_button(update: Update, context: ExamContext) -> None:
+    """`tk:get:<id>`: the ticket of that registration."""
+    await update.callback_query.answer()
+    tail = update.callback_query.data.removeprefix("tk:get:")
+    await _send_ticket(update, context, int(tail) if tail.isdigit() else 0)
+
+
+async def _send_ticket(update: Update, context: ExamContext, registration_id: int | None) -> None:
+    tr = context.tr
+    message = update.effective_message
+    try:
+        data = await context.services.tickets.ticket(update.effective_user.id, registration_id)
+    except NotFound:
+        await message.reply_text(tr.gettext("You have no registration with an admission ticket. See /status."))
+        return
+    except NotPaid:
+        await message.reply_text(
+            tr.gettext("Your admission ticket is issued once your registration is paid. See /status.")
+        )
+        return
+    except TicketNotYetAvailable as exc:
+        await message.reply_text(
+            tr.gettext(
+                "Your admission ticket will be available from {when}. I will send you a message then.",
+                when=tr.datetime(exc.available_from, exc.timezone, "short"),
+            )
+        )
+        return
+    await context.bot.send_chat_action(message.chat_id, ChatAction.UPLOAD_DOCUMENT)
+    pdf = render_ticket(
+        data, context.i18n.translator("zh_Hans"), context.i18n.translator("en"), photo=await _photo(context, data)
+    )
+    await message.reply_document(
+        pdf, filename=f"admission-ticket-{data.ticket_number}.pdf",
+        caption=tr.gettext(
+            "🎫 Your admission ticket {number} for {date}. Print it (or keep it on your phone) and bring it "
+            "with your ID card.",
+            number=data.ticket_number, date=tr.date(data.exam_date),
+        ),
+    )
+
+
+async def _photo(context: ExamContext, data: TicketData) -> bytes | None:
+    """The registration photo's bytes, or None: the ticket then shows "photo on file"."""
+    if not data.photo_file_id:
+        return None
+    try:
+        file = await context.bot.get_file(data.photo_file_id)
+        return bytes(await file.download_as_bytearray())
+    except TelegramError as exc:
+        log.warning("photo for ticket %s not downloaded: %s", data.ticket_number, exc)
+        return None
+
+
+async def cmd_checkticket(update: Update, context: ExamContext) -> None:
+    """Staff: /checkticket <reference or check URL> — is this ticket genuine, and whose is it?"""
+    tr = context.tr
+    if not context.args:
+        await update.effective_message.reply_text(tr.gettext("Usage: /checkticket <reference from the QR code>"))
+        return
+    check = await context.services.tickets.verify(" ".join(context.args))
+    await update.effective_message.reply_text(check_text(tr, check))
+
+
+def check_text(tr: Translator, check: TicketCheck) -> str:
+    if check.reason in ("forged", "unknown"):
+        return tr.gettext("❌ Not a valid admission ticket: the reference is unknown or has been altered.")
+    details = tr.gettext(
+        "Ticket {number}: {name}, ID {id_number}\nSession {session} ({date}), {level}, seat {seat}",
+        number=check.ticket_number, name=check.full_name, id_number=check.id_number_masked,
+        session=check.session_code, date=tr.date(check.exam_date) if check.exam_date else "-",
+        level=level_label(tr, check.level_code or ""), seat=check.seat,
+    )
+    if not check.valid:
+        return tr.gettext("❌ This ticket is no longer valid: the registration is not paid (cancelled?).\n{details}",
+                          details=details)
+    return tr.gettext("✅ Valid admission ticket.\n{details}", details=details)
+
+
+def ticket_ready(params: dict[str, Any], tr: Translator) -> Rendered:
+    text = tr.gettext(
+        "🎫 Your admission ticket for the exam on {date} ({level}) is ready: ticket number {number}. "
+        "Press the button or send /ticket to get the PDF.",
+        date=tr.date(date.fromisoformat(params["exam_date"])) if params.get("exam_date") else "-",
+        level=level_label(tr, params.get("level_code", "")), number=params.get("ticket_number", ""),
+    )
+    return Rendered(text, ticket_button(tr, int(params["registration_id"])))
+
+
+def setup(application: Application) -> None:
+    staff = filters.User(user_id=application.bot_data.settings.admin_ids)
+    notifications.register("ticket_ready")(ticket_ready)
+    application.add_handler(CommandHandler("ticket", cmd_ticket, filters.ChatType.PRIVATE))
+    application.add_handler(CallbackQueryHandler(on_ticket_button, pattern=r"^tk:get:"))
+    application.add_handler(CommandHandler("checkticket", cmd_checkticket, staff))

@@ -1,0 +1,179 @@
+"""Reminders flow: the reminder template (rendered at send time), "I have read the rules",
+and the staff list of who has not acknowledged them.
+
+Entry points: `setup(application)`; template `reminder` (`render_reminder`); handlers
+`on_acknowledge`, `cmd_unacknowledged`, `on_unacknowledged_page`.
+Callback data: `rem:ack:<registration id>` (the service checks it is the presser's own
+PAID registration), staff `rem:un:<session code>:<page>`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
+
+from bot import notifications
+from bot.context import ExamContext
+from bot.i18n import Translator
+from bot.notifications import Rendered
+from bot.services.errors import InvalidState, NotFound
+from bot.services.reminders import TEMPLATE, UnacknowledgedPage
+from handlers.notifications import level_label
+from handlers.staff import StaffCallbackQueryHandler
+
+
+def when(tr: Translator, iso: str, zone: str) -> str:
+    """A moment in the session's zone, in the reader's language: date and time."""
+    moment = datetime.fromisoformat(iso)
+    local = moment.astimezone(ZoneInfo(zone))
+    return tr.gettext("{date}, {time}", date=tr.date(local.date(), "long"), time=tr.time(moment, zone))
+
+
+def exam_rules(tr: Translator) -> str:
+    return tr.gettext(
+        "Exam-day rules:\n"
+        "• Arrive 30 minutes before the start.\n"
+        "• Bring your ID card and your admission ticket.\n"
+        "• No mobile phones in the exam room.\n"
+        "• No entry later than 15 minutes after the start."
+    )
+
+
+def _localized(tr: Translator, names: dict[str, str]) -> str:
+    return names.get(tr.language) or names.get("en") or ""
+
+
+def render_reminder(params: dict[str, Any], tr: Translator) -> Rendered:
+    """A reminder in the recipient's current language, times in the session's zone."""
+    kind, session, zone = params["kind"], params["session_code"], params["timezone"]
+    moment = when(tr, params["moment"], zone)
+    level = level_label(tr, params.get("level_code", ""))
+    if kind == "registration_closing":
+        return Rendered(tr.gettext(
+            "⏰ Registration for exam session {session} closes on {moment}. You may register but have "
+            "not done so yet: send /register.", session=session, moment=moment,
+        ))
+    if kind == "payment_due":
+        return Rendered(tr.gettext(
+            "💳 The fee for your {level} registration in session {session} (reference {reference}) is due "
+            "on {moment}. Send /status to see how to pay.",
+            level=level, session=session, reference=params.get("reference", ""), moment=moment,
+        ))
+    if kind == "ticket_available":
+        return Rendered(tr.gettext(
+            "🎫 Your admission ticket for session {session} is ready: send /ticket to get it. "
+            "The exam starts on {moment}.", session=session, moment=moment,
+        ))
+    if kind == "results_released":
+        return Rendered(tr.gettext(
+            "📊 The results of exam session {session} have been released. If you want your papers "
+            "re-marked, ask the exam centre before {moment}.", session=session, moment=moment,
+        ))
+    parts = "\n".join(
+        tr.gettext(
+            "{component}: {start}–{end}, {room}", component=_localized(tr, c.get("name", {})),
+            start=when(tr, c["starts_at"], zone), end=tr.time(datetime.fromisoformat(c["ends_at"]), zone),
+            room=_localized(tr, c.get("room", {})),
+        )
+        for c in params.get("components", [])
+    )
+    text = tr.gettext(
+        "📝 Your {level} exam (session {session}) starts on {moment}.\n{components}\n\n{rules}\n\n"
+        "Please confirm that you have read the rules.",
+        level=level, session=session, moment=moment, components=parts, rules=exam_rules(tr),
+    )
+    button = InlineKeyboardButton(
+        tr.gettext("✅ I have read the rules"), callback_data=f"rem:ack:{params['registration_id']}"
+    )
+    return Rendered(text, InlineKeyboardMarkup([[button]]))
+
+
+async def on_acknowledge(update: Update, context: ExamContext) -> None:
+    """The candidate confirms the exam-day rules; a second tap changes nothing."""
+    query = update.callback_query
+    tr = context.tr
+    try:
+        ack = await context.services.reminders.acknowledge_rules(
+            update.effective_user.id, int(query.data.removeprefix("rem:ack:"))
+        )
+    except (ValueError, NotFound, InvalidState):
+        await query.answer(tr.gettext("This button is no longer valid."), show_alert=True)
+        return
+    await query.answer(tr.gettext("Thank you. Good luck in your exam!"))
+    await query.edit_message_reply_markup(None)
+    if ack.first:
+        await update.effective_message.reply_text(
+            tr.gettext("Noted: you have read the exam-day rules for session {session}.", session=ack.session_code)
+        )
+
+
+def unacknowledged_text(tr: Translator, page: UnacknowledgedPage) -> str:
+    if page.total == 0:
+        return tr.gettext(
+            "Everyone paid in session {session} has confirmed the exam-day rules.", session=page.session_code
+        )
+    header = tr.ngettext(
+        "{count} candidate in session {session} has not confirmed the exam-day rules:",
+        "{count} candidates in session {session} have not confirmed the exam-day rules:",
+        page.total, session=page.session_code,
+    )
+    lines = [
+        tr.gettext("• {name} (Telegram {telegram_id}, {level})", name=p.name, telegram_id=p.telegram_id,
+                   level=level_label(tr, p.level_code))
+        for p in page.people
+    ]
+    footer = tr.gettext("Page {page} of {pages}", page=page.page, pages=page.pages)
+    return "\n".join([header, *lines, footer])
+
+
+def unacknowledged_keyboard(tr: Translator, page: UnacknowledgedPage) -> InlineKeyboardMarkup | None:
+    buttons = []
+    if page.page > 1:
+        buttons.append(InlineKeyboardButton(tr.gettext("◀️ Previous"), callback_data=f"rem:un:{page.session_code}:{page.page - 1}"))
+    if page.page < page.pages:
+        buttons.append(InlineKeyboardButton(tr.gettext("Next ▶️"), callback_data=f"rem:un:{page.session_code}:{page.page + 1}"))
+    return InlineKeyboardMarkup([buttons]) if buttons else None
+
+
+async def cmd_unacknowledged(update: Update, context: ExamContext) -> None:
+    """Staff: /unacknowledged <session code> [page]."""
+    tr = context.tr
+    args = context.args or []
+    if not args or (len(args) > 1 and not args[1].isdigit()):
+        await update.effective_message.reply_text(tr.gettext("Usage: /unacknowledged <session code> [page]"))
+        return
+    try:
+        page = await context.services.reminders.unacknowledged(args[0], int(args[1]) if len(args) > 1 else 1)
+    except NotFound:
+        await update.effective_message.reply_text(tr.gettext("There is no session {session}.", session=args[0]))
+        return
+    await update.effective_message.reply_text(
+        unacknowledged_text(tr, page), reply_markup=unacknowledged_keyboard(tr, page)
+    )
+
+
+async def on_unacknowledged_page(update: Update, context: ExamContext) -> None:
+    """Staff: another page of the list, in place."""
+    query = update.callback_query
+    _, _, session, number = query.data.split(":", 3)
+    try:
+        page = await context.services.reminders.unacknowledged(session, int(number))
+    except (ValueError, NotFound):
+        await query.answer(context.tr.gettext("This button is no longer valid."), show_alert=True)
+        return
+    await query.answer()
+    await query.edit_message_text(
+        unacknowledged_text(context.tr, page), reply_markup=unacknowledged_keyboard(context.tr, page)
+    )
+
+
+def setup(application: Application) -> None:
+    staff_ids = application.bot_data.settings.admin_ids
+    notifications.register(TEMPLATE)(render_reminder)
+    application.add_handler(CallbackQueryHandler(on_acknowledge, pattern=r"^rem:ack:\d+$"))
+    application.add_handler(CommandHandler("unacknowledged", cmd_unacknowledged, filters.User(user_id=staff_ids)))
+    application.add_handler(StaffCallbackQueryHandler(on_unacknowledged_page, r"^rem:un:[A-Za-z0-9_-]+:\d+$", staff_ids))

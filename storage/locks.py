@@ -1,0 +1,115 @@
+"""Singleton work across instances: a leader lease on a PostgreSQL advisory lock.
+
+Entry point: `LeaderLock(engine, name)`; `await lock.acquire()` before each singleton
+tick (reminder planning, sweeps) answers "am I the one that runs it?"; `await
+lock.release()` at shutdown.
+
+PostgreSQL: the lock is a session-level `pg_try_advisory_lock`, held by one dedicated
+connection (autocommit, so no transaction stays open) for as long as the process lives.
+When the process dies, its connection closes, PostgreSQL releases the lock, and the next
+tick of another instance takes it over. Each `acquire()` checks that the held connection
+is still alive; a holder whose connection was cut loses the lease and competes again.
+
+SQLite means one instance: `acquire()` always answers True.
+
+The lease only keeps the work from running twice at once; it is not what makes it
+correct. Every singleton tick is idempotent (the tables are the truth, inserts are keyed),
+so a tick still running on an old leader while a new one starts is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+log = logging.getLogger(__name__)
+
+CHECK_TIMEOUT = 5.0  # seconds a liveness check or an acquisition may take
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+class LeaderLock:
+    """A lease on singleton work, shared by every instance on one database."""
+
+    def __init__(self, engine: AsyncEngine, name: str = "examdesk:leader") -> None:
+        self._engine = engine
+        self.name = name
+        self.key = lock_key(name)
+        self._conn: AsyncConnection | None = None
+        self._guard = asyncio.Lock()
+
+    @property
+    def shared(self) -> bool:
+        """True when other instances may share the database (PostgreSQL)."""
+        return self._engine.dialect.name == "postgresql"
+
+    @property
+    def held(self) -> bool:
+        return not self.shared or self._conn is not None
+
+    async def acquire(self) -> bool:
+        """True when this instance holds the lease (taking it if it is free)."""
+        if not self.shared:
+            return True
+        async with self._guard:
+            if self._conn is not None:
+                if await self._alive(self._conn):
+                    return True
+                log.warning("leader lock %s lost: its connection is gone", self.name)
+                await self._drop()
+            try:
+                return await asyncio.wait_for(self._try(), CHECK_TIMEOUT)
+            except Exception as exc:  # noqa: BLE001 - no database: not the leader this time
+                log.warning("leader lock %s: cannot try (%s)", self.name, exc)
+                return False
+
+    async def _try(self) -> bool:
+        conn = await self._engine.connect()
+        try:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            got = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}))
+        except BaseException:
+            await conn.invalidate()
+            raise
+        if not got:
+            await conn.close()
+            return False
+        self._conn = conn
+        log.info("leader lock %s taken: this instance runs the singleton work", self.name)
+        return True
+
+    @staticmethod
+    async def _alive(conn: AsyncConnection) -> bool:
+        try:
+            await asyncio.wait_for(conn.scalar(text("SELECT 1")), CHECK_TIMEOUT)
+            return True
+        except Exception:  # noqa: BLE001 - any failure means the session (and the lock) is gone
+            return False
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.invalidate()  # never back to the pool: the session may be broken
+            except Exception:  # noqa: BLE001
+                pass
+
+    async def release(self) -> None:
+        """Give the lease back (a clean stop); another instance's next tick takes it."""
+        async with self._guard:
+            conn, self._conn = self._conn, None
+            if conn is None:
+                return
+            try:
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+                await conn.close()
+            except Exception:  # noqa: BLE001 - closing the session releases the lock anyway
+                await conn.invalidate()

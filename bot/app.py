@@ -26,18 +26,25 @@ from bot import jobs, logs
 from bot.config import Settings
 from bot.context import BotData, ExamContext
 from bot.crypto import Vault
-from bot.delivery import OutboxSender, SenderConfig
+from bot.delivery import OutboxSender, SenderConfig, retry_after_seconds
 from bot.dispatch import UpdateDispatcher
 from bot.i18n import N_, I18n
+from bot.services.broadcasts import BroadcastService
 from bot.services.candidates import CandidateService
 from bot.services.catalog import CatalogService
 from bot.services.eligibility import EligibilityService
+from bot.services.payments import PaymentConfig, PaymentService
+from bot.services.payments_bank import StatementService
+from bot.services.payments_provider import HmacJsonAdapter, ProviderPaymentService
 from bot.services.registration import RegistrationService
 from bot.services.registration_form import RegistrationFormService
+from bot.services.reminders import RemindersService
 from bot.services.inbox import InboxService
 from bot.services.outbox import OutboxService
+from bot.services.tickets import TicketService
 from bot.web import WebDeps, create_web_app
 from storage.db import Database
+from storage.locks import LeaderLock
 from storage.models import utcnow
 from storage.uow import UnitOfWork
 
@@ -49,6 +56,7 @@ COMMANDS = (
     ("eligibility", N_("Check which level you may take")),
     ("register", N_("Register for the exam")),
     ("status", N_("My registrations")),
+    ("ticket", N_("My admission ticket (PDF)")),
     ("help", N_("What this bot does")),
     ("language", N_("中文 / English")),
     ("cancel", N_("Stop the current step (answers stay saved)")),
@@ -70,10 +78,21 @@ class Services:
     eligibility: EligibilityService
     registration: RegistrationService
     registration_form: RegistrationFormService
+    payments: PaymentService
+    statements: StatementService
+    provider_payments: ProviderPaymentService
+    broadcasts: BroadcastService
+    tickets: TicketService
+    reminders: RemindersService
+    # Not a service: the lease on singleton work (planning, sweeps) among instances.
+    leader: LeaderLock
 
 
 def build_services(
-    database: Database, clock: Callable[[], datetime] = utcnow, *, secret_key: str | None = None
+    database: Database, clock: Callable[[], datetime] = utcnow, *, secret_key: str | None = None,
+    public_url: str | None = None,
+    staff_ids: frozenset[int] = frozenset(), site_zone: str = "Asia/Shanghai", paid_broadcasts: bool = False,
+    payment_config: PaymentConfig | None = None,
 ) -> Services:
     """All services on one database. Without `secret_key` the vault gets a throw-away key:
     fine for callers that never store personal data (catalogue loading, some tests)."""
@@ -91,6 +110,15 @@ def build_services(
         eligibility=EligibilityService(uow, clock, catalog),
         registration=registration,
         registration_form=RegistrationFormService(uow, clock, catalog, registration, vault),
+        payments=PaymentService(uow, clock, catalog, payment_config),
+        statements=StatementService(uow, clock, catalog, payment_config),
+        provider_payments=ProviderPaymentService(uow, clock, catalog, payment_config),
+        broadcasts=BroadcastService(
+            uow, clock, staff_ids=staff_ids, site_zone=site_zone, paid_allowed=paid_broadcasts
+        ),
+        tickets=TicketService(uow, clock, catalog, vault, public_url=public_url),
+        reminders=RemindersService(uow, clock, catalog),
+        leader=LeaderLock(database.engine),
     )
 
 
@@ -126,7 +154,14 @@ class Runtime:
         logs.install_redaction()  # personal data never reaches a log handler
         self.settings = settings
         self.database = Database(settings.database_url)
-        self.services = build_services(self.database, clock, secret_key=settings.secret_key.get_secret_value())
+        self.services = build_services(
+            self.database, clock, secret_key=settings.secret_key.get_secret_value(),
+            payment_config=PaymentConfig(
+                staff_chat_id=settings.staff_chat_id, telegram=settings.payment_provider_token is not None,
+                stars=settings.payment_stars,
+            ), public_url=settings.public_url,
+            staff_ids=settings.admin_ids, site_zone=settings.timezone, paid_broadcasts=settings.paid_broadcasts,
+        )
         self.i18n = I18n(settings.default_language)
         self.application = build_application(
             settings, BotData(services=self.services, i18n=self.i18n, settings=settings)
@@ -188,6 +223,7 @@ class Runtime:
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
+        await self.services.leader.release()  # the next instance's tick takes over at once
         await self.database.dispose()
         log.info("examdesk stopped")
 
@@ -216,6 +252,12 @@ class Runtime:
                 self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
             ),
             mode=self.mode,
+            tickets=self.services.tickets,
+            provider_adapter=(
+                HmacJsonAdapter(self.settings.provider_secret.get_secret_value())
+                if self.settings.provider_secret else None
+            ),
+            provider_payments=self.services.provider_payments,
         )
         self._runner = web.AppRunner(create_web_app(deps), handle_signals=False)
         await self._runner.setup()
@@ -249,7 +291,7 @@ class Runtime:
                 )
                 backoff = 1.0
             except RetryAfter as exc:
-                await asyncio.sleep(float(getattr(exc.retry_after, "total_seconds", lambda: exc.retry_after)()))
+                await asyncio.sleep(retry_after_seconds(exc))
                 continue
             except (NetworkError, TimedOut, TelegramError) as exc:
                 log.warning("getUpdates failed (%s); retrying in %.0fs", exc, backoff)

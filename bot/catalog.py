@@ -303,6 +303,7 @@ class Reminder(_Model):
 class Fee(_Model):
     amount: Decimal = Field(ge=0)
     confirmed: bool = False
+    stars: int | None = Field(default=None, gt=0)  # price in Telegram Stars (XTR), if offered
 
     @property
     def amount_minor_units(self) -> int:
@@ -321,6 +322,11 @@ class BankAccount(_Model):
     bank_name: str = Field(min_length=1)
     account_number: str = Field(min_length=1)
     remark_template: str | None = None
+
+
+#: Payment methods a catalogue may enable (docs/payments.md). Telegram invoices also need
+#: the settings: a provider token (`telegram`) or EXAMDESK_PAYMENT_STARS (`stars`).
+PAYMENT_METHODS = ("bank_transfer", "telegram", "stars", "provider")
 
 
 class Payment(_Model):
@@ -771,6 +777,15 @@ def _check_timeline(t: Timeline, path: str) -> list[Problem]:
 
 def _check_fees(catalog: Catalog) -> list[Problem]:
     problems = []
+    for index, method in enumerate(catalog.payment.methods):
+        if method not in PAYMENT_METHODS:
+            problems.append(Problem(f"payment.methods[{index}]", f"unknown method {method!r} (one of {', '.join(PAYMENT_METHODS)})"))
+    if "bank_transfer" in catalog.payment.methods and catalog.payment.bank_account is None:
+        problems.append(Problem("payment.bank_account", "required when bank_transfer is enabled"))
+    if "stars" in catalog.payment.methods:
+        for code, fee in catalog.fees.levels.items():
+            if fee.stars is None:
+                problems.append(Problem(f"fees.levels.{code}.stars", "required when stars is enabled"))
     level_codes = [level.code for level in catalog.levels]
     for code in catalog.fees.levels:
         if code not in level_codes:

@@ -51,6 +51,36 @@ class Settings(BaseSettings):
     catalog: Path = PROJECT_ROOT / "catalog" / "exam-catalog.yaml"
     secret_key: SecretStr
     max_concurrent_updates: int = Field(default=32, ge=1, le=1024)
+    paid_broadcasts: bool = False  # staff broadcasts with allow_paid_broadcast (Telegram Stars)
+    # Public root of the built-in web server; admission-ticket QR codes then carry a check URL.
+    public_url: str | None = None
+    # Payments (docs/payments.md). The grace period after the due date is catalogue data
+    # (timeline.payment_grace_hours), not a setting: it belongs with the other deadlines.
+    payment_provider_token: SecretStr | None = None  # Telegram Payments provider (CNY invoices)
+    payment_stars: bool = False  # Telegram Stars (XTR) invoices
+    provider_secret: SecretStr | None = None  # HMAC key of the online provider's notices
+
+    @field_validator("payment_provider_token", "provider_secret")
+    @classmethod
+    def _empty_secret_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
+
+    @field_validator("provider_secret")
+    @classmethod
+    def _check_provider_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http(s) URL such as https://exam.example.org")
+        return value.rstrip("/")
 
     @field_validator("bot_token")
     @classmethod

@@ -215,6 +215,14 @@ class _LaneStop(Exception):
     """The sender is stopping: give the lane's rows back."""
 
 
+def retry_after_seconds(exc: RetryAfter) -> float:
+    """Seconds to wait after a 429, whether PTB gives an int or (later) a timedelta."""
+    with warnings.catch_warnings():  # PTB 22 warns that `retry_after` becomes a timedelta
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        retry_after = exc.retry_after
+    return float(retry_after.total_seconds() if isinstance(retry_after, timedelta) else retry_after)
+
+
 class OutboxSender:
     """Sends outbox rows within Telegram's limits; one per process (see module doc)."""
 
@@ -524,10 +532,7 @@ class OutboxSender:
             await self.bot.send_message(msg.chat_id, rendered.text, **kwargs)
 
     def _on_retry_after(self, msg: ClaimedMessage, exc: RetryAfter) -> SendResult:
-        with warnings.catch_warnings():  # PTB 22 warns that `retry_after` becomes a timedelta
-            warnings.simplefilter("ignore", PTBDeprecationWarning)
-            retry_after = exc.retry_after
-        seconds = float(retry_after.total_seconds() if isinstance(retry_after, timedelta) else retry_after)
+        seconds = retry_after_seconds(exc)
         now = self._mono()
         self.counters.too_many_requests += 1
         self._chat_pacer(msg.chat_id).pause(now + seconds)

@@ -1,4 +1,4 @@
-"""Web routes (aiohttp): the Telegram webhook and the health check.
+"""Web routes (aiohttp): the Telegram webhook, the health check and the admission-ticket check.
 
 Entry point: `create_web_app(...)`. The webhook checks Telegram's secret-token header in
 constant time, writes the raw update to the inbox and only then answers 200; a redelivered
@@ -16,6 +16,8 @@ from typing import Protocol
 from aiohttp import web
 
 from bot.services.inbox import InboxService
+from bot.services.payments_provider import BadSignature, MalformedNotice, ProviderAdapter, ProviderPaymentService
+from bot.services.tickets import TicketService
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,9 @@ class WebDeps:
     webhook_path: str | None  # None: polling mode, no webhook route
     webhook_secret: str | None
     mode: str
+    tickets: TicketService | None = None  # None: no /tickets/verify route
+    provider_adapter: ProviderAdapter | None = None  # None: payment notices are refused (503)
+    provider_payments: ProviderPaymentService | None = None
 
 
 DEPS = web.AppKey("deps", WebDeps)
@@ -68,10 +73,53 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if database_ok else 503)
 
 
+
+async def verify_ticket(request: web.Request) -> web.Response:
+    """`GET /tickets/verify?ref=…`: is this admission ticket genuine? Public, so no personal
+    data in clear: the name is masked (张*三) and nothing else about the person is shown."""
+    tickets = request.app[DEPS].tickets
+    assert tickets is not None
+    check = await tickets.verify(request.query.get("ref", ""))
+    if not check.valid:
+        return web.json_response({"valid": False}, status=404)
+    return web.json_response({
+        "valid": True, "ticket_number": check.ticket_number, "name_masked": check.name_masked,
+        "session": check.session_code, "level": check.level_code,
+    })
+
+
+async def payment_notice(request: web.Request) -> web.Response:
+    """`POST /payments/notify`: an online provider's payment notice (docs/payments.md).
+
+    401 bad or missing signature, 400 malformed, 409 amount/currency mismatch or unknown
+    reference (recorded and flagged to staff), 200 accepted or a replay of a recorded one.
+    """
+    deps = request.app[DEPS]
+    if deps.provider_adapter is None or deps.provider_payments is None:
+        log.warning("payment notice from %s refused: no provider secret is configured", request.remote)
+        return web.json_response({"error": "not_configured"}, status=503)
+    body = await request.read()
+    try:
+        notice = deps.provider_adapter.parse(body, request.headers)
+    except BadSignature:
+        log.warning("payment notice with a bad or missing signature from %s refused", request.remote)
+        return web.json_response({"error": "bad_signature"}, status=401)
+    except MalformedNotice as exc:
+        log.warning("malformed payment notice from %s refused: %s", request.remote, exc.reason)
+        return web.json_response({"error": "malformed", "field": exc.reason}, status=400)
+    result = await deps.provider_payments.record(notice, method=deps.provider_adapter.name)
+    log.info("payment notice %s (payment %s): %s%s", notice.transaction_id, result.payment_id, result.status,
+             " (replay, nothing changed)" if result.replay else "")
+    return web.json_response({"status": result.status, "replay": result.replay}, status=result.http_status)
+
+
 def create_web_app(deps: WebDeps) -> web.Application:
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app[DEPS] = deps
     app.router.add_get("/healthz", healthz)
+    app.router.add_post("/payments/notify", payment_notice)
+    if deps.tickets is not None:
+        app.router.add_get("/tickets/verify", verify_ticket)
     if deps.webhook_path:
         app.router.add_post(deps.webhook_path, telegram_webhook)
     return app

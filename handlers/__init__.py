@@ -10,7 +10,19 @@ from __future__ import annotations
 
 from telegram.ext import Application
 
-from handlers import common, eligibility, errors, flows, identity, notifications, registration
+from handlers import (
+    broadcasts,
+    common,
+    eligibility,
+    errors,
+    flows,
+    identity,
+    notifications,
+    payments,
+    registration,
+    reminders,
+    tickets,
+)
 
 
 def setup(application: Application) -> None:
@@ -19,6 +31,10 @@ def setup(application: Application) -> None:
     common.setup(application)
     eligibility.setup(application)
     registration.setup(application)
+    tickets.setup(application)
+    reminders.setup(application)  # the reminder template, its button, the staff list
+    payments.setup(application)  # before flows: successful_payment, receipts, staff CSV files
+    broadcasts.setup(application)  # staff only; its typed input goes through flows
     flows.setup(application)  # after the flows: routes typed answers to the current flow
     common.setup_fallbacks(application)
     errors.setup(application)

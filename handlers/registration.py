@@ -41,7 +41,7 @@ from bot.services.errors import (
 )
 from bot.services.registration import RegistrationView, SessionOption
 from bot.services.registration_form import FLOW, NONE, SUMMARY, Input, Step, Summary
-from handlers import flows
+from handlers import flows, payments
 from handlers.render import answer_error, rows
 
 SITE_ZONE = "Asia/Shanghai"  # deadlines in messages without a session at hand
@@ -358,6 +358,8 @@ async def on_submit(update: Update, context: ExamContext, *, join_waitlist: bool
     await query.answer()
     await query.edit_message_reply_markup(None)
     await update.effective_message.reply_text(submitted_text(tr, await context.services.catalog.current(), result.registration))
+    if result.seat_taken:  # the fee, the deadline and how to pay (handlers/payments.py)
+        await payments.send_offer(update, context, result.registration.id)
 
 
 async def on_join_waitlist(update: Update, context: ExamContext) -> None:
@@ -445,6 +447,8 @@ async def cmd_status(update: Update, context: ExamContext) -> None:
         buttons = []
         if r.state == "offered":
             buttons.append(InlineKeyboardButton(tr.gettext("✅ Take the seat"), callback_data=f"reg:offer:accept:{r.id}"))
+        if r.state in ("submitted", "awaiting_payment"):
+            buttons.append(InlineKeyboardButton(tr.gettext("💳 Pay"), callback_data=f"pay:{r.id}"))
         if r.can_move:
             buttons.append(InlineKeyboardButton(tr.gettext("📅 Change session"), callback_data=f"reg:move:{r.id}"))
         if r.can_cancel:

@@ -257,6 +257,8 @@ class Registration(Base):
     state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     version: Mapped[int] = mapped_column(default=0)
+    # "I have read the exam-day rules" pressed on the exam reminder (reminders flow).
+    rules_acknowledged_at: Mapped[datetime | None]
 
 
 class EligibilityReview(Base):
@@ -293,20 +295,39 @@ class Payment(Base):
     __table_args__ = (UniqueConstraint("method", "external_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id"))
-    method: Mapped[str] = mapped_column(String(24))  # telegram, stars, bank, provider
+    # None only for a provider notice whose reference matches no registration (kept, flagged).
+    registration_id: Mapped[int | None] = mapped_column(ForeignKey("registrations.id"), index=True)
+    method: Mapped[str] = mapped_column(String(24))  # telegram, stars, bank_transfer, bank_statement, provider
     external_id: Mapped[str | None] = mapped_column(String(128))  # charge / transaction id
     amount_minor: Mapped[int]
     currency: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(24))
     receipt_file_id: Mapped[str | None] = mapped_column(String(256))
     receipt_unique_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    receipt_sha256: Mapped[str | None] = mapped_column(String(64), index=True)  # the same file re-uploaded
     decided_by: Mapped[int | None] = mapped_column(BigInteger)
     decided_at: Mapped[datetime | None]
     reason: Mapped[str | None] = mapped_column(Text)
     needs_refund: Mapped[bool] = mapped_column(Boolean, default=False)
     raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A staff member who chose "other reason" on this receipt and owes the typed reason.
+    pending_reason_by: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class StatementImport(Base):
+    """A bank-statement CSV sent by staff: its classified rows, waiting for confirmation."""
+
+    __tablename__ = "statement_imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(BigInteger)
+    file_name: Mapped[str | None] = mapped_column(String(256))
+    rows: Mapped[list[Any]] = mapped_column(default=list)  # classified rows, see payments_bank
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending/applied/discarded
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[int | None] = mapped_column(BigInteger)
+    decided_at: Mapped[datetime | None]
 
 
 class InboxUpdate(Base):
@@ -337,7 +358,10 @@ class OutboxMessage(Base):
     """A message to send later (reminder, broadcast, notification), one row per message."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "not_before"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "not_before"),
+        Index("ix_outbox_session_status", "session_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(191), unique=True)
@@ -353,6 +377,10 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
     broadcast_id: Mapped[int | None] = mapped_column(Integer)
+    # What the message is about, when it is about a registration or a session: the
+    # reminders planner drops pending rows that no longer apply by these (docs/reminders.md).
+    registration_id: Mapped[int | None] = mapped_column(ForeignKey("registrations.id"))
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("exam_sessions.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -372,3 +400,77 @@ class AuditEntry(Base):
     to_state: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class BroadcastStatus(enum.StrEnum):
+    """States of a staff broadcast; transitions live in the broadcasts service."""
+
+    DRAFT = "draft"  # being composed (content, audience, time)
+    SCHEDULED = "scheduled"  # confirmed; its outbox rows wait for `scheduled_at`
+    SENDING = "sending"
+    PAUSED = "paused"  # its pending outbox rows are not claimed (see OutboxRepository)
+    CANCELLED = "cancelled"
+    DONE = "done"  # nothing left pending; the report went out
+
+
+class Broadcast(Base):
+    """An announcement from staff to a set of candidates, sent as one outbox row per recipient."""
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (Index("ix_broadcasts_status", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_by: Mapped[int] = mapped_column(BigInteger)  # staff Telegram id
+    chat_id: Mapped[int] = mapped_column(BigInteger)  # where it was composed; progress and report go there
+    language: Mapped[str] = mapped_column(String(16))  # of the progress message
+    status: Mapped[str] = mapped_column(String(16), default=BroadcastStatus.DRAFT)
+    text: Mapped[str | None] = mapped_column(Text)
+    photo: Mapped[str | None] = mapped_column(String(256))  # file_id
+    document: Mapped[str | None] = mapped_column(String(256))  # file_id
+    audience: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"kind": ..., "value": ...}
+    recipients: Mapped[int] = mapped_column(default=0)  # rows queued for sending
+    skipped: Mapped[int] = mapped_column(default=0)  # known unreachable at confirmation: not sent
+    paid: Mapped[bool] = mapped_column(Boolean, default=False)
+    scheduled_at: Mapped[datetime | None]
+    progress_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    progress_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    progress_fingerprint: Mapped[str | None] = mapped_column(String(64))  # what the message shows now
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_by: Mapped[int | None] = mapped_column(BigInteger)
+    confirmed_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]  # sending began (now, or the scheduled time)
+    finished_at: Mapped[datetime | None]  # done, or cancelled with nothing left in flight
+
+
+class AdmissionTicket(Base):
+    """A PAID registration's admission ticket (准考证): number and seat, assigned once.
+
+    The seat is one number per session, used in the room of each of the session's
+    components. A registration moved to another session gets a new number and seat
+    (the row is reissued), so a ticket printed for the old session stops verifying.
+    """
+
+    __tablename__ = "admission_tickets"
+    __table_args__ = (UniqueConstraint("session_id", "seat"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id"), unique=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("exam_sessions.id"))
+    ticket_number: Mapped[str] = mapped_column(String(48), unique=True)
+    seat: Mapped[int]
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    notified_at: Mapped[datetime | None]  # "your ticket is ready" queued in the outbox
+
+
+class TicketCounter(Base):
+    """Per-session sequences for ticket numbers (scope `number:<initial>`) and seats (`seat`).
+
+    Moved only by `UPDATE … SET last = last + 1 … RETURNING` while the session's `seat`
+    row is locked, so concurrent issuers never draw the same value.
+    """
+
+    __tablename__ = "ticket_counters"
+
+    session_id: Mapped[int] = mapped_column(ForeignKey("exam_sessions.id", ondelete="CASCADE"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last: Mapped[int] = mapped_column(default=0)

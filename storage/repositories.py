@@ -7,19 +7,24 @@ claims) are written here once, for both SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import String, and_, case, cast, exists, false, func, literal, literal_column, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from storage.models import (
     ACTIVE_STATES,
+    AdmissionTicket,
     AuditEntry,
+    Broadcast,
+    BroadcastStatus,
     Candidate,
     EligibilityReview,
     CatalogVersion,
@@ -30,8 +35,12 @@ from storage.models import (
     Level,
     OutboxMessage,
     OutboxStatus,
+    Payment,
     Registration,
     RegistrationState,
+    StatementImport,
+    TicketCounter,
+    UTCDateTime,
 )
 
 _ACTIVE = [state.value for state in ACTIVE_STATES]
@@ -147,6 +156,12 @@ class InboxRepository:
 _UNCOUNT_ATTEMPT = case((OutboxMessage.attempts > 0, OutboxMessage.attempts - 1), else_=0)
 
 
+def _not_held() -> Any:
+    """Rows of a paused or cancelled broadcast are not claimed: one broadcast row holds them all."""
+    held = select(Broadcast.id).where(Broadcast.status.in_((BroadcastStatus.PAUSED, BroadcastStatus.CANCELLED)))
+    return or_(OutboxMessage.broadcast_id.is_(None), OutboxMessage.broadcast_id.not_in(held))
+
+
 class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -170,11 +185,12 @@ class OutboxRepository:
         return await self.session.scalar(stmt)
 
     def _due(self, now: datetime) -> Any:
-        """Pending, due (`not_before` passed) and not leased by a live worker."""
+        """Pending, due (`not_before` passed), not leased by a live worker, not held."""
         return (
             (OutboxMessage.status == OutboxStatus.PENDING)
             & (OutboxMessage.not_before <= now)
             & or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now)
+            & _not_held()
         )
 
     async def cancel_expired(self, now: datetime) -> int:
@@ -223,7 +239,7 @@ class OutboxRepository:
         stmt = select(
             func.min(OutboxMessage.not_before).filter(OutboxMessage.lease_until.is_(None)),
             func.min(OutboxMessage.lease_until),
-        ).where(OutboxMessage.status == OutboxStatus.PENDING)
+        ).where(OutboxMessage.status == OutboxStatus.PENDING, _not_held())
         free, leased = (await self.session.execute(stmt)).one()
         times = [t for t in (free, leased) if t is not None]
         return min(times) if times else None
@@ -321,6 +337,26 @@ class OutboxRepository:
             Candidate.id, Candidate.telegram_id, Candidate.language, Candidate.telegram_language
         ).where(or_(Candidate.id.in_(list(set(candidate_ids))), Candidate.telegram_id.in_(list(set(private_chat_ids)))))
         return [tuple(row) for row in (await self.session.execute(stmt)).all()]  # type: ignore[misc]
+
+    async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Queue many messages in one statement (a broadcast); known keys are skipped."""
+        if rows:
+            stmt = _insert(self.session, OutboxMessage).on_conflict_do_nothing(index_elements=["idempotency_key"])
+            await self.session.execute(stmt, list(rows))
+
+    async def cancel_unleased(self, broadcast_id: int, now: datetime, reason: str) -> int:
+        """Cancel a broadcast's pending rows that no live worker holds (held rows finish first)."""
+        stmt = (
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.broadcast_id == broadcast_id,
+                OutboxMessage.status == OutboxStatus.PENDING,
+                or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
+            )
+            .values(status=OutboxStatus.CANCELLED, last_error=reason, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int((await self.session.execute(stmt)).rowcount or 0)
 
     async def count_by_status(self, broadcast_id: int | None = None) -> dict[str, int]:
         stmt = select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
@@ -606,3 +642,594 @@ class ReviewRepository:
             .values(status=status, decided_by=staff_id, decided_at=at, reason=reason)
         )
         return bool(result.rowcount)
+
+
+class PaymentRepository:
+    """Payments: idempotent inserts on (method, external_id), first-wins status changes."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_if_new(self, **values: Any) -> int | None:
+        """Insert a payment; None when (method, external_id) was recorded before (a replay)."""
+        stmt = (
+            _insert(self.session, Payment)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["method", "external_id"])
+            .returning(Payment.id)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def get(self, payment_id: int) -> Payment | None:
+        return await self.session.get(Payment, payment_id, populate_existing=True)
+
+    async def get_by_external_id(self, method: str, external_id: str) -> Payment | None:
+        stmt = select(Payment).where(Payment.method == method, Payment.external_id == external_id)
+        return await self.session.scalar(stmt.execution_options(populate_existing=True))
+
+    async def list_for_registration(self, registration_id: int) -> Sequence[Payment]:
+        stmt = select(Payment).where(Payment.registration_id == registration_id).order_by(Payment.id)
+        return (await self.session.scalars(stmt)).all()
+
+    async def list_same_receipt(
+        self, receipt_unique_id: str, receipt_sha256: str | None, registration_id: int
+    ) -> Sequence[Payment]:
+        """Receipts with the same file on other registrations: Telegram's file_unique_id (a
+        forwarded file) or the content's sha256 (the same picture uploaded again)."""
+        same = Payment.receipt_unique_id == receipt_unique_id
+        if receipt_sha256 is not None:
+            same = or_(same, Payment.receipt_sha256 == receipt_sha256)
+        stmt = select(Payment).where(same, Payment.registration_id != registration_id).order_by(Payment.id)
+        return (await self.session.scalars(stmt)).all()
+
+    async def decide(self, payment_id: int, from_status: str, **values: Any) -> bool:
+        """Compare-and-set on the status: True only for the first decision."""
+        stmt = (
+            update(Payment)
+            .where(Payment.id == payment_id, Payment.status == from_status)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool((await self.session.execute(stmt)).rowcount)
+
+    async def supersede_pending(self, registration_id: int, at: datetime, reason: str) -> int:
+        """Close receipts still under review once the registration is paid another way."""
+        stmt = (
+            update(Payment)
+            .where(Payment.registration_id == registration_id, Payment.status == "pending_review")
+            .values(status="superseded", decided_at=at, reason=reason, pending_reason_by=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int((await self.session.execute(stmt)).rowcount or 0)
+
+    # -- registration look-ups of the payments flow
+
+    async def registration_by_reference(self, reference: str) -> Registration | None:
+        stmt = select(Registration).where(Registration.reference == reference.strip().upper())
+        return await self.session.scalar(stmt.execution_options(populate_existing=True))
+
+    async def list_unpaid_past_deadline(self, now: datetime, states: Sequence[str], limit: int) -> Sequence[Registration]:
+        """Registrations in `states` whose session's payment deadline (due + grace) has passed,
+        by session then id (the lock order)."""
+        deadline = func.coalesce(ExamSession.payment_deadline_at, ExamSession.payment_due_at)
+        stmt = (
+            select(Registration)
+            .join(ExamSession, ExamSession.id == Registration.session_id)
+            .where(Registration.state.in_(list(states)), deadline <= now)
+            .order_by(Registration.session_id, Registration.id)
+            .limit(limit)
+        )
+        return (await self.session.scalars(stmt)).all()
+
+    async def list_paid(self, session_id: int | None = None) -> list[tuple[Registration, Candidate, ExamSession, datetime | None]]:
+        """PAID registrations with their candidate, session and when the money was accepted."""
+        paid_at = (
+            select(func.max(Payment.decided_at))
+            .where(Payment.registration_id == Registration.id, Payment.status.in_(["paid", "approved"]),
+                   Payment.needs_refund.is_(False))
+            .correlate(Registration)
+            .scalar_subquery()
+        )
+        stmt = (
+            select(Registration, Candidate, ExamSession, paid_at)
+            .join(Candidate, Candidate.id == Registration.candidate_id)
+            .join(ExamSession, ExamSession.id == Registration.session_id)
+            .where(Registration.state == RegistrationState.PAID)
+            .order_by(ExamSession.exam_date, Registration.id)
+        )
+        if session_id is not None:
+            stmt = stmt.where(Registration.session_id == session_id)
+        return [tuple(row) for row in (await self.session.execute(stmt)).all()]  # type: ignore[misc]
+
+    async def get_awaiting_reason(self, staff_id: int) -> Payment | None:
+        """The receipt this staff member chose "other reason" for and has not explained yet."""
+        stmt = (
+            select(Payment)
+            .where(Payment.pending_reason_by == staff_id, Payment.status == "pending_review")
+            .order_by(Payment.id.desc())
+            .limit(1)
+        )
+        return await self.session.scalar(stmt.execution_options(populate_existing=True))
+
+    async def clear_awaiting_reason(self, staff_id: int) -> None:
+        await self.session.execute(
+            update(Payment).where(Payment.pending_reason_by == staff_id).values(pending_reason_by=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+class StatementImportRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, row: StatementImport) -> None:
+        self.session.add(row)
+
+    async def get(self, import_id: int) -> StatementImport | None:
+        return await self.session.get(StatementImport, import_id, populate_existing=True)
+
+    async def decide(self, import_id: int, status: str, staff_id: int, at: datetime) -> bool:
+        """pending → applied/discarded, once: True only for the first confirmation."""
+        stmt = (
+            update(StatementImport)
+            .where(StatementImport.id == import_id, StatementImport.status == "pending")
+            .values(status=status, decided_by=staff_id, decided_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return bool((await self.session.execute(stmt)).rowcount)
+
+
+class TicketRepository:
+    """Admission tickets and the per-session counters their numbers and seats come from.
+
+    Allocation: `lock_session_counters` first (PostgreSQL: the session's `seat` counter row
+    FOR UPDATE; SQLite's BEGIN IMMEDIATE already serialises), then look whether the
+    registration has a ticket, then `next_value` per scope. Every issuer takes the
+    session's lock before any other counter, so two issuers never deadlock and never
+    draw a number that is later thrown away.
+    """
+
+    SEAT = "seat"
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, ticket: AdmissionTicket) -> None:
+        self.session.add(ticket)
+
+    async def get_for_registration(self, registration_id: int) -> AdmissionTicket | None:
+        stmt = (
+            select(AdmissionTicket)
+            .where(AdmissionTicket.registration_id == registration_id)
+            .execution_options(populate_existing=True)
+        )
+        return await self.session.scalar(stmt)
+
+    async def get_by_number(self, ticket_number: str) -> AdmissionTicket | None:
+        return await self.session.scalar(select(AdmissionTicket).where(AdmissionTicket.ticket_number == ticket_number))
+
+    async def _ensure_counter(self, session_id: int, scope: str) -> None:
+        stmt = _insert(self.session, TicketCounter).values(session_id=session_id, scope=scope, last=0)
+        await self.session.execute(stmt.on_conflict_do_nothing(index_elements=["session_id", "scope"]))
+
+    async def lock_session_counters(self, session_id: int) -> None:
+        """Serialise ticket issuing within one exam session until the transaction ends."""
+        await self._ensure_counter(session_id, self.SEAT)
+        if _is_postgresql(self.session):
+            await self.session.execute(
+                select(TicketCounter.last)
+                .where(TicketCounter.session_id == session_id, TicketCounter.scope == self.SEAT)
+                .with_for_update()
+            )
+
+    async def next_value(self, session_id: int, scope: str) -> int:
+        """The next value of a counter (1, 2, …): one atomic UPDATE … RETURNING."""
+        await self._ensure_counter(session_id, scope)
+        stmt = (
+            update(TicketCounter)
+            .where(TicketCounter.session_id == session_id, TicketCounter.scope == scope)
+            .values(last=TicketCounter.last + 1)
+            .returning(TicketCounter.last)
+            .execution_options(synchronize_session=False)
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def list_due(self, now: datetime, limit: int) -> list[tuple[Registration, AdmissionTicket | None]]:
+        """PAID registrations whose session's ticket date has passed and whose candidate was
+        not yet told (no ticket, not notified, or a ticket for another session: moved).
+        Ordered by session then id, the order in which issuers lock sessions."""
+        stmt = (
+            select(Registration, AdmissionTicket)
+            .join(ExamSession, ExamSession.id == Registration.session_id)
+            .outerjoin(AdmissionTicket, AdmissionTicket.registration_id == Registration.id)
+            .where(
+                Registration.state == RegistrationState.PAID,
+                ExamSession.tickets_from_at <= now,
+                ExamSession.cancelled.is_(False),
+                or_(
+                    AdmissionTicket.id.is_(None),
+                    AdmissionTicket.notified_at.is_(None),
+                    AdmissionTicket.session_id != Registration.session_id,
+                ),
+            )
+            .order_by(Registration.session_id, Registration.id)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in (await self.session.execute(stmt)).all()]
+
+
+
+#: Registration states per broadcast audience "state" value.
+BROADCAST_STATE_GROUPS: dict[str, tuple[str, ...]] = {
+    "unpaid": (RegistrationState.SUBMITTED, RegistrationState.AWAITING_PAYMENT),
+    "waitlisted": (RegistrationState.WAITLISTED,),
+    "paid": (RegistrationState.PAID,),
+}
+
+
+class BroadcastRepository:
+    """Broadcasts, their audiences (candidates with a private chat) and who was not reached."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, broadcast: Broadcast) -> None:
+        self.session.add(broadcast)
+
+    async def get(self, broadcast_id: int) -> Broadcast | None:
+        return await self.session.get(Broadcast, broadcast_id, populate_existing=True)
+
+    async def transition(self, broadcast_id: int, from_states: Sequence[str], **values: Any) -> bool:
+        """Compare-and-set on the status: False when someone else moved it first."""
+        stmt = (
+            update(Broadcast)
+            .where(Broadcast.id == broadcast_id, Broadcast.status.in_(list(from_states)))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool((await self.session.execute(stmt)).rowcount)
+
+    async def finish(self, broadcast_id: int, status: str, at: datetime) -> bool:
+        """Mark a broadcast finished once (two ticks racing: one wins)."""
+        stmt = (
+            update(Broadcast)
+            .where(Broadcast.id == broadcast_id, Broadcast.finished_at.is_(None))
+            .values(status=status, finished_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return bool((await self.session.execute(stmt)).rowcount)
+
+    async def set_fingerprint(self, broadcast_id: int, fingerprint: str) -> bool:
+        """Claim a progress edit: True only if the message does not already show this."""
+        stmt = (
+            update(Broadcast)
+            .where(
+                Broadcast.id == broadcast_id,
+                or_(Broadcast.progress_fingerprint.is_(None), Broadcast.progress_fingerprint != fingerprint),
+            )
+            .values(progress_fingerprint=fingerprint)
+            .execution_options(synchronize_session=False)
+        )
+        return bool((await self.session.execute(stmt)).rowcount)
+
+    async def list_ticking(self) -> Sequence[Broadcast]:
+        """Broadcasts whose progress may still change: confirmed and not finished."""
+        stmt = (
+            select(Broadcast)
+            .where(
+                Broadcast.status.in_(
+                    (BroadcastStatus.SCHEDULED, BroadcastStatus.SENDING, BroadcastStatus.PAUSED,
+                     BroadcastStatus.CANCELLED)
+                ),
+                Broadcast.confirmed_at.is_not(None),
+                Broadcast.finished_at.is_(None),
+            )
+            .order_by(Broadcast.id)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(stmt)).all()
+
+    def _audience(self, kind: str, value: str | None) -> Any:
+        """Candidate ids of an audience (`all`, `session` code, `level` code, `state` group)."""
+        if kind == "all":
+            return select(Candidate.id)
+        regs = select(Registration.candidate_id).where(Registration.state.in_(_ACTIVE))
+        if kind == "session":
+            regs = regs.join(ExamSession, ExamSession.id == Registration.session_id).where(ExamSession.code == value)
+        elif kind == "level":
+            regs = regs.where(Registration.level_code == value)
+        elif kind == "state":
+            regs = select(Registration.candidate_id).where(
+                Registration.state.in_([s.value for s in BROADCAST_STATE_GROUPS[value or ""]])
+            )
+        else:
+            raise ValueError(kind)
+        return regs
+
+    async def list_audience(self, kind: str, value: str | None) -> list[tuple[int, int, bool]]:
+        """(candidate id, private chat id, known unreachable) per recipient, by candidate id."""
+        stmt = (
+            select(Candidate.id, Candidate.chat_id, Candidate.unreachable_at.is_not(None))
+            .where(Candidate.id.in_(self._audience(kind, value)), Candidate.chat_id > 0)
+            .order_by(Candidate.id)
+        )
+        return [(int(a), int(b), bool(c)) for a, b, c in (await self.session.execute(stmt)).all()]
+
+    async def count_audience(self, kind: str, value: str | None) -> tuple[int, int]:
+        """(reachable, known unreachable) recipients of an audience."""
+        stmt = select(
+            func.count().filter(Candidate.unreachable_at.is_(None)),
+            func.count().filter(Candidate.unreachable_at.is_not(None)),
+        ).where(Candidate.id.in_(self._audience(kind, value)), Candidate.chat_id > 0)
+        reachable, unreachable = (await self.session.execute(stmt)).one()
+        return int(reachable or 0), int(unreachable or 0)
+
+    async def list_not_reached(self, broadcast_id: int) -> list[tuple[str, int, str, str | None]]:
+        """(name, Telegram id, outbox status, reason) of every recipient not reached, by name."""
+        stmt = (
+            select(
+                func.coalesce(Candidate.full_name, Candidate.first_name), Candidate.telegram_id,
+                OutboxMessage.status, OutboxMessage.last_error,
+            )
+            .join(Candidate, Candidate.id == OutboxMessage.candidate_id)
+            .where(
+                OutboxMessage.broadcast_id == broadcast_id,
+                OutboxMessage.status.in_((OutboxStatus.FAILED, OutboxStatus.UNREACHABLE, OutboxStatus.CANCELLED)),
+            )
+            .order_by(OutboxMessage.status, Candidate.telegram_id)
+        )
+        return [(str(n or ""), int(t), str(s), e) for n, t, s, e in (await self.session.execute(stmt)).all()]
+
+
+class ReminderRepository:
+    """Reminder rows of the outbox (kind "reminder"), planned and dropped set-wise, plus the
+    exam-day rules acknowledgements.
+
+    Keys are `<prefix><registration or candidate id><suffix>`, the suffix naming the session,
+    the reminder and its moment (see `bot.services.reminders`); building them in SQL lets one
+    INSERT … SELECT plan a reminder for every registration of a session, and one UPDATE per
+    session drop the pending rows that no longer apply.
+    """
+
+    KIND = "reminder"
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- planning ----------------------------------------------------------------------
+
+    def _payload(self, base: dict[str, Any], per_row: dict[str, Any]) -> Any:
+        """The JSON payload: `base` with `params.<name>` set from each per-row column."""
+        document = json.dumps(base, ensure_ascii=False, separators=(",", ":"))
+        if _is_postgresql(self.session):
+            expr: Any = cast(literal(document, String), JSONB)
+            for name, column in per_row.items():
+                path = literal_column(f"ARRAY['params', '{name}']")
+                expr = func.jsonb_set(expr, path, func.to_jsonb(column))
+            return expr
+        pairs: list[Any] = []
+        for name, column in per_row.items():
+            pairs += [literal(f"$.params.{name}"), column]
+        return func.json_set(literal(document), *pairs) if pairs else literal(document)
+
+    async def _insert_from(self, rows: Any) -> int:
+        columns = [
+            "idempotency_key", "chat_id", "candidate_id", "kind", "payload", "status", "not_before",
+            "expires_at", "attempts", "registration_id", "session_id", "created_at",
+        ]
+        stmt = (
+            _insert(self.session, OutboxMessage)
+            .from_select(columns, rows)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        )
+        return int((await self.session.execute(stmt)).rowcount or 0)
+
+    @staticmethod
+    def _common(
+        session_id: int, not_before: datetime, expires_at: datetime, now: datetime
+    ) -> tuple[list[Any], list[Any]]:
+        """The constant columns: (status … attempts) and (session_id, created_at)."""
+        middle = [
+            literal(OutboxStatus.PENDING.value), literal(not_before, UTCDateTime()),
+            literal(expires_at, UTCDateTime()), literal(0),
+        ]
+        return middle, [literal(session_id), literal(now, UTCDateTime())]
+
+    async def plan_for_registrations(
+        self, *, prefix: str, suffix: str, session_id: int, states: Sequence[str], payload: dict[str, Any],
+        not_before: datetime, expires_at: datetime, now: datetime,
+    ) -> int:
+        """One row per registration of the session in `states` whose candidate has a chat and
+        is not known unreachable; existing keys are left alone. Returns the rows created."""
+        key = literal(prefix) + cast(Registration.id, String) + literal(suffix)
+        known = aliased(OutboxMessage)
+        middle, tail = self._common(session_id, not_before, expires_at, now)
+        rows = (
+            select(
+                key, Candidate.chat_id, Candidate.id, literal(self.KIND),
+                self._payload(payload, {
+                    "registration_id": Registration.id, "level_code": Registration.level_code,
+                    "reference": Registration.reference,
+                }),
+                *middle, Registration.id, *tail,
+            )
+            .select_from(Registration)
+            .join(Candidate, Candidate.id == Registration.candidate_id)
+            .where(
+                Registration.session_id == session_id,
+                Registration.state.in_(list(states)),
+                Candidate.chat_id.is_not(None),
+                Candidate.unreachable_at.is_(None),
+                ~exists(select(known.id).where(known.idempotency_key == key)),
+            )
+        )
+        return await self._insert_from(rows)
+
+    def wants_to_register(self, session_id: int, levels: Sequence[str], allowed: Sequence[str]) -> Any:
+        """The candidate may register for a level the session offers (eligibility settled as
+        allowed) and holds no active registration for it, nor any at this session."""
+        active = aliased(Registration)
+
+        def holders(*conditions: Any) -> Any:
+            # Uncorrelated: computed once per statement, not once per candidate.
+            return select(active.candidate_id).where(active.state.in_(_ACTIVE), *conditions)
+
+        per_level = [
+            and_(
+                Candidate.profile[("verdicts", level, "status")].as_string().in_(list(allowed)),
+                Candidate.id.not_in(holders(active.level_code == level)),
+            )
+            for level in levels
+        ]
+        return and_(
+            or_(*per_level) if per_level else false(),
+            Candidate.id.not_in(holders(active.session_id == session_id)),
+        )
+
+    async def plan_for_candidates(
+        self, *, prefix: str, suffix: str, session_id: int, levels: Sequence[str], allowed: Sequence[str],
+        payload: dict[str, Any], not_before: datetime, expires_at: datetime, now: datetime,
+    ) -> int:
+        """One row per candidate who `wants_to_register` at the session (registration_closing)."""
+        key = literal(prefix) + cast(Candidate.id, String) + literal(suffix)
+        known = aliased(OutboxMessage)
+        middle, tail = self._common(session_id, not_before, expires_at, now)
+        rows = (
+            select(
+                key, Candidate.chat_id, Candidate.id, literal(self.KIND), self._payload(payload, {}),
+                *middle, literal(None), *tail,
+            )
+            .select_from(Candidate)
+            .where(
+                self.wants_to_register(session_id, levels, allowed),
+                Candidate.chat_id.is_not(None),
+                Candidate.unreachable_at.is_(None),
+                ~exists(select(known.id).where(known.idempotency_key == key)),
+            )
+        )
+        return await self._insert_from(rows)
+
+    # --- dropping what no longer applies --------------------------------------------------
+
+    def _pending(self, session_id: int, now: datetime) -> Any:
+        """Pending reminder rows of a session that no live worker holds (a held row is being sent)."""
+        return and_(
+            OutboxMessage.kind == self.KIND,
+            OutboxMessage.session_id == session_id,
+            OutboxMessage.status == OutboxStatus.PENDING,
+            or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
+        )
+
+    async def _cancel(self, where: Any, reason: str) -> int:
+        stmt = (
+            update(OutboxMessage)
+            .where(where)
+            .values(status=OutboxStatus.CANCELLED, last_error=reason, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int((await self.session.execute(stmt)).rowcount or 0)
+
+    async def drop_off_schedule(
+        self, session_id: int, *, registration_prefix: str, registration_suffixes: Sequence[str],
+        candidate_prefix: str, candidate_suffixes: Sequence[str], now: datetime, reason: str,
+    ) -> int:
+        """Cancel pending rows whose key matches none of the session's current reminder moments
+        (the session moved, a reminder left the catalogue, the session was cancelled)."""
+        o = OutboxMessage
+        by_registration = [
+            o.idempotency_key == literal(registration_prefix) + cast(o.registration_id, String) + literal(s)
+            for s in registration_suffixes
+        ]
+        by_candidate = [
+            o.idempotency_key == literal(candidate_prefix) + cast(o.candidate_id, String) + literal(s)
+            for s in candidate_suffixes
+        ]
+        on_schedule = or_(
+            and_(o.registration_id.is_not(None), or_(*by_registration) if by_registration else false()),
+            and_(o.registration_id.is_(None), or_(*by_candidate) if by_candidate else false()),
+        )
+        return await self._cancel(and_(self._pending(session_id, now), ~on_schedule), reason)
+
+    async def drop_unconcerned_registrations(
+        self, session_id: int, *, prefix: str, slots: Sequence[tuple[str, Sequence[str]]], now: datetime, reason: str,
+    ) -> int:
+        """Cancel pending rows whose registration left the session or the states its reminder
+        concerns (`slots`: (key suffix, states) per reminder moment)."""
+        o = OutboxMessage
+        r = aliased(Registration)
+        matches = [
+            and_(o.idempotency_key == literal(prefix) + cast(r.id, String) + literal(suffix), r.state.in_(list(states)))
+            for suffix, states in slots
+        ]
+        concerned = exists(
+            select(r.id).where(r.id == o.registration_id, r.session_id == session_id, or_(*matches) if matches else false())
+        )
+        return await self._cancel(and_(self._pending(session_id, now), o.registration_id.is_not(None), ~concerned), reason)
+
+    async def drop_unconcerned_candidates(
+        self, session_id: int, *, levels: Sequence[str], allowed: Sequence[str], now: datetime, reason: str,
+    ) -> int:
+        """Cancel pending registration_closing rows of candidates who registered meanwhile (or
+        whose eligibility changed)."""
+        o = OutboxMessage
+        still = exists(
+            select(Candidate.id).where(
+                Candidate.id == o.candidate_id, self.wants_to_register(session_id, levels, allowed)
+            )
+        )
+        return await self._cancel(and_(self._pending(session_id, now), o.registration_id.is_(None), ~still), reason)
+
+    async def fingerprint(self) -> tuple[Any, ...]:
+        """A cheap summary of what reminders depend on: it changes when a registration is
+        added, changes state (version) or session, or a candidate row changes."""
+        regs = (
+            select(
+                Registration.state, func.count(), func.coalesce(func.sum(Registration.version), 0),
+                func.max(Registration.id), func.coalesce(func.sum(Registration.session_id), 0),
+            )
+            .group_by(Registration.state)
+            .order_by(Registration.state)
+        )
+        candidates = select(
+            func.count(), func.max(Candidate.updated_at), func.count(Candidate.unreachable_at),
+            func.count(Candidate.chat_id),
+        )
+        return (
+            tuple(tuple(row) for row in (await self.session.execute(regs)).all()),
+            tuple((await self.session.execute(candidates)).one()),
+        )
+
+    # --- exam-day rules --------------------------------------------------------------------
+
+    async def acknowledge_rules(self, registration_id: int, at: datetime) -> bool:
+        """Record "I have read the rules" once; False when it was recorded before."""
+        stmt = (
+            update(Registration)
+            .where(Registration.id == registration_id, Registration.rules_acknowledged_at.is_(None))
+            .values(rules_acknowledged_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return bool((await self.session.execute(stmt)).rowcount)
+
+    def _unacknowledged(self, session_id: int) -> Any:
+        return and_(
+            Registration.session_id == session_id,
+            Registration.state == RegistrationState.PAID,
+            Registration.rules_acknowledged_at.is_(None),
+        )
+
+    async def count_unacknowledged(self, session_id: int) -> int:
+        stmt = select(func.count()).select_from(Registration).where(self._unacknowledged(session_id))
+        return int(await self.session.scalar(stmt) or 0)
+
+    async def list_unacknowledged(self, session_id: int, offset: int, limit: int) -> list[tuple[str, int, str]]:
+        """(name, Telegram id, level code) of PAID registrations without the acknowledgement."""
+        stmt = (
+            select(func.coalesce(Candidate.full_name, Candidate.first_name), Candidate.telegram_id, Registration.level_code)
+            .join(Candidate, Candidate.id == Registration.candidate_id)
+            .where(self._unacknowledged(session_id))
+            .order_by(Registration.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return [(str(n or ""), int(t), str(lv)) for n, t, lv in (await self.session.execute(stmt)).all()]

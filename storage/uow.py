@@ -17,14 +17,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.repositories import (
     AuditRepository,
+    BroadcastRepository,
     CandidateRepository,
     CatalogRepository,
     FlowStateRepository,
     InboxRepository,
     OutboxRepository,
+    PaymentRepository,
     RegistrationRepository,
+    ReminderRepository,
     ReviewRepository,
     SessionRepository,
+    StatementImportRepository,
+    TicketRepository,
 )
 
 
@@ -47,6 +52,11 @@ class UnitOfWork:
         self.reviews = ReviewRepository(self.session)
         self.sessions = SessionRepository(self.session)
         self.registrations = RegistrationRepository(self.session)
+        self.reminders = ReminderRepository(self.session)
+        self.broadcasts = BroadcastRepository(self.session)
+        self.payments = PaymentRepository(self.session)
+        self.statements = StatementImportRepository(self.session)
+        self.tickets = TicketRepository(self.session)
         return self
 
     async def __aexit__(

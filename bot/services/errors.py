@@ -124,3 +124,33 @@ class NotEligible(ServiceError):
         super().__init__(f"{level}: {status}")
         self.level = level
         self.status = status
+
+
+class AlreadyPaid(ServiceError):
+    """The registration is already paid."""
+
+
+class PaymentUnavailable(ServiceError):
+    """This payment cannot be made now; `reason` is a code: fee_unconfirmed, method_disabled,
+    deadline_passed, eligibility_pending, not_payable, amount_mismatch, unknown_invoice."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotPaid(ServiceError):
+    """An admission ticket for a registration that is not paid (its `state`, or "none")."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        self.state = state
+
+
+class TicketNotYetAvailable(ServiceError):
+    """The admission ticket is issued from `available_from` (aware UTC), in the session's `timezone`."""
+
+    def __init__(self, available_from: datetime, timezone: str) -> None:
+        super().__init__(available_from)
+        self.available_from = available_from
+        self.timezone = timezone

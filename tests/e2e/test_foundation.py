@@ -66,7 +66,7 @@ async def test_commands_menu_is_set_per_language(bot: Harness) -> None:
     en = [c["description"] for c in bot.sandbox.commands(language_code="en")]
     default = [c["command"] for c in bot.sandbox.commands()]
     assert (zh[0], en[0], default) == (
-        "主菜单", "Main menu", ["start", "eligibility", "register", "status", "help", "language", "cancel"],
+        "主菜单", "Main menu", ["start", "eligibility", "register", "status", "ticket", "help", "language", "cancel"],
     )
 
 

@@ -95,7 +95,7 @@ async def test_full_journey_in_chinese_from_start_to_submitted_registration(bot:
     assert "1101**********002X" in summary and ID_NUMBER not in summary
     assert summary.startswith("请核对您的报名信息") and "+8613800138000" in summary
     done = await p.press("reg:submit")
-    assert done[-1].startswith("✅ 已报名初级") and "ED" in done[-1]
+    assert done[0].startswith("✅ 已报名初级") and "ED" in done[0]  # then the payment offer
     assert await _registrations(bot.database_url) == [(401, "submitted", "junior")]
     assert (ID_NUMBER in caplog.text, ID_NUMBER in await _stored_payloads(bot.database_url)) == (False, False)
 
@@ -129,7 +129,7 @@ async def test_full_journey_in_english_with_each_kind_of_bad_input(bot: Harness)
     summary = (await p.do(p.user.send_photo(png(413, 579))))[-1]
     assert "Weihai Robotics Ltd." in summary and "1101**********0017" in summary and "Ann Smith" in summary
     done = await p.press("reg:submit")
-    assert done[-1].startswith("✅ Registered for Junior")
+    assert done[0].startswith("✅ Registered for Junior")  # then the payment offer
     assert await _registrations(bot.database_url) == [(402, "submitted", "junior")]
 
 

@@ -15,7 +15,7 @@ from bot.app import build_services
 from bot.catalog import CatalogError, load_catalog, parse_catalog
 from bot.config import PROJECT_ROOT
 from storage.db import Database
-from storage.models import CatalogVersion, ExamSession
+from storage.models import CatalogVersion
 from storage.uow import UnitOfWork
 
 CATALOG_FILE = PROJECT_ROOT / "catalog" / "exam-catalog.yaml"

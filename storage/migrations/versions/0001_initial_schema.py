@@ -35,6 +35,33 @@ def upgrade() -> None:
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.create_index('ix_audit_entity', ['entity', 'entity_id'], unique=False)
 
+    op.create_table('broadcasts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('created_by', sa.BigInteger(), nullable=False),
+    sa.Column('chat_id', sa.BigInteger(), nullable=False),
+    sa.Column('language', sa.String(length=16), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('text', sa.Text(), nullable=True),
+    sa.Column('photo', sa.String(length=256), nullable=True),
+    sa.Column('document', sa.String(length=256), nullable=True),
+    sa.Column('audience', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('recipients', sa.Integer(), nullable=False),
+    sa.Column('skipped', sa.Integer(), nullable=False),
+    sa.Column('paid', sa.Boolean(), nullable=False),
+    sa.Column('scheduled_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('progress_chat_id', sa.BigInteger(), nullable=True),
+    sa.Column('progress_message_id', sa.BigInteger(), nullable=True),
+    sa.Column('progress_fingerprint', sa.String(length=64), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('confirmed_by', sa.BigInteger(), nullable=True),
+    sa.Column('confirmed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_broadcasts'))
+    )
+    with op.batch_alter_table('broadcasts', schema=None) as batch_op:
+        batch_op.create_index('ix_broadcasts_status', ['status'], unique=False)
+
     op.create_table('candidates',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('telegram_id', sa.BigInteger(), nullable=False),
@@ -119,6 +146,17 @@ def upgrade() -> None:
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('code', name=op.f('pk_levels'))
     )
+    op.create_table('statement_imports',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('staff_id', sa.BigInteger(), nullable=False),
+    sa.Column('file_name', sa.String(length=256), nullable=True),
+    sa.Column('rows', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('decided_by', sa.BigInteger(), nullable=True),
+    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_statement_imports'))
+    )
     op.create_table('eligibility_reviews',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('candidate_id', sa.Integer(), nullable=False),
@@ -146,29 +184,6 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['candidate_id'], ['candidates.id'], name=op.f('fk_flow_states_candidate_id_candidates'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('candidate_id', name=op.f('pk_flow_states'))
     )
-    op.create_table('outbox',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('idempotency_key', sa.String(length=191), nullable=False),
-    sa.Column('chat_id', sa.BigInteger(), nullable=False),
-    sa.Column('candidate_id', sa.Integer(), nullable=True),
-    sa.Column('kind', sa.String(length=32), nullable=False),
-    sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('not_before', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('broadcast_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['candidate_id'], ['candidates.id'], name=op.f('fk_outbox_candidate_id_candidates')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
-    sa.UniqueConstraint('idempotency_key', name=op.f('uq_outbox_idempotency_key'))
-    )
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_due', ['status', 'not_before'], unique=False)
-
     op.create_table('registrations',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('candidate_id', sa.Integer(), nullable=False),
@@ -185,6 +200,7 @@ def upgrade() -> None:
     sa.Column('state_changed_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('rules_acknowledged_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['candidate_id'], ['candidates.id'], name=op.f('fk_registrations_candidate_id_candidates')),
     sa.ForeignKeyConstraint(['direction_code'], ['directions.code'], name=op.f('fk_registrations_direction_code_directions')),
     sa.ForeignKeyConstraint(['level_code'], ['levels.code'], name=op.f('fk_registrations_level_code_levels')),
@@ -208,9 +224,59 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_session_components')),
     sa.UniqueConstraint('session_id', 'component', name=op.f('uq_session_components_session_id'))
     )
-    op.create_table('payments',
+    op.create_table('ticket_counters',
+    sa.Column('session_id', sa.Integer(), nullable=False),
+    sa.Column('scope', sa.String(length=32), nullable=False),
+    sa.Column('last', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['session_id'], ['exam_sessions.id'], name=op.f('fk_ticket_counters_session_id_exam_sessions'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('session_id', 'scope', name=op.f('pk_ticket_counters'))
+    )
+    op.create_table('admission_tickets',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('registration_id', sa.Integer(), nullable=False),
+    sa.Column('session_id', sa.Integer(), nullable=False),
+    sa.Column('ticket_number', sa.String(length=48), nullable=False),
+    sa.Column('seat', sa.Integer(), nullable=False),
+    sa.Column('issued_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('notified_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['registration_id'], ['registrations.id'], name=op.f('fk_admission_tickets_registration_id_registrations')),
+    sa.ForeignKeyConstraint(['session_id'], ['exam_sessions.id'], name=op.f('fk_admission_tickets_session_id_exam_sessions')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_admission_tickets')),
+    sa.UniqueConstraint('registration_id', name=op.f('uq_admission_tickets_registration_id')),
+    sa.UniqueConstraint('session_id', 'seat', name=op.f('uq_admission_tickets_session_id')),
+    sa.UniqueConstraint('ticket_number', name=op.f('uq_admission_tickets_ticket_number'))
+    )
+    op.create_table('outbox',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('idempotency_key', sa.String(length=191), nullable=False),
+    sa.Column('chat_id', sa.BigInteger(), nullable=False),
+    sa.Column('candidate_id', sa.Integer(), nullable=True),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('not_before', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('broadcast_id', sa.Integer(), nullable=True),
+    sa.Column('registration_id', sa.Integer(), nullable=True),
+    sa.Column('session_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['candidate_id'], ['candidates.id'], name=op.f('fk_outbox_candidate_id_candidates')),
+    sa.ForeignKeyConstraint(['registration_id'], ['registrations.id'], name=op.f('fk_outbox_registration_id_registrations')),
+    sa.ForeignKeyConstraint(['session_id'], ['exam_sessions.id'], name=op.f('fk_outbox_session_id_exam_sessions')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
+    sa.UniqueConstraint('idempotency_key', name=op.f('uq_outbox_idempotency_key'))
+    )
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_due', ['status', 'not_before'], unique=False)
+        batch_op.create_index('ix_outbox_session_status', ['session_id', 'status'], unique=False)
+
+    op.create_table('payments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('registration_id', sa.Integer(), nullable=True),
     sa.Column('method', sa.String(length=24), nullable=False),
     sa.Column('external_id', sa.String(length=128), nullable=True),
     sa.Column('amount_minor', sa.Integer(), nullable=False),
@@ -218,18 +284,22 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=24), nullable=False),
     sa.Column('receipt_file_id', sa.String(length=256), nullable=True),
     sa.Column('receipt_unique_id', sa.String(length=128), nullable=True),
+    sa.Column('receipt_sha256', sa.String(length=64), nullable=True),
     sa.Column('decided_by', sa.BigInteger(), nullable=True),
     sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('reason', sa.Text(), nullable=True),
     sa.Column('needs_refund', sa.Boolean(), nullable=False),
     sa.Column('raw', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('pending_reason_by', sa.BigInteger(), nullable=True),
     sa.ForeignKeyConstraint(['registration_id'], ['registrations.id'], name=op.f('fk_payments_registration_id_registrations')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payments')),
     sa.UniqueConstraint('method', 'external_id', name=op.f('uq_payments_method'))
     )
     with op.batch_alter_table('payments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_payments_receipt_sha256'), ['receipt_sha256'], unique=False)
         batch_op.create_index(batch_op.f('ix_payments_receipt_unique_id'), ['receipt_unique_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_payments_registration_id'), ['registration_id'], unique=False)
 
     # ### end Alembic commands ###
 
@@ -237,9 +307,18 @@ def upgrade() -> None:
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table('payments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_payments_registration_id'))
         batch_op.drop_index(batch_op.f('ix_payments_receipt_unique_id'))
+        batch_op.drop_index(batch_op.f('ix_payments_receipt_sha256'))
 
     op.drop_table('payments')
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_session_status')
+        batch_op.drop_index('ix_outbox_due')
+
+    op.drop_table('outbox')
+    op.drop_table('admission_tickets')
+    op.drop_table('ticket_counters')
     op.drop_table('session_components')
     with op.batch_alter_table('registrations', schema=None) as batch_op:
         batch_op.drop_index('uq_registrations_active_session', sqlite_where=sa.text("state IN ('waitlisted', 'offered', 'submitted', 'awaiting_payment', 'payment_review', 'paid')"), postgresql_where=sa.text("state IN ('waitlisted', 'offered', 'submitted', 'awaiting_payment', 'payment_review', 'paid')"))
@@ -247,15 +326,12 @@ def downgrade() -> None:
         batch_op.drop_index('ix_registrations_session_state')
 
     op.drop_table('registrations')
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbox_due')
-
-    op.drop_table('outbox')
     op.drop_table('flow_states')
     with op.batch_alter_table('eligibility_reviews', schema=None) as batch_op:
         batch_op.drop_index('uq_eligibility_reviews_pending', sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"))
 
     op.drop_table('eligibility_reviews')
+    op.drop_table('statement_imports')
     op.drop_table('levels')
     with op.batch_alter_table('inbox', schema=None) as batch_op:
         batch_op.drop_index('ix_inbox_pending')
@@ -265,6 +341,10 @@ def downgrade() -> None:
     op.drop_table('directions')
     op.drop_table('catalog_versions')
     op.drop_table('candidates')
+    with op.batch_alter_table('broadcasts', schema=None) as batch_op:
+        batch_op.drop_index('ix_broadcasts_status')
+
+    op.drop_table('broadcasts')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_entity')
 

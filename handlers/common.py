@@ -60,6 +60,7 @@ async def _send_help(update: Update, context: ExamContext) -> None:
             "/eligibility: check which level you may take\n"
             "/register: register for the exam\n"
             "/status: your registrations, cancel or change session\n"
+            "/ticket: your admission ticket (PDF), once paid\n"
             "/language: switch between 中文 and English\n"
             "/cancel: stop what you are doing (your answers stay saved)\n"
             "/help: this message\n\n"

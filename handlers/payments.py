@@ -349,6 +349,12 @@ def preview_text(tr: Translator, p: StatementPreview, file_name: str) -> str:
 async def on_statement_file(update: Update, context: ExamContext) -> None:
     """A staff member sent a bank-statement CSV: classify the rows, ask for confirmation."""
     message, tr = update.effective_message, context.tr
+    if context.candidate is not None and context.candidate.flow is not None:
+        # A staff member in the middle of a flow (e.g. composing a broadcast with a CSV
+        # attachment): the file is an answer to that flow, not a bank statement.
+        if update.effective_chat.type == update.effective_chat.PRIVATE:
+            await flows.on_private_message(update, context)
+        return
     document = message.document
     if document.file_size and document.file_size > MAX_CSV_BYTES:
         await message.reply_text(tr.gettext("That file is too large for a bank statement (2 MB at most)."))

@@ -41,7 +41,7 @@ from bot.services.errors import (
 )
 from bot.services.registration import RegistrationView, SessionOption
 from bot.services.registration_form import FLOW, NONE, SUMMARY, Input, Step, Summary
-from handlers import flows, payments
+from handlers import flows, payments, tickets
 from handlers.render import answer_error, rows
 
 SITE_ZONE = "Asia/Shanghai"  # deadlines in messages without a session at hand
@@ -394,7 +394,7 @@ def state_label(tr: Translator, state: str) -> str:
     return {
         "waitlisted": tr.gettext("on the waitlist"),
         "offered": tr.gettext("seat offered to you"),
-        "submitted": tr.gettext("submitted: eligibility documents to be checked"),
+        "submitted": tr.gettext("registered, not paid yet"),
         "awaiting_payment": tr.gettext("awaiting payment"),
         "payment_review": tr.gettext("payment under review"),
         "paid": tr.gettext("paid"),
@@ -414,7 +414,7 @@ def submitted_text(tr: Translator, catalog: Catalog, r: RegistrationView) -> str
         )
     return tr.gettext(
         "✅ Registered for {level}, exam on {date} (session {session}). Your reference: {reference}.\n"
-        "Next: the centre checks your documents; payment is due by {due}. See /status any time.",
+        "Next: pay the fee by {due} (how to pay is below). See /status any time.",
         level=level, date=tr.date(r.exam_date), session=r.session_code, reference=r.reference,
         due=tr.datetime(r.payment_due_at, r.timezone, "short"),
     )
@@ -449,6 +449,8 @@ async def cmd_status(update: Update, context: ExamContext) -> None:
             buttons.append(InlineKeyboardButton(tr.gettext("✅ Take the seat"), callback_data=f"reg:offer:accept:{r.id}"))
         if r.state in ("submitted", "awaiting_payment"):
             buttons.append(InlineKeyboardButton(tr.gettext("💳 Pay"), callback_data=f"pay:{r.id}"))
+        if r.state == "paid":
+            buttons.append(tickets.ticket_button(tr, r.id).inline_keyboard[0][0])
         if r.can_move:
             buttons.append(InlineKeyboardButton(tr.gettext("📅 Change session"), callback_data=f"reg:move:{r.id}"))
         if r.can_cancel:
@@ -551,8 +553,11 @@ async def on_offer(update: Update, context: ExamContext) -> None:
         return
     await query.answer()
     await query.edit_message_reply_markup(None)
-    text = submitted_text(tr, await context.services.catalog.current(), r) if accept else tr.gettext("Understood: the seat goes to the next person in line.")
-    await update.effective_message.reply_text(text)
+    if not accept:
+        await update.effective_message.reply_text(tr.gettext("Understood: the seat goes to the next person in line."))
+        return
+    await update.effective_message.reply_text(submitted_text(tr, await context.services.catalog.current(), r))
+    await payments.send_offer(update, context, r.id)  # the seat is theirs: how to pay comes next
 
 
 async def resume(update: Update, context: ExamContext) -> None:

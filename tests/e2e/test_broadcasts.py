@@ -145,3 +145,12 @@ async def test_broadcast_resumes_after_restart_without_resending(bot: Harness) -
     assert (recipients, at_restart < len(ids), counts) == (len(ids) + 1, True, Counter({1: len(ids)}))
     assert report["text"].splitlines()[1] == f"Reached {len(ids) + 1} of {len(ids) + 1}. Not reached: 0 (unreachable 0, failed 0, cancelled 0)."
     assert (await _broadcast_status(bot.database_url))[0][1] == "done"
+
+
+async def test_csv_attached_to_a_private_broadcast_is_the_announcement_not_a_bank_statement(bot: Harness) -> None:
+    staff = bot.sandbox.user(STAFF_ID, first_name="Staff", language_code="en")
+    await exchange(bot, staff, staff.send_command("/broadcast"))
+    replies = await exchange(
+        bot, staff, staff.send_document(b"name,score\nLi,88\n", "results.csv", "text/csv", caption="Results are out")
+    )
+    assert [("bc:aud:" in str(m.get("reply_markup")), "bank statement" in m.get("text", "")) for m in replies][-1:] == [(True, False)]

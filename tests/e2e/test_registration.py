@@ -200,7 +200,7 @@ async def test_status_then_cancel_after_confirmation(bot: Harness) -> None:
     await fill_form(p, name="Zhou Jiu", id_number=ID_NUMBER_2, email="zj@example.com")
     await p.press("reg:submit")
     status = await p.command("/status")
-    assert "State: submitted" in status[0] and "Payment due by" in status[0]
+    assert "State: registered, not paid yet" in status[0] and "Payment due by" in status[0]
     confirm = await p.press("✖️ Cancel")
     assert confirm[0].startswith("Cancel your registration")
     await p.press("Yes, cancel it")

@@ -122,7 +122,7 @@ async def test_reminder_missed_during_downtime_is_sent_in_chinese_before_the_exa
     await run_job(bot, "plan_reminders")
     reminder = await li.wait_for_message(lambda m: "考试当天须知" in m.get("text", ""), timeout=10, after=mark)
     assert reminder["text"].startswith("📝 您的初级考试（场次 2027-01）将于2027年1月9日 09:00开始。")
-    await _until_counts(bot.database_url, {"sent": 3, "cancelled": 1})
+    await _until_counts(bot.database_url, {"sent": 2, "cancelled": 1})
     exam_rows = [row for row in await reminder_rows(bot.database_url) if row[0].startswith("exam")]
     assert exam_rows == [("exam:-7d", "sent", None), ("exam:-1d", "cancelled", "expired"), ("exam:-2h", "sent", None)]
 
@@ -160,22 +160,22 @@ async def test_two_instances_send_each_reminder_once_and_the_survivor_takes_over
         await paid_registration(first.database_url, telegram_id)
     await first.start()
     await second.start()
-    first.clock.now = utc("2027-01-07T22:00:00")  # ticket and −7 d are due; −1 d planned for 01-08 01:00
+    first.clock.now = utc("2027-01-07T22:00:00")  # −7 d is due; −1 d planned for 01-08 01:00
     await asyncio.gather(run_job(first, "plan_reminders"), run_job(second, "plan_reminders"))
     assert [h.runtime.services.leader.held for h in (first, second)].count(True) == 1
-    await _until_counts(first.database_url, {"sent": 40, "pending": 20})
+    await _until_counts(first.database_url, {"sent": 20, "pending": 20})
 
     await first.stop()  # whichever led, one instance is left to plan and send
     first.clock.now = utc("2027-01-08T23:05:00")  # −1 d missed (expired), −2 h due
     await run_job(second, "plan_reminders")
     assert second.runtime.services.leader.held
-    await _until_counts(first.database_url, {"sent": 60, "cancelled": 20})
+    await _until_counts(first.database_url, {"sent": 40, "cancelled": 20})
 
     per_chat = Counter(
         call.params["chat_id"] for call in sandbox.calls_of("sendMessage")
-        if call.params.get("chat_id") in people and call.error is None
+        if call.params.get("chat_id") in people and call.error is None and call.params["text"].startswith("📝")
     )
-    assert per_chat == {telegram_id: 3 for telegram_id in people}  # 🎫, 📝 −7 d, 📝 −2 h: each once
+    assert per_chat == {telegram_id: 2 for telegram_id in people}  # 📝 −7 d and 📝 −2 h: each once
 
 
 async def _until_counts(url: str, expected: dict[str, int], timeout: float = 20.0) -> None:

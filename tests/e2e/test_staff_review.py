@@ -73,4 +73,4 @@ async def test_full_session_waitlist_offer_and_accept(bot: Harness) -> None:
     offer = await second.user.wait_for_message(lambda m: m.get("text", "").startswith("🎉"), timeout=15)
     assert "2027-01" in offer["text"] and ("✅ 接受名额", f"reg:offer:accept:{offer['reply_markup']['inline_keyboard'][0][0]['callback_data'].rsplit(':', 1)[1]}") in second.user.inline_buttons(offer)
     accepted = await second.press("✅ 接受名额")
-    assert accepted[-1].startswith("✅ 已报名初级")
+    assert accepted[0].startswith("✅ 已报名初级") and "请在转账附言中填写报名编号" in accepted[-1]  # then how to pay

@@ -326,7 +326,6 @@ def test_reminder_times_january_session(catalog):
         ("registration_closing:-1d", _utc(2026, 12, 18, 10)),
         ("payment_due:-48h", _utc(2026, 12, 24, 10)),
         ("payment_due:-24h", _utc(2026, 12, 25, 10)),
-        ("ticket_available:0h", _utc(2027, 1, 2, 1)),
         ("exam:-7d", _utc(2027, 1, 2, 1)),
         ("exam:-1d", _utc(2027, 1, 8, 1)),
         ("exam:-2h", _utc(2027, 1, 8, 23)),

@@ -26,7 +26,7 @@ from bot import jobs, logs
 from bot.config import Settings
 from bot.context import BotData, ExamContext
 from bot.crypto import Vault
-from bot.delivery import OutboxSender, SenderConfig, retry_after_seconds
+from bot.delivery import Limits, OutboxSender, SenderConfig, retry_after_seconds
 from bot.dispatch import UpdateDispatcher
 from bot.i18n import N_, I18n
 from bot.services.broadcasts import BroadcastService
@@ -175,7 +175,16 @@ class Runtime:
             self.application.bot,
             OutboxService(lambda: UnitOfWork(self.database.sessions), clock),
             self.i18n,
-            SenderConfig(release_leases_on_start=self.database.is_sqlite),
+            SenderConfig(
+                limits=Limits(
+                    per_second=settings.send_per_second,
+                    per_private_chat_per_second=settings.send_per_chat_per_second,
+                    per_group_per_minute=settings.send_per_group_per_minute,
+                    paid_per_second=settings.send_paid_per_second,
+                ),
+                max_attempts=settings.send_max_attempts,
+                release_leases_on_start=self.database.is_sqlite,
+            ),
             clock=clock,
         )
         self.mode = "webhook" if settings.webhook_url else "polling"

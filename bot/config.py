@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     catalog: Path = PROJECT_ROOT / "catalog" / "exam-catalog.yaml"
     secret_key: SecretStr
     max_concurrent_updates: int = Field(default=32, ge=1, le=1024)
+    # Telegram's flood limits the outbox sender keeps (per process: with N instances on
+    # one bot, give each 1/N of the bot-wide rates).
+    send_per_second: float = Field(default=30.0, gt=0)
+    send_per_chat_per_second: float = Field(default=1.0, gt=0)
+    send_per_group_per_minute: float = Field(default=20.0, gt=0)
+    send_paid_per_second: float = Field(default=1000.0, gt=0)
+    send_max_attempts: int = Field(default=5, ge=1, le=50)
     paid_broadcasts: bool = False  # staff broadcasts with allow_paid_broadcast (Telegram Stars)
     # Public root of the built-in web server; admission-ticket QR codes then carry a check URL.
     public_url: str | None = None

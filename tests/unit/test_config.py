@@ -81,3 +81,19 @@ def test_env_example_documents_every_setting_and_loads_as_is(monkeypatch: pytest
     (tmp_path / ".env").write_text(example.replace("EXAMDESK_SECRET_KEY=", "EXAMDESK_SECRET_KEY=" + KEY), encoding="utf-8")
     settings = load_settings()
     assert (settings.bot_token, settings.staff_chat_id, settings.webhook_url) == (None, None, None)
+
+
+async def test_send_limits_from_settings_reach_the_outbox_sender(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from bot.app import Runtime
+
+    monkeypatch.setenv("EXAMDESK_SECRET_KEY", KEY)
+    monkeypatch.setenv("EXAMDESK_BOT_TOKEN", "123456:" + "A" * 35)
+    monkeypatch.setenv("EXAMDESK_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'x.sqlite3'}")
+    monkeypatch.setenv("EXAMDESK_SEND_PER_SECOND", "15")
+    monkeypatch.setenv("EXAMDESK_SEND_PER_GROUP_PER_MINUTE", "10")
+    runtime = Runtime(load_settings())
+    try:
+        limits = runtime.outbox_sender.config.limits
+        assert (limits.per_second, limits.per_group_per_minute, limits.per_private_chat_per_second) == (15.0, 10.0, 1.0)
+    finally:
+        await runtime.database.dispose()

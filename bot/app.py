@@ -27,7 +27,7 @@ from bot.config import Settings
 from bot.context import BotData, ExamContext
 from bot.crypto import Vault
 from bot.delivery import Limits, OutboxSender, SenderConfig, retry_after_seconds
-from bot.dispatch import UpdateDispatcher
+from bot.dispatch import HandlerFailed, UpdateDispatcher
 from bot.i18n import N_, I18n
 from bot.services.broadcasts import BroadcastService
 from bot.services.candidates import CandidateService
@@ -195,6 +195,18 @@ class Runtime:
     async def _process(self, payload: dict[str, Any]) -> None:
         update = Update.de_json(payload, self.application.bot)
         await self.application.process_update(update)
+        failed = self.application.bot_data.failed_updates
+        if update.update_id in failed:
+            failed.discard(update.update_id)
+            # Money must never be lost to a passing failure: a payment update is kept and
+            # retried (recording it is idempotent on the charge id); others were answered
+            # with an apology and are not replayed.
+            message = update.message
+            raise HandlerFailed(retry=bool(message and message.successful_payment))
+
+    async def recover(self) -> None:
+        """Hand updates whose lease ran out (a crash, a failed payment) back to the dispatcher."""
+        await self._recover()
 
     async def start(self) -> None:
         await self.application.initialize()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from telegram.ext import Application, CallbackContext, ExtBot
@@ -23,6 +23,9 @@ class BotData:
     services: Services | None = None
     i18n: I18n | None = None
     settings: Settings | None = None
+    # update ids whose handlers raised: PTB hands the error to the error handler and
+    # returns normally, so this is how the dispatcher learns that an update failed
+    failed_updates: set[int] = field(default_factory=set)
 
 
 class ExamContext(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: ignore[type-arg]

@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 Process = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+class HandlerFailed(Exception):
+    """A handler raised (and the user was told); `retry` keeps the update for another try."""
+
+    def __init__(self, retry: bool) -> None:
+        super().__init__("retry" if retry else "failed")
+        self.retry = retry
+
+
 class UpdateDispatcher:
     def __init__(self, process: Process, inbox: InboxService, max_concurrent: int = 32) -> None:
         self._process = process
@@ -71,6 +79,11 @@ class UpdateDispatcher:
             await self._process(payload)
         except asyncio.CancelledError:
             raise  # shutdown: leave the row unprocessed for the next start
+        except HandlerFailed as exc:
+            if exc.retry:
+                await self._retry_later(update_id)
+                return
+            error = "handler_failed"
         except Exception as exc:  # handlers' own errors go to the PTB error handler first
             log.exception("update %s could not be processed", update_id)
             error = type(exc).__name__
@@ -78,6 +91,17 @@ class UpdateDispatcher:
             await self._inbox.mark_processed(update_id, error)
         except Exception:
             log.exception("update %s processed but not marked; it may run again", update_id)
+
+    async def _retry_later(self, update_id: int) -> None:
+        try:
+            gave_up = await self._inbox.retry_later(update_id)
+        except Exception:
+            log.exception("update %s failed and could not be rescheduled; its lease still expires", update_id)
+            return
+        if gave_up:
+            log.error("update %s failed on every attempt; kept in the inbox for staff", update_id)
+        else:
+            log.warning("update %s failed; it will be retried", update_id)
 
     async def drain(self, timeout: float | None = None) -> bool:
         """Wait until every submitted update was processed; False on timeout."""

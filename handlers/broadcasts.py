@@ -398,6 +398,11 @@ async def on_control(update: Update, context: ExamContext) -> None:
     await _edit_progress(context.bot, _broadcast_tr(context, progress), progress, context.settings.timezone)
 
 
+def _cell(text: str) -> str:
+    """A spreadsheet cell that cannot run as a formula (names come from Telegram profiles)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
 async def on_csv(update: Update, context: ExamContext) -> None:
     """`bc:csv:<id>`: everyone not reached, as a CSV file (opens in a spreadsheet)."""
     query, tr = update.callback_query, context.tr
@@ -407,7 +412,9 @@ async def on_csv(update: Update, context: ExamContext) -> None:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([tr.gettext("Name"), tr.gettext("Telegram ID"), tr.gettext("Status"), tr.gettext("Details")])
-    writer.writerows([m.name, m.telegram_id, reasons.get(m.status, m.status), m.reason or ""] for m in missed)
+    writer.writerows(
+        [_cell(m.name), m.telegram_id, reasons.get(m.status, m.status), _cell(m.reason or "")] for m in missed
+    )
     await query.answer()
     await update.effective_chat.send_document(
         InputFile(out.getvalue().encode("utf-8-sig"), filename=f"broadcast-{bid}-not-reached.csv"),
@@ -426,7 +433,7 @@ def setup(application: Application) -> None:
         # Its own group (payments uses 1 for typed reasons): runs beside the other staff-chat
         # handlers; acts only while the sender composes a broadcast in this chat.
         application.add_handler(MessageHandler(
-            filters.Chat(chat_id=settings.staff_chat_id) & staff & ~filters.COMMAND
+            filters.UpdateType.MESSAGE & filters.Chat(chat_id=settings.staff_chat_id) & staff & ~filters.COMMAND
             & (filters.TEXT | filters.PHOTO | filters.Document.ALL), on_staff_chat_input,
         ), group=2)
     application.add_handler(CommandHandler("broadcast", cmd_broadcast, staff & where))

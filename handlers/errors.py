@@ -18,11 +18,16 @@ async def on_error(update: object, context: ExamContext) -> None:
     update_id = update.update_id if isinstance(update, Update) else None
     user_id = update.effective_user.id if isinstance(update, Update) and update.effective_user else None
     log.error("update %s from user %s failed", update_id, user_id, exc_info=context.error)
+    if update_id is not None:
+        context.bot_data.failed_updates.add(update_id)  # see bot.dispatch: may be retried
     if not isinstance(update, Update) or update.effective_chat is None:
         return
-    try:
-        if update.callback_query:
+    if update.callback_query:
+        try:
             await update.callback_query.answer()
+        except TelegramError:
+            pass  # already answered by the handler before it failed
+    try:
         await context.bot.send_message(
             update.effective_chat.id,
             context.tr.gettext(

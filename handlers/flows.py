@@ -52,6 +52,10 @@ async def on_private_message(update: Update, context: ExamContext) -> None:
 
 
 def setup(application: Application) -> None:
+    # New messages only: an edited earlier message is not an answer to the current step.
     application.add_handler(
-        MessageHandler(filters.ChatType.PRIVATE & ~filters.COMMAND & ~filters.StatusUpdate.ALL, on_private_message)
+        MessageHandler(
+            filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE & ~filters.COMMAND & ~filters.StatusUpdate.ALL,
+            on_private_message,
+        )
     )

@@ -26,7 +26,7 @@ from bot.notifications import Rendered
 from bot.services.errors import AlreadyDecided, AlreadyPaid, InvalidAnswer, InvalidState, NotFound, PaymentUnavailable, StaleStep
 from bot.services.payments import FLOW, REJECT_REASONS, STARS, PaymentOffer, PaymentOutcome
 from bot.services.payments_bank import StatementPreview
-from handlers import flows
+from handlers import broadcasts, flows
 from handlers.notifications import level_label
 from handlers.staff import StaffCallbackQueryHandler
 
@@ -102,6 +102,9 @@ def refusal_text(tr: Translator, exc: Exception) -> str:
         "amount_mismatch": tr.gettext("The amount does not match the fee of this registration. Please start the payment again from /status."),
         "unknown_invoice": tr.gettext("This invoice is no longer valid. Please start the payment again from /status."),
         "payment_review": tr.gettext("Your receipt for this registration is already under review. I will tell you the outcome here."),
+        "receipt_already_reviewed": tr.gettext(
+            "The exam centre has already reviewed this very file for this registration. Please send a new "
+            "receipt (press 🧾 again in /status), or contact the staff."),
     }.get(reason or "", tr.gettext("This registration cannot be paid any more. See /status."))
 
 
@@ -264,7 +267,7 @@ async def on_receipt(update: Update, context: ExamContext) -> None:
     except StaleStep:
         await message.reply_text(tr.gettext("Send /status and press Pay to upload a receipt."))
         return
-    except (AlreadyPaid, InvalidState) as exc:
+    except (AlreadyPaid, InvalidState, PaymentUnavailable) as exc:
         await message.reply_text(refusal_text(tr, exc))
         return
     await message.reply_text(tr.gettext(
@@ -349,9 +352,9 @@ def preview_text(tr: Translator, p: StatementPreview, file_name: str) -> str:
 async def on_statement_file(update: Update, context: ExamContext) -> None:
     """A staff member sent a bank-statement CSV: classify the rows, ask for confirmation."""
     message, tr = update.effective_message, context.tr
-    if context.candidate is not None and context.candidate.flow is not None:
-        # A staff member in the middle of a flow (e.g. composing a broadcast with a CSV
-        # attachment): the file is an answer to that flow, not a bank statement.
+    if context.candidate is not None and context.candidate.flow == broadcasts.FLOW:
+        # A staff member composing a broadcast with a CSV attachment: the file is the
+        # announcement, not a bank statement.
         if update.effective_chat.type == update.effective_chat.PRIVATE:
             await flows.on_private_message(update, context)
         return
@@ -518,9 +521,11 @@ def setup(application: Application) -> None:
     application.add_handler(StaffCallbackQueryHandler(on_staff_back, r"^pay:back:\d+$", staff_ids))
     application.add_handler(StaffCallbackQueryHandler(on_statement_decision, r"^pay:csv:(ok|no):\d+$", staff_ids))
     application.add_handler(CommandHandler("history", cmd_history, staff))
-    application.add_handler(MessageHandler(staff & filters.Document.FileExtension("csv"), on_statement_file))
+    application.add_handler(MessageHandler(
+        filters.UpdateType.MESSAGE & staff & filters.Document.FileExtension("csv"), on_statement_file))
     if settings.staff_chat_id is not None:  # its own group: other staff-chat text handlers still run
         application.add_handler(MessageHandler(
-            filters.Chat(chat_id=settings.staff_chat_id) & staff & filters.TEXT & ~filters.COMMAND, on_staff_reason_text),
+            filters.UpdateType.MESSAGE & filters.Chat(chat_id=settings.staff_chat_id) & staff & filters.TEXT
+            & ~filters.COMMAND, on_staff_reason_text),
             group=1)
     flows.register_input(FLOW, on_receipt)

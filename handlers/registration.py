@@ -334,6 +334,12 @@ async def on_submit(update: Update, context: ExamContext, *, join_waitlist: bool
     except StaleStep:
         await query.answer(tr.gettext("This registration was already submitted. See /status."), show_alert=True)
         return
+    except NotEligible:
+        await query.answer()
+        await update.effective_message.reply_text(
+            tr.gettext("Your eligibility for this level is no longer confirmed, so I cannot submit. See /eligibility.")
+        )
+        return
     except SessionFull as exc:
         await query.answer()
         await update.effective_message.reply_text(
@@ -383,6 +389,11 @@ def registration_error(tr: Translator, exc: Exception) -> str:
         )
     if isinstance(exc, CancellationClosed):
         return tr.gettext("The cancellation deadline of this session has passed. Please contact the staff.")
+    if isinstance(exc, InvalidState) and exc.state in ("paid", "payment_review"):
+        return tr.gettext(
+            "A paid registration (or one whose payment is being checked) is cancelled by the exam centre, "
+            "which also arranges the refund. Please contact the staff."
+        )
     if isinstance(exc, OfferExpired):
         return tr.gettext("This offer has expired and the seat went to the next person in line.")
     if isinstance(exc, SessionFull):

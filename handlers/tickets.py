@@ -9,6 +9,8 @@ The PDF is made here, as a direct reply, never by the outbox sender (docs/ticket
 
 from __future__ import annotations
 
+import asyncio
+
 import logging
 from datetime import date
 from typing import Any
@@ -70,8 +72,10 @@ async def _send_ticket(update: Update, context: ExamContext, registration_id: in
         )
         return
     await context.bot.send_chat_action(message.chat_id, ChatAction.UPLOAD_DOCUMENT)
-    pdf = render_ticket(
-        data, context.i18n.translator("zh_Hans"), context.i18n.translator("en"), photo=await _photo(context, data)
+    photo = await _photo(context, data)
+    # reportlab is CPU-bound (tens of ms): keep the event loop free for other users meanwhile.
+    pdf = await asyncio.to_thread(
+        render_ticket, data, context.i18n.translator("zh_Hans"), context.i18n.translator("en"), photo=photo
     )
     await message.reply_document(
         pdf, filename=f"admission-ticket-{data.ticket_number}.pdf",

@@ -60,11 +60,14 @@ class CandidateRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get_by_telegram_id(self, telegram_id: int) -> Candidate | None:
-        return await self.session.scalar(select(Candidate).where(Candidate.telegram_id == telegram_id))
+    async def get_by_telegram_id(self, telegram_id: int, *, for_update: bool = False) -> Candidate | None:
+        """`for_update` locks the row on PostgreSQL (SQLite serialises writers anyway), for
+        read-modify-write of the JSON `profile` that two actors may change at once."""
+        stmt = select(Candidate).where(Candidate.telegram_id == telegram_id)
+        return await self.session.scalar(stmt.with_for_update() if for_update else stmt)
 
-    async def get(self, candidate_id: int) -> Candidate | None:
-        return await self.session.get(Candidate, candidate_id)
+    async def get(self, candidate_id: int, *, for_update: bool = False) -> Candidate | None:
+        return await self.session.get(Candidate, candidate_id, with_for_update=for_update)
 
     async def get_by_id_hash(self, id_number_hash: str) -> Candidate | None:
         return await self.session.scalar(select(Candidate).where(Candidate.id_number_hash == id_number_hash))
@@ -125,6 +128,21 @@ class InboxRepository:
             update(InboxUpdate)
             .where(InboxUpdate.update_id == update_id)
             .values(processed_at=at, error=error, claimed_until=None, payload=payload)
+        )
+
+    async def get_attempts(self, update_id: int) -> int:
+        return int(await self.session.scalar(select(InboxUpdate.attempts).where(InboxUpdate.update_id == update_id)) or 0)
+
+    async def postpone(self, update_id: int, until: datetime, error: str) -> None:
+        """Leave the update unprocessed; the recovery sweep claims it once `until` passes."""
+        await self.session.execute(
+            update(InboxUpdate).where(InboxUpdate.update_id == update_id).values(claimed_until=until, error=error)
+        )
+
+    async def give_up(self, update_id: int, at: datetime, error: str) -> None:
+        """Processed with an error, payload kept for a person to look at."""
+        await self.session.execute(
+            update(InboxUpdate).where(InboxUpdate.update_id == update_id).values(processed_at=at, error=error, claimed_until=None)
         )
 
     async def claim_stale(self, now: datetime, lease_until: datetime, limit: int) -> list[InboxUpdate]:

@@ -349,7 +349,7 @@ class EligibilityService:
             if not await uow.reviews.decide(review_id, status, staff_id, self._clock(), reason):
                 await uow.session.refresh(review)
                 raise AlreadyDecided(review.decided_by, review.status)
-            candidate = await uow.candidates.get(review.candidate_id)
+            candidate = await uow.candidates.get(review.candidate_id, for_update=True)
             self._set_verdict(candidate, review.level_code, status, review.verdict.get("route"))
             self._audit(uow, f"tg:{staff_id}", review, "review_decided", "pending", status, reason)
             if candidate.chat_id is not None:
@@ -368,7 +368,7 @@ class EligibilityService:
         parse_choice("level", level, [lv.code for lv in catalog.levels])
         reason = parse_text("reason", reason, max_length=500, min_length=3)
         async with self._uow() as uow:
-            candidate = await uow.candidates.get_by_telegram_id(candidate_telegram_id)
+            candidate = await uow.candidates.get_by_telegram_id(candidate_telegram_id, for_update=True)
             if candidate is None:
                 raise NotFound("candidate")
             old = self._standing(candidate, level).status

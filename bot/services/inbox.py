@@ -17,6 +17,9 @@ from storage.uow import UowFactory
 #: How long a worker may take on one update before another instance may pick it up.
 #: Handlers finish in seconds; the lease only matters when a process died mid-update.
 PROCESSING_LEASE = timedelta(minutes=2)
+#: A failed update that must not be lost (a payment) is tried this often, this far apart.
+MAX_ATTEMPTS = 5
+RETRY_BACKOFF = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,23 @@ class InboxService:
         async with self._uow() as uow:
             await uow.inbox.mark_processed(update_id, self._clock(), error, {"update_id": update_id, "redacted": True})
             await uow.commit()
+
+    async def retry_later(self, update_id: int) -> bool:
+        """Keep a failed update (payload intact) for the recovery sweep, after a backoff.
+
+        After MAX_ATTEMPTS it is marked processed with an error but keeps its payload, so
+        nothing is lost and staff can look at it; True means it was given up.
+        """
+        now = self._clock()
+        async with self._uow() as uow:
+            attempts = await uow.inbox.get_attempts(update_id)
+            if attempts >= MAX_ATTEMPTS:
+                await uow.inbox.give_up(update_id, now, "failed_every_attempt")
+                await uow.commit()
+                return True
+            await uow.inbox.postpone(update_id, now + RETRY_BACKOFF * max(1, attempts), "handler_failed")
+            await uow.commit()
+            return False
 
     async def claim_stale(self, limit: int = 100, *, ignore_leases: bool = False) -> list[dict[str, Any]]:
         """Claim stored but unprocessed updates whose lease has run out, oldest first.

@@ -434,7 +434,11 @@ class PaymentService:
                 receipt_file_id=file_id, receipt_unique_id=file_unique_id, receipt_sha256=content_sha256, created_at=now,
                 raw={"kind": kind, "mime_type": mime_type},
             )
-            assert payment_id is not None
+            if payment_id is None:
+                # This very file was sent for this registration before and staff decided on
+                # it (rejected, since the registration is payable again): not a new receipt.
+                await uow.commit()  # the upload step is over either way
+                raise PaymentUnavailable("receipt_already_reviewed")
             old = registration.state
             if not await uow.registrations.transition(registration.id, PAYABLE, state=S.PAYMENT_REVIEW, state_changed_at=now):
                 raise InvalidState(registration.state)

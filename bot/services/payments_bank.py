@@ -91,7 +91,10 @@ def _amount(text: str) -> int | None:
         value = Decimal(cleaned)
     except InvalidOperation:
         return None
-    if value <= 0 or value != value.quantize(Decimal("0.01")):
+    # NaN, Infinity and absurd exponents are not amounts (and would break quantize).
+    if not value.is_finite() or value <= 0 or value.adjusted() > 12:
+        return None
+    if value != value.quantize(Decimal("0.01")):
         return None
     return int(value * 100)
 

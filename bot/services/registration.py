@@ -62,6 +62,11 @@ from storage.uow import UnitOfWork, UowFactory
 DEFAULT_OFFER_HOURS = 24
 
 #: States in which the registration holds one of the session's seats.
+#: What a candidate may cancel alone. Once money is paid or a receipt is being checked,
+#: cancelling means a refund: the exam centre does that, so nothing is silently dropped.
+SELF_CANCELLABLE_STATES = tuple(
+    s for s in ACTIVE_STATES if s not in (RegistrationState.PAID, RegistrationState.PAYMENT_REVIEW)
+)
 SEAT_HOLDING_STATES = (
     RegistrationState.OFFERED,
     RegistrationState.SUBMITTED,
@@ -343,7 +348,7 @@ class RegistrationService:
         async with self._uow() as uow:
             registration = await self._own(uow, telegram_id, registration_id)
             state = RegistrationState(registration.state)
-            if state not in ACTIVE_STATES:
+            if state not in SELF_CANCELLABLE_STATES:
                 raise InvalidState(state)
             session = await self._session(uow, registration.session_id)
             if now >= session.cancellation_cutoff_at:
@@ -559,7 +564,7 @@ class RegistrationService:
             offer_expires_at=registration.offer_expires_at if state == RegistrationState.OFFERED else None,
             payment_due_at=session.payment_due_at,
             cancellation_cutoff_at=session.cancellation_cutoff_at,
-            can_cancel=state in ACTIVE_STATES and before_cutoff,
+            can_cancel=state in SELF_CANCELLABLE_STATES and before_cutoff,
             can_move=state in MOVABLE_STATES and before_cutoff,
             submitted_at=registration.submitted_at,
         )

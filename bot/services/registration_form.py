@@ -204,6 +204,9 @@ class RegistrationFormService:
                 raise StaleStep(SUMMARY)
             level, session, direction = form["level"], form["session"], form.get("direction")
             eligibility = candidate.profile.get("verdicts", {}).get(level, {})
+            if eligibility.get("status") not in ("eligible", "approved", "overridden"):
+                # Staff may have rejected a review or overridden while the form was open.
+                raise NotEligible(level, eligibility.get("status", "unknown"))
         catalog = await self._catalog.current()
         result = await self._registrations.submit(
             telegram_id, session_code=session, level_code=level, direction_code=direction,

@@ -166,6 +166,11 @@ async def _resend(p: Person, successful_payment: dict[str, Any]) -> dict[str, An
     return p.user._send(p.user._chat(None), {"successful_payment": successful_payment})
 
 
+async def _resend_content(p: Person, content: dict[str, Any]) -> dict[str, Any]:
+    """A message whose content (e.g. a forwarded file, same Telegram file ids) is given as is."""
+    return p.user._send(p.user._chat(None), content)
+
+
 async def test_successful_payment_acknowledged_but_not_processed_runs_after_restart(pay_bot: PaymentsHarness) -> None:
     p, rid, _ = await registered(pay_bot, 705)
     invoice = await invoice_of(pay_bot, p, rid, "telegram")
@@ -353,3 +358,54 @@ async def test_deadline_expiry_frees_the_seat_and_a_late_payment_is_flagged_for_
     history = await exchange(pay_bot, staff, staff.send_command("/history", registration.reference))
     assert "registration expired submitted→expired payment_deadline_passed" in history[-1]["text"]
     assert "(to refund)" in history[-1]["text"]
+
+
+class _FailOnce:
+    """A handler group that fails the first payment update it sees, as a passing database error would."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    async def __call__(self, update: Any, context: Any) -> None:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("database went away for a moment")
+
+
+async def test_successful_payment_whose_handler_failed_is_kept_and_recorded_on_retry(pay_bot: PaymentsHarness) -> None:
+    from datetime import timedelta
+
+    from telegram.ext import MessageHandler, filters
+
+    p, rid, _ = await registered(pay_bot, 706)
+    invoice = await invoice_of(pay_bot, p, rid, "telegram")
+    pay_bot.runtime.application.add_handler(MessageHandler(filters.SUCCESSFUL_PAYMENT, _FailOnce()), group=-2)
+    first = await exchange(pay_bot, p.user, p.user.pay(invoice["message_id"]))
+    kept = await db_rows(pay_bot.database_url, InboxUpdate, InboxUpdate.processed_at.is_(None))
+    # The failing group runs before the candidate's language is known: the site default.
+    assert ([m.get("text", "")[:10] for m in first], len(kept)) == (["抱歉，系统出现了问题"], 1)
+    assert (await db_rows(pay_bot.database_url, Payment), kept[0].error, "successful_payment" in kept[0].payload["message"]) == (
+        [], "handler_failed", True)
+    pay_bot.clock.now += timedelta(minutes=1)  # past the retry backoff
+    retried = await exchange(pay_bot, p.user, pay_bot.runtime.recover())
+    [payment] = await db_rows(pay_bot.database_url, Payment)
+    assert (retried[-1]["text"].startswith("✅ Payment received"), payment.status, await reg_state(pay_bot.database_url, rid)) == (
+        True, "paid", "paid")
+
+
+async def test_same_receipt_file_sent_again_after_rejection_gets_a_clear_answer(pay_bot: PaymentsHarness) -> None:
+    p, rid, _ = await registered(pay_bot, 714)
+    card = await _upload_receipt(pay_bot, p, rid)
+    payment_id = card["reply_markup"]["inline_keyboard"][0][0]["callback_data"].rsplit(":", 1)[1]
+    staff = pay_bot.sandbox.user(STAFF_ID, first_name="Staff")
+    await staff.press_data(card["message_id"], f"pay:no:{payment_id}:unreadable", chat=STAFF_CHAT_ID)
+    await p.user.wait_for_message(lambda m: m.get("text", "").startswith("❌"), timeout=15)
+    await exchange(pay_bot, p.user, p.user.press(f"pay:{rid}"))
+    await exchange(pay_bot, p.user, p.user.press(f"pay:receipt:{rid}"))
+    # The very same file again (a forward keeps Telegram's file ids), not a new upload.
+    again = await exchange(pay_bot, p.user, _resend_content(p, {"document": card["document"]}))
+    assert [m["text"] for m in again] == [
+        "The exam centre has already reviewed this very file for this registration. Please send a new receipt "
+        "(press 🧾 again in /status), or contact the staff."
+    ]
+    assert await reg_state(pay_bot.database_url, rid) == "awaiting_payment"

@@ -366,3 +366,10 @@ async def test_list_paid_returns_only_paid_registrations(database: Database) -> 
     listed = await services.payments.list_paid("S1")
     assert [(p.reference, p.telegram_id, p.level_code, p.paid_at) for p in listed] == [(reference, 1050, "junior", clock.now)]
     assert len(await rows(database, AuditEntry, AuditEntry.entity == "payment")) == 1
+
+
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity", "1e400", "0", "-5", "12.345", "abc"])
+def test_statement_amount_that_is_not_a_real_amount_is_refused(text: str) -> None:
+    from bot.services.payments_bank import _amount
+
+    assert _amount(text) is None

@@ -640,3 +640,20 @@ async def test_audit_log_records_every_transition(database: Database) -> None:
     async with UnitOfWork(database.sessions) as uow:
         total = await uow.session.scalar(select(func.count()).select_from(AuditEntry))
     assert total == 7  # + the holder's submit and cancel
+
+
+@pytest.mark.parametrize("state", ["paid", "payment_review"])
+async def test_cancel_paid_or_under_review_is_left_to_staff(database: Database, state: str) -> None:
+    service = _service(database, Clock())
+    await make_session(database, "S1", capacity=3)
+    await make_candidates(database, [7])
+    registration = (await _submit(service, 7)).registration
+    async with UnitOfWork(database.sessions) as uow:
+        await uow.session.execute(Registration.__table__.update().where(Registration.id == registration.id).values(state=state))
+        await uow.commit()
+
+    view = await service.get_for_candidate(7, registration.id)
+    with pytest.raises(InvalidState):
+        await service.cancel(7, registration.id)
+
+    assert (view.can_cancel, (await _states(database))[registration.id], await _seats_taken(database, "S1")) == (False, state, 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,6 +21,9 @@ from bot.services.inbox import InboxService, update_user_id
 log = logging.getLogger(__name__)
 
 Process = Callable[[dict[str, Any]], Awaitable[None]]
+#: Seconds an update may wait in its user's queue before its inbox lease is renewed
+#: (the lease is 2 minutes; see bot.services.inbox.PROCESSING_LEASE).
+RENEW_AFTER = 30.0
 
 
 class HandlerFailed(Exception):
@@ -38,6 +42,7 @@ class UpdateDispatcher:
         self._queues: dict[int, deque[dict[str, Any]]] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._queued: set[int] = set()  # update ids queued or running: a recovery sweep may offer one again
+        self._since: dict[int, float] = {}  # update id -> when it was submitted (monotonic)
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -50,6 +55,7 @@ class UpdateDispatcher:
         if payload["update_id"] in self._queued:
             return
         self._queued.add(payload["update_id"])
+        self._since[payload["update_id"]] = time.monotonic()
         user = update_user_id(payload)
         key = user if user is not None else -abs(payload["update_id"])  # no user: its own lane
         self._queues.setdefault(key, deque()).append(payload)
@@ -66,6 +72,7 @@ class UpdateDispatcher:
                     await self._run_one(payload)
                 queue.popleft()
                 self._queued.discard(payload["update_id"])
+                self._since.pop(payload["update_id"], None)
         finally:
             del self._queues[key]
             del self._workers[key]
@@ -75,6 +82,12 @@ class UpdateDispatcher:
     async def _run_one(self, payload: dict[str, Any]) -> None:
         update_id = payload["update_id"]
         error = None
+        if time.monotonic() - self._since.get(update_id, time.monotonic()) > RENEW_AFTER:
+            # It waited long behind this user's earlier updates: renew its lease before the
+            # recovery sweep of another instance takes it; skip it if one already did.
+            if not await self._inbox.renew_lease(update_id):
+                log.info("update %s was handled elsewhere while it waited", update_id)
+                return
         try:
             await self._process(payload)
         except asyncio.CancelledError:

@@ -50,4 +50,5 @@ def configure(verbose: bool = False) -> None:
     # httpx logs every request URL, and those URLs contain the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     install_redaction()

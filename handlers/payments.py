@@ -28,6 +28,7 @@ from bot.services.payments import FLOW, REJECT_REASONS, STARS, PaymentOffer, Pay
 from bot.services.payments_bank import StatementPreview
 from handlers import broadcasts, flows
 from handlers.notifications import level_label
+from handlers.render import state_label
 from handlers.staff import StaffCallbackQueryHandler
 
 SITE_ZONE = "Asia/Shanghai"
@@ -137,7 +138,7 @@ def why_label(tr: Translator, why: str | None) -> str:
         "amount_mismatch": tr.gettext("amount or currency differs from the fee"),
     }
     if why and why.startswith("registration_"):
-        return tr.gettext("registration is {state}", state=why.removeprefix("registration_"))
+        return tr.gettext("registration is {state}", state=state_label(tr, why.removeprefix("registration_")))
     return labels.get(why or "", why or "")
 
 

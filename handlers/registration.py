@@ -42,7 +42,7 @@ from bot.services.errors import (
 from bot.services.registration import RegistrationView, SessionOption
 from bot.services.registration_form import FLOW, NONE, SUMMARY, Input, Step, Summary
 from handlers import flows, payments, tickets
-from handlers.render import answer_error, rows
+from handlers.render import answer_error, rows, state_label
 
 SITE_ZONE = "Asia/Shanghai"  # deadlines in messages without a session at hand
 EDIT_FIELDS = ("full_name", "id_number", "phone", "email", "school", "work_unit", "direction", "session", "photo")
@@ -399,20 +399,6 @@ def registration_error(tr: Translator, exc: Exception) -> str:
     if isinstance(exc, SessionFull):
         return tr.gettext("That session has no free seat. Choose another one.")
     return tr.gettext("This action is not possible for this registration any more. See /status.")
-
-
-def state_label(tr: Translator, state: str) -> str:
-    return {
-        "waitlisted": tr.gettext("on the waitlist"),
-        "offered": tr.gettext("seat offered to you"),
-        "submitted": tr.gettext("registered, not paid yet"),
-        "awaiting_payment": tr.gettext("awaiting payment"),
-        "payment_review": tr.gettext("payment under review"),
-        "paid": tr.gettext("paid"),
-        "cancelled": tr.gettext("cancelled"),
-        "expired": tr.gettext("expired (not paid in time)"),
-        "rejected": tr.gettext("rejected"),
-    }.get(state, state)
 
 
 def submitted_text(tr: Translator, catalog: Catalog, r: RegistrationView) -> str:

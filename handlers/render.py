@@ -24,6 +24,20 @@ def rows(buttons: Sequence[T], per_row: int) -> list[list[T]]:
     return [list(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row)]
 
 
+def state_label(tr: Translator, state: str) -> str:
+    return {
+        "waitlisted": tr.gettext("on the waitlist"),
+        "offered": tr.gettext("seat offered to you"),
+        "submitted": tr.gettext("registered, not paid yet"),
+        "awaiting_payment": tr.gettext("awaiting payment"),
+        "payment_review": tr.gettext("payment under review"),
+        "paid": tr.gettext("paid"),
+        "cancelled": tr.gettext("cancelled"),
+        "expired": tr.gettext("expired (not paid in time)"),
+        "rejected": tr.gettext("rejected"),
+    }.get(state, state)
+
+
 def answer_error(tr: Translator, exc: InvalidAnswer) -> str:
     """A translated hint saying what was wrong with an answer and what to do instead."""
     hints = {

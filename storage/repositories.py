@@ -130,6 +130,14 @@ class InboxRepository:
             .values(processed_at=at, error=error, claimed_until=None, payload=payload)
         )
 
+    async def renew_lease(self, update_id: int, until: datetime) -> bool:
+        result = await self.session.execute(
+            update(InboxUpdate)
+            .where(InboxUpdate.update_id == update_id, InboxUpdate.processed_at.is_(None))
+            .values(claimed_until=until)
+        )
+        return bool(result.rowcount)
+
     async def get_attempts(self, update_id: int) -> int:
         return int(await self.session.scalar(select(InboxUpdate.attempts).where(InboxUpdate.update_id == update_id)) or 0)
 
@@ -417,6 +425,18 @@ class CatalogRepository:
     async def list_sessions(self) -> Sequence[ExamSession]:
         stmt = select(ExamSession).options(selectinload(ExamSession.components)).order_by(ExamSession.exam_date)
         return (await self.session.scalars(stmt)).all()
+
+    async def list_open_session_codes(self) -> list[str]:
+        """Codes of sessions not cancelled, by exam date."""
+        stmt = select(ExamSession.code).where(ExamSession.cancelled.is_(False)).order_by(ExamSession.exam_date)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def list_active_level_codes(self) -> list[str]:
+        stmt = select(Level.code).where(Level.active.is_(True)).order_by(Level.rank)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def get_direction(self, code: str) -> Direction | None:
+        return await self.session.get(Direction, code)
 
     async def get_session_by_code(self, code: str) -> ExamSession | None:
         return await self.session.scalar(select(ExamSession).where(ExamSession.code == code))

@@ -31,11 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from bot.services.errors import InvalidAnswer, InvalidState, NotFound, NotStaff, StaleStep
 from bot.services.outbox import check_payload
-from storage.models import AuditEntry, Broadcast, BroadcastStatus, ExamSession, Level, OutboxStatus
+from storage.models import AuditEntry, Broadcast, BroadcastStatus, OutboxStatus
 from storage.repositories import BROADCAST_STATE_GROUPS
 from storage.uow import UnitOfWork, UowFactory
 
@@ -188,10 +186,8 @@ class BroadcastService:
     async def audience_options(self) -> AudienceOptions:
         """Sessions (by exam date) and levels (by rank) an audience can be chosen from."""
         async with self._uow() as uow:
-            sessions = (await uow.session.scalars(
-                select(ExamSession.code).where(ExamSession.cancelled.is_(False)).order_by(ExamSession.exam_date)
-            )).all()
-            levels = (await uow.session.scalars(select(Level.code).where(Level.active.is_(True)).order_by(Level.rank))).all()
+            sessions = await uow.catalog.list_open_session_codes()
+            levels = await uow.catalog.list_active_level_codes()
             return AudienceOptions(tuple(sessions), tuple(levels))
 
     async def choose_audience(self, actor_id: int, broadcast_id: int, kind: str, value: str | None) -> Preview:

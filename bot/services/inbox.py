@@ -67,6 +67,13 @@ class InboxService:
             await uow.inbox.mark_processed(update_id, self._clock(), error, {"update_id": update_id, "redacted": True})
             await uow.commit()
 
+    async def renew_lease(self, update_id: int) -> bool:
+        """Extend this instance's claim on a waiting update; False if it was processed meanwhile."""
+        async with self._uow() as uow:
+            renewed = await uow.inbox.renew_lease(update_id, self._clock() + PROCESSING_LEASE)
+            await uow.commit()
+            return renewed
+
     async def retry_later(self, update_id: int) -> bool:
         """Keep a failed update (payload intact) for the recovery sweep, after a backoff.
 

@@ -51,7 +51,6 @@ from storage.models import (
     ACTIVE_STATES,
     AuditEntry,
     Candidate,
-    Direction,
     ExamSession,
     Registration,
     RegistrationState,
@@ -299,7 +298,7 @@ class RegistrationService:
             )
             if existing is not None:
                 raise AlreadyRegistered(existing.id)
-            if direction_code is not None and await uow.session.get(Direction, direction_code) is None:
+            if direction_code is not None and await uow.catalog.get_direction(direction_code) is None:
                 raise NotFound("direction")
             offered = {c.component for c in session.components}
             unknown = sorted(set(components) - offered)

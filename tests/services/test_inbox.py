@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.services.inbox import InboxService, update_user_id
 from storage.db import Database
+from storage.models import InboxUpdate
 from storage.uow import UnitOfWork
 
 
@@ -68,3 +69,31 @@ def test_update_user_id_reads_sender_of_any_update_kind() -> None:
     callback = {"update_id": 1, "callback_query": {"id": "x", "from": {"id": 77}, "chat_instance": "c"}}
     channel = {"update_id": 2, "channel_post": {"message_id": 1, "chat": {"id": -100, "type": "channel"}}}
     assert (update_user_id(_update(3, 12)), update_user_id(callback), update_user_id(channel)) == (12, 77, -100)
+
+
+async def test_renew_lease_extends_a_waiting_update_and_refuses_a_processed_one(database: Database) -> None:
+    clock = Clock()
+    inbox = _inbox(database, clock)
+    await inbox.store_many([_update(1), _update(2)])
+    await inbox.mark_processed(2)
+    clock.now += timedelta(minutes=1)
+    renewed = (await inbox.renew_lease(1), await inbox.renew_lease(2))
+    clock.now += timedelta(minutes=1, seconds=30)  # past the first lease, inside the renewed one
+    assert (renewed, await inbox.claim_stale()) == ((True, False), [])
+
+
+async def test_retry_later_keeps_the_payload_and_gives_up_after_the_last_attempt(database: Database) -> None:
+    from bot.services.inbox import MAX_ATTEMPTS
+
+    clock = Clock()
+    inbox = _inbox(database, clock)
+    await inbox.store(_update(1))
+    outcomes = []
+    for _ in range(MAX_ATTEMPTS + 1):
+        outcomes.append(await inbox.retry_later(1))
+        clock.now += timedelta(hours=1)
+        await inbox.claim_stale()  # the sweep takes it again (one more attempt)
+    async with UnitOfWork(database.sessions) as uow:
+        row = await uow.session.get(InboxUpdate, 1)
+        kept = (row.processed_at is not None, row.error, row.payload["message"]["text"])
+    assert (outcomes[-1], outcomes.count(False), kept) == (True, MAX_ATTEMPTS, (True, "failed_every_attempt", "hi"))

@@ -68,3 +68,24 @@ async def test_failing_update_is_marked_with_its_error_and_the_next_one_runs() -
     dispatcher.submit(_update(2, 5))
     assert await dispatcher.drain(5)
     assert inbox.processed == [(1, "ValueError"), (2, None)]
+
+
+async def test_update_that_waited_long_is_skipped_when_handled_elsewhere(monkeypatch) -> None:
+    import bot.dispatch as dispatch
+
+    class Inbox(FakeInbox):
+        async def renew_lease(self, update_id: int) -> bool:
+            return update_id != 2  # update 2 was processed by another instance meanwhile
+
+    ran: list[int] = []
+
+    async def process(payload: dict) -> None:
+        ran.append(payload["update_id"])
+
+    monkeypatch.setattr(dispatch, "RENEW_AFTER", -1.0)  # every update counts as having waited
+    inbox = Inbox()
+    dispatcher = UpdateDispatcher(process, inbox, max_concurrent=2)  # type: ignore[arg-type]
+    for update_id in (1, 2, 3):
+        dispatcher.submit(_update(update_id, 9))
+    assert await dispatcher.drain(5)
+    assert (ran, [u for u, _ in inbox.processed]) == ([1, 3], [1, 3])

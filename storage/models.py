@@ -313,6 +313,7 @@ class Payment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # A staff member who chose "other reason" on this receipt and owes the typed reason.
     pending_reason_by: Mapped[int | None] = mapped_column(BigInteger)
+    pending_reason_at: Mapped[datetime | None]  # when "other reason" was pressed; it expires
 
 
 class StatementImport(Base):

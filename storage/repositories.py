@@ -779,11 +779,15 @@ class PaymentRepository:
             stmt = stmt.where(Registration.session_id == session_id)
         return [tuple(row) for row in (await self.session.execute(stmt)).all()]  # type: ignore[misc]
 
-    async def get_awaiting_reason(self, staff_id: int) -> Payment | None:
-        """The receipt this staff member chose "other reason" for and has not explained yet."""
+    async def get_awaiting_reason(self, staff_id: int, since: datetime) -> Payment | None:
+        """The receipt this staff member chose "other reason" for (after `since`) and has not
+        explained yet; an older marker is stale and ordinary chat text is not a reason."""
         stmt = (
             select(Payment)
-            .where(Payment.pending_reason_by == staff_id, Payment.status == "pending_review")
+            .where(
+                Payment.pending_reason_by == staff_id, Payment.status == "pending_review",
+                Payment.pending_reason_at > since,
+            )
             .order_by(Payment.id.desc())
             .limit(1)
         )

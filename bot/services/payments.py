@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -50,6 +50,9 @@ SETTLEABLE = (S.SUBMITTED, S.AWAITING_PAYMENT, S.PAYMENT_REVIEW)
 #: Expiry never touches PAYMENT_REVIEW: a receipt staff have not looked at keeps the seat.
 EXPIRABLE = (S.SUBMITTED, S.AWAITING_PAYMENT)
 ELIGIBLE = ("eligible", "approved", "overridden")
+#: How long after pressing "other reason" the staff member's next staff-chat text counts
+#: as the reason; later text is ordinary conversation.
+TYPED_REASON_WINDOW = timedelta(minutes=15)
 FLOW = "payment"
 RECEIPT_STEP = "receipt:"
 REJECT_REASONS = ("amount_wrong", "reference_missing", "unreadable", "not_received")
@@ -467,7 +470,7 @@ class PaymentService:
             registration = await uow.registrations.get(payment.registration_id or 0)
             reference = registration.reference if registration else ""
             await uow.payments.clear_awaiting_reason(staff_id)
-            payment.pending_reason_by = staff_id
+            payment.pending_reason_by, payment.pending_reason_at = staff_id, self._clock()
             await uow.commit()
             return reference
 
@@ -475,7 +478,7 @@ class PaymentService:
         """The text a staff member typed after "other reason"; None when they owe none."""
         reason = " ".join(text.split())[:500]
         async with self._uow() as uow:
-            payment = await uow.payments.get_awaiting_reason(staff_id)
+            payment = await uow.payments.get_awaiting_reason(staff_id, self._clock() - TYPED_REASON_WINDOW)
             if payment is None or not reason:
                 return None
             decision = await self._decide(uow, payment.id, staff_id, approve=False, reason=reason)

@@ -373,3 +373,18 @@ def test_statement_amount_that_is_not_a_real_amount_is_refused(text: str) -> Non
     from bot.services.payments_bank import _amount
 
     assert _amount(text) is None
+
+
+async def test_other_reason_marker_expires_so_later_chat_text_is_not_a_reason(database: Database) -> None:
+    from datetime import timedelta
+
+    from bot.services.payments import TYPED_REASON_WINDOW
+
+    clock = Clock()
+    services, _ = await world(database, clock)
+    rid, _ = await register(services, database, 1008)
+    receipt = await _receipt(services, 1008, rid)
+    await services.payments.ask_reason(receipt.payment_id, STAFF)
+    clock.now += TYPED_REASON_WINDOW + timedelta(seconds=1)
+    assert (await services.payments.reject_with_typed_reason(STAFF, "see you tomorrow"), await state(database, rid)) == (
+        None, "payment_review")

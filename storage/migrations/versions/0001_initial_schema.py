@@ -292,6 +292,7 @@ def upgrade() -> None:
     sa.Column('raw', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('pending_reason_by', sa.BigInteger(), nullable=True),
+    sa.Column('pending_reason_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['registration_id'], ['registrations.id'], name=op.f('fk_payments_registration_id_registrations')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payments')),
     sa.UniqueConstraint('method', 'external_id', name=op.f('uq_payments_method'))

@@ -28,23 +28,7 @@ FAST = SenderConfig(
 SenderFactory = Callable[..., Awaitable[OutboxSender]]
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    sb = Sandbox(quiet=0.05)
-    await sb.start()
-    yield sb
-    await sb.stop()
-
-
-@pytest.fixture
-def token(sandbox: Sandbox) -> str:
-    return sandbox.add_bot()
-
-
-@pytest.fixture
-async def bot(sandbox: Sandbox, token: str) -> AsyncIterator[Bot]:
-    async with Bot(token, base_url=sandbox.base_url, base_file_url=sandbox.base_file_url) as b:
-        yield b
+from tests.sandbox_fixtures import bot, sandbox, token  # noqa: F401,E402 - shared fixtures
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from bot.services.eligibility import AUTO_LEVEL, FLOW, NONE, Outcome, Question
 from bot.services.errors import AlreadyDecided, InvalidAnswer, NotFound, StaleStep
 from handlers import flows
 from handlers.staff import StaffCallbackQueryHandler
-from handlers.render import answer_error, eligibility_text, name_of, rows
+from handlers.render import answer_error, eligibility_text, name_of, rows, stale_button
 
 REJECT_REASONS = ("major_not_related", "documents_missing", "experience_not_proven", "other")
 
@@ -133,7 +133,7 @@ async def _answer(update: Update, context: ExamContext, step: str, value: str | 
         result = await context.services.eligibility.answer(update.effective_user.id, step, value)
     except StaleStep:
         if update.callback_query:
-            await update.callback_query.answer(tr.gettext("This button is no longer valid."), show_alert=True)
+            await stale_button(update.callback_query, tr)
             return
         await update.effective_message.reply_text(tr.gettext("Send /eligibility to start the check again."))
         return

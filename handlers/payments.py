@@ -28,7 +28,7 @@ from bot.services.payments import FLOW, REJECT_REASONS, STARS, PaymentOffer, Pay
 from bot.services.payments_bank import StatementPreview
 from handlers import broadcasts, flows
 from handlers.notifications import level_label
-from handlers.render import state_label
+from handlers.render import stale_button, state_label
 from handlers.staff import StaffCallbackQueryHandler
 
 SITE_ZONE = "Asia/Shanghai"
@@ -178,7 +178,7 @@ async def on_invoice(update: Update, context: ExamContext) -> None:
     try:
         spec = await context.services.payments.invoice(update.effective_user.id, _id(query.data, 2), method)
     except NotFound:
-        await query.answer(tr.gettext("This button is no longer valid."), show_alert=True)
+        await stale_button(query, tr)
         return
     except (AlreadyPaid, InvalidState, PaymentUnavailable) as exc:
         await query.answer(refusal_text(tr, exc), show_alert=True)
@@ -237,7 +237,7 @@ async def on_receipt_button(update: Update, context: ExamContext) -> None:
     try:
         reference = await context.services.payments.start_receipt(update.effective_user.id, _id(query.data))
     except NotFound:
-        await query.answer(tr.gettext("This button is no longer valid."), show_alert=True)
+        await stale_button(query, tr)
         return
     except (AlreadyPaid, InvalidState, PaymentUnavailable) as exc:
         await query.answer(refusal_text(tr, exc), show_alert=True)
@@ -299,7 +299,7 @@ async def on_staff_decision(update: Update, context: ExamContext) -> None:
         else:
             decision = await services.decide_receipt(payment_id, update.effective_user.id, approve=approve, reason=reason)
     except NotFound:
-        await query.answer(tr.gettext("This button is no longer valid."), show_alert=True)
+        await stale_button(query, tr)
         return
     except AlreadyDecided as exc:
         await query.answer(decided_text(tr, exc), show_alert=True)
@@ -392,7 +392,7 @@ async def on_statement_decision(update: Update, context: ExamContext) -> None:
             await context.services.statements.discard(import_id, update.effective_user.id)
             text = tr.gettext("Discarded: nothing was recorded.")
     except NotFound:
-        await query.answer(tr.gettext("This button is no longer valid."), show_alert=True)
+        await stale_button(query, tr)
         return
     except AlreadyDecided as exc:
         await query.answer(decided_text(tr, exc), show_alert=True)

@@ -42,7 +42,7 @@ from bot.services.errors import (
 from bot.services.registration import RegistrationView, SessionOption
 from bot.services.registration_form import FLOW, NONE, SUMMARY, Input, Step, Summary
 from handlers import flows, payments, tickets
-from handlers.render import answer_error, rows, state_label
+from handlers.render import answer_error, rows, stale_button, state_label
 
 SITE_ZONE = "Asia/Shanghai"  # deadlines in messages without a session at hand
 EDIT_FIELDS = ("full_name", "id_number", "phone", "email", "school", "work_unit", "direction", "session", "photo")
@@ -293,7 +293,7 @@ async def _answer(update: Update, context: ExamContext, step: str, value: Input)
         result = await context.services.registration_form.answer(update.effective_user.id, step, value)
     except StaleStep:
         if query:
-            await query.answer(tr.gettext("This button is no longer valid."), show_alert=True)
+            await stale_button(query, tr)
         else:
             await update.effective_message.reply_text(tr.gettext("Send /register to continue your registration."))
         return
@@ -468,7 +468,7 @@ async def on_cancel_ask(update: Update, context: ExamContext) -> None:
     try:
         r = await context.services.registration.get_for_candidate(update.effective_user.id, rid or 0)
     except NotFound:
-        await query.answer(tr.gettext("This button is no longer valid."), show_alert=True)
+        await stale_button(query, tr)
         return
     await query.answer()
     await update.effective_message.reply_text(
@@ -487,7 +487,7 @@ async def on_cancel_confirm(update: Update, context: ExamContext) -> None:
     try:
         r = await context.services.registration.cancel(update.effective_user.id, _id(query.data) or 0)
     except NotFound:
-        await query.answer(tr.gettext("This button is no longer valid."), show_alert=True)
+        await stale_button(query, tr)
         return
     except (CancellationClosed, InvalidState) as exc:
         await query.answer()
@@ -504,7 +504,7 @@ async def on_move_ask(update: Update, context: ExamContext) -> None:
     try:
         r = await context.services.registration.get_for_candidate(update.effective_user.id, _id(query.data) or 0)
     except NotFound:
-        await query.answer(tr.gettext("This button is no longer valid."), show_alert=True)
+        await stale_button(query, tr)
         return
     await query.answer()
     sessions = [s for s in await context.services.registration.list_sessions(r.level_code) if s.code != r.session_code and s.availability == "open"]
@@ -523,7 +523,7 @@ async def on_move_to(update: Update, context: ExamContext) -> None:
     try:
         r = await context.services.registration.move(update.effective_user.id, int(rid) if rid.isdigit() else 0, code)
     except NotFound:
-        await query.answer(tr.gettext("This button is no longer valid."), show_alert=True)
+        await stale_button(query, tr)
         return
     except ServiceError as exc:
         await query.answer()
@@ -542,7 +542,7 @@ async def on_offer(update: Update, context: ExamContext) -> None:
     try:
         r = await (service.accept_offer if accept else service.decline_offer)(update.effective_user.id, _id(query.data) or 0)
     except NotFound:
-        await query.answer(tr.gettext("This button is no longer valid."), show_alert=True)
+        await stale_button(query, tr)
         return
     except ServiceError as exc:
         await query.answer()

@@ -23,6 +23,7 @@ from bot.notifications import Rendered
 from bot.services.errors import InvalidState, NotFound
 from bot.services.reminders import TEMPLATE, UnacknowledgedPage
 from handlers.notifications import level_label
+from handlers.render import stale_button
 from handlers.staff import StaffCallbackQueryHandler
 
 
@@ -101,7 +102,7 @@ async def on_acknowledge(update: Update, context: ExamContext) -> None:
             update.effective_user.id, int(query.data.removeprefix("rem:ack:"))
         )
     except (ValueError, NotFound, InvalidState):
-        await query.answer(tr.gettext("This button is no longer valid."), show_alert=True)
+        await stale_button(query, tr)
         return
     await query.answer(tr.gettext("Thank you. Good luck in your exam!"))
     await query.edit_message_reply_markup(None)

@@ -38,6 +38,11 @@ def state_label(tr: Translator, state: str) -> str:
     }.get(state, state)
 
 
+async def stale_button(query: Any, tr: Translator) -> None:
+    """Answer a press on an old button, or on forged callback data: nothing was changed."""
+    await query.answer(tr.gettext("This button is no longer valid."), show_alert=True)
+
+
 def answer_error(tr: Translator, exc: InvalidAnswer) -> str:
     """A translated hint saying what was wrong with an answer and what to do instead."""
     hints = {

@@ -13,6 +13,7 @@ from bot.context import ExamContext
 from bot.services.errors import UnsupportedLanguage
 from handlers import flows
 from handlers.menu import on_unknown_message, start_menu
+from handlers.render import stale_button
 
 LANGUAGE_NAMES = {"zh_Hans": "中文", "en": "English"}
 
@@ -86,7 +87,7 @@ async def on_language_chosen(update: Update, context: ExamContext) -> None:
     try:
         await context.services.candidates.set_language(update.effective_user.id, language)
     except UnsupportedLanguage:
-        await query.answer(context.tr.gettext("This button is no longer valid."), show_alert=True)
+        await stale_button(query, context.tr)
         return
     tr = context.i18n.translator(language)
     await query.answer()

@@ -319,7 +319,7 @@ async def on_edit(update: Update, context: ExamContext) -> None:
     try:
         step = await context.services.registration_form.edit(update.effective_user.id, query.data.removeprefix("reg:edit:"))
     except (StaleStep, InvalidAnswer):
-        await query.answer(context.tr.gettext("This button is no longer valid."), show_alert=True)
+        await stale_button(query, context.tr)
         return
     await query.answer()
     await show_step(update, context, step)

@@ -164,7 +164,7 @@ async def on_unacknowledged_page(update: Update, context: ExamContext) -> None:
     try:
         page = await context.services.reminders.unacknowledged(session, int(number))
     except (ValueError, NotFound):
-        await query.answer(context.tr.gettext("This button is no longer valid."), show_alert=True)
+        await stale_button(query, context.tr)
         return
     await query.answer()
     await query.edit_message_text(

@@ -51,24 +51,22 @@ class CandidateService:
         telegram_language: str | None,
     ) -> CandidateView:
         """Create or refresh the candidate row and return their language and flow position."""
+        name = first_name[:128]
         async with self._uow() as uow:
-            await uow.candidates.add_if_missing(
-                telegram_id, chat_id=chat_id, first_name=first_name[:128], username=username,
-                telegram_language=telegram_language,
-            )
+            # Runs for every update: read first, insert only for a newcomer (two first
+            # updates racing meet the unique index and both read the one row).
             candidate = await uow.candidates.get_by_telegram_id(telegram_id)
-            assert candidate is not None
-            changed = (candidate.first_name, candidate.username, candidate.telegram_language) != (
-                first_name[:128], username, telegram_language,
-            )
-            if changed:
-                candidate.first_name = first_name[:128]
-                candidate.username = username
-                candidate.telegram_language = telegram_language
-            if chat_id is not None and candidate.chat_id != chat_id:
+            if candidate is None:
+                await uow.candidates.add_if_missing(
+                    telegram_id, chat_id=chat_id, first_name=name, username=username, telegram_language=telegram_language,
+                )
+                candidate = await uow.candidates.get_by_telegram_id(telegram_id)
+                assert candidate is not None
+            # Assigning an unchanged value writes nothing (SQLAlchemy compares history).
+            candidate.first_name, candidate.username, candidate.telegram_language = name, username, telegram_language
+            if chat_id is not None:
                 candidate.chat_id = chat_id
-            # Writing to a chat again proves the candidate can be reached.
-            candidate.unreachable_at = None if chat_id is not None else candidate.unreachable_at
+                candidate.unreachable_at = None  # writing to us again proves they can be reached
             flow = await uow.flows.get(candidate.id)
             await uow.commit()
             return CandidateView(

@@ -122,6 +122,7 @@ async def test_webhook_same_update_twice_is_handled_once(webhook_bot: Harness) -
     async with aiohttp.ClientSession() as http:
         first = await http.post(url, json=_raw_update(9_000_010, 302), headers=headers)
         second = await http.post(url, json=_raw_update(9_000_010, 302), headers=headers)
+    assert await webhook_bot.runtime.dispatcher.drain(10)
     await webhook_bot.sandbox.wait_idle(timeout=10)
     replies = [m for m in webhook_bot.sandbox.chat_messages(302)]
     assert (first.status, second.status, len(replies)) == (200, 200, 1)
@@ -153,5 +154,8 @@ async def test_update_stored_but_not_processed_runs_after_restart(bot: Harness) 
     finally:
         await database.dispose()
     await bot.start()
+    # The replayed update makes no Bot API call until its handler replies, so the sandbox
+    # cannot tell when it is done: the dispatcher can.
+    assert await bot.runtime.dispatcher.drain(10)
     await bot.sandbox.wait_idle(timeout=10)
     assert (len(bot.sandbox.chat_messages(304)), await _count_inbox(bot.database_url) > 0) == (1, True)

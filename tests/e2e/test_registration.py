@@ -175,7 +175,7 @@ async def test_double_tap_on_submit_registers_once(bot: Harness) -> None:
     first = await p.user.press_data(summary["message_id"], "reg:submit")
     second = await p.user.press_data(summary["message_id"], "reg:submit")
     answers = [await p.user.wait_for_callback_answer(u, timeout=10) for u in (first, second)]
-    await bot.sandbox.wait_idle(timeout=10)
+    assert await bot.runtime.dispatcher.drain(10)
     assert answers[1].get("text") == "This registration was already submitted. See /status."
     assert await _registrations(bot.database_url) == [(407, "submitted", "junior")]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import AsyncIterator
 
 import pytest
@@ -32,13 +34,18 @@ async def two_instances(postgres: None) -> AsyncIterator[tuple[Database, Databas
 
 async def _kill_holder(database: Database) -> None:
     """End the holder's database session as a crash would (its lock goes with it)."""
+    held = (
+        "FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
     async with database.engine.connect() as conn:
-        await conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            )
-        )
+        await conn.execute(text(f"SELECT pg_terminate_backend(pid) {held}"))
+        # pg_terminate_backend only signals: the backend (and its lock) goes a moment later.
+        for _ in range(100):
+            if not await conn.scalar(text(f"SELECT count(*) {held}")):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the terminated holder still holds its advisory lock after 5 s")
 
 
 @pytest.mark.postgres

@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import cpu_seconds, peak_rss_mib, recorded_calls, start_sandbox, tally  # noqa: E402
 from telegram import Bot  # noqa: E402
 
-from bot.delivery import Limits, OutboxSender, SenderConfig  # noqa: E402
+from bot.runtime.delivery import Limits, OutboxSender, SenderConfig  # noqa: E402
 from bot.i18n import I18n  # noqa: E402
+from bot.runtime.notifications import Templates  # noqa: E402
 from bot.services.outbox import OutboxService, OutgoingMessage  # noqa: E402
 from storage import migrate  # noqa: E402
 from storage.db import Database  # noqa: E402
@@ -96,7 +97,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             setattr(outbox, name, timed(f"db.{name}", getattr(outbox, name)))
         config = SenderConfig(limits=Limits(), max_in_flight=args.max_in_flight)
         async with TimedBot(sandbox.token, base_url=f"{sandbox.url}/bot") as bot:
-            sender = OutboxSender(bot, outbox, I18n("zh_Hans"), config)
+            sender = OutboxSender(bot, outbox, I18n("zh_Hans"), Templates({}), config)
             profiler = cProfile.Profile() if args.profile else None
             cpu0, wall0 = cpu_seconds(), time.perf_counter()
             if profiler:

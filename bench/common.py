@@ -33,7 +33,7 @@ class SandboxProcess:
 
 
 def _serve(queue: Any, user_ids: list[int], rate_limits: dict[str, float] | None) -> None:
-    from bot.sandbox import RateLimits, Sandbox
+    from bot.devtools.sandbox import RateLimits, Sandbox
 
     async def main() -> None:
         sandbox = Sandbox(rate_limits=RateLimits(**rate_limits) if rate_limits is not None else None)

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import peak_rss_mib  # noqa: E402
 from sqlalchemy import delete, func, insert, select, update  # noqa: E402
 
-from bot.catalog import load_catalog  # noqa: E402
+from bot.domain.catalog import load_catalog  # noqa: E402
 from bot.config import PROJECT_ROOT  # noqa: E402
 from bot.services.catalog import CatalogService  # noqa: E402
 from bot.services.reminders import RemindersService  # noqa: E402

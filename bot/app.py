@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,29 +21,21 @@ from telegram.error import NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 import handlers
-from bot import jobs, logs
+from bot import logs
 from bot.config import Settings
-from bot.context import BotData, ExamContext
 from bot.crypto import Vault
-from bot.delivery import Limits, OutboxSender, SenderConfig, retry_after_seconds
-from bot.dispatch import HandlerFailed, UpdateDispatcher
+from bot.runtime.delivery import Limits, OutboxSender, SenderConfig, retry_after_seconds
+from bot.runtime.dispatch import HandlerFailed, UpdateDispatcher
 from bot.i18n import N_, I18n
-from bot.services.broadcasts import BroadcastService
-from bot.services.candidates import CandidateService
-from bot.services.catalog import CatalogService
-from bot.services.eligibility import EligibilityService
-from bot.services.payments import PaymentConfig, PaymentService
-from bot.services.payments_bank import StatementService
-from bot.services.payments_provider import HmacJsonAdapter, ProviderPaymentService
-from bot.services.registration import RegistrationService
-from bot.services.registration_form import RegistrationFormService
-from bot.services.reminders import RemindersService
-from bot.services.inbox import InboxService
+from bot.services import Services, build_services
+from bot.services.payments import PaymentConfig
+from bot.services.payments_provider import HmacJsonAdapter
 from bot.services.outbox import OutboxService
-from bot.services.tickets import TicketService
-from bot.web import WebDeps, create_web_app
+from bot.runtime.jobs import Jobs
+from bot.runtime.web import WebDeps, create_web_app
+from handlers.broadcasts import render_progress
+from handlers.context import BotData, ExamContext
 from storage.db import Database
-from storage.locks import LeaderLock
 from storage.models import utcnow
 from storage.uow import UnitOfWork
 
@@ -66,60 +57,6 @@ POLL_TIMEOUT = 25  # seconds a getUpdates long poll may wait
 RECOVERY_INTERVAL = 60  # seconds between sweeps for updates whose worker died
 RECOVERY_BATCH = 1000  # stored updates taken per sweep
 DRAIN_TIMEOUT = 25  # seconds SIGTERM waits for in-flight updates
-
-
-@dataclass
-class Services:
-    """Every service, built once; handlers reach them through `context.services`."""
-
-    candidates: CandidateService
-    inbox: InboxService
-    catalog: CatalogService
-    eligibility: EligibilityService
-    registration: RegistrationService
-    registration_form: RegistrationFormService
-    payments: PaymentService
-    statements: StatementService
-    provider_payments: ProviderPaymentService
-    broadcasts: BroadcastService
-    tickets: TicketService
-    reminders: RemindersService
-    # Not a service: the lease on singleton work (planning, sweeps) among instances.
-    leader: LeaderLock
-
-
-def build_services(
-    database: Database, clock: Callable[[], datetime] = utcnow, *, secret_key: str | None = None,
-    public_url: str | None = None,
-    staff_ids: frozenset[int] = frozenset(), site_zone: str = "Asia/Shanghai", paid_broadcasts: bool = False,
-    payment_config: PaymentConfig | None = None,
-) -> Services:
-    """All services on one database. Without `secret_key` the vault gets a throw-away key:
-    fine for callers that never store personal data (catalogue loading, some tests)."""
-
-    def uow() -> UnitOfWork:
-        return UnitOfWork(database.sessions)
-
-    vault = Vault(secret_key or secrets.token_urlsafe(32))
-    catalog = CatalogService(uow, clock)
-    registration = RegistrationService(uow, clock)
-    return Services(
-        candidates=CandidateService(uow, clock),
-        inbox=InboxService(uow, clock),
-        catalog=catalog,
-        eligibility=EligibilityService(uow, clock, catalog),
-        registration=registration,
-        registration_form=RegistrationFormService(uow, clock, catalog, registration, vault),
-        payments=PaymentService(uow, clock, catalog, payment_config),
-        statements=StatementService(uow, clock, catalog, payment_config),
-        provider_payments=ProviderPaymentService(uow, clock, catalog, payment_config),
-        broadcasts=BroadcastService(
-            uow, clock, staff_ids=staff_ids, site_zone=site_zone, paid_allowed=paid_broadcasts
-        ),
-        tickets=TicketService(uow, clock, catalog, vault, public_url=public_url),
-        reminders=RemindersService(uow, clock, catalog),
-        leader=LeaderLock(database.engine),
-    )
 
 
 def build_application(settings: Settings, bot_data: BotData) -> Application:
@@ -161,6 +98,8 @@ class Runtime:
                 stars=settings.payment_stars,
             ), public_url=settings.public_url,
             staff_ids=settings.admin_ids, site_zone=settings.timezone, paid_broadcasts=settings.paid_broadcasts,
+            # a commit that queued a message wakes the sender (built below) at once
+            after_outbox_commit=lambda: self.outbox_sender.wake(),
         )
         self.i18n = I18n(settings.default_language)
         self.application = build_application(
@@ -175,6 +114,7 @@ class Runtime:
             self.application.bot,
             OutboxService(lambda: UnitOfWork(self.database.sessions), clock),
             self.i18n,
+            handlers.templates(),
             SenderConfig(
                 limits=Limits(
                     per_second=settings.send_per_second,
@@ -227,7 +167,9 @@ class Runtime:
         job_queue = self.application.job_queue
         if job_queue is not None:
             job_queue.run_repeating(self._recover_job, interval=RECOVERY_INTERVAL, first=RECOVERY_INTERVAL)
-            jobs.setup(job_queue)
+            Jobs(
+                self.services, self.application.bot, self.i18n, self.settings.timezone, render_progress
+            ).setup(job_queue)
         log.info("examdesk started in %s mode as @%s", self.mode, self.application.bot.username)
 
     async def stop(self) -> None:

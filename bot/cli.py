@@ -7,13 +7,13 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from bot.catalog import CatalogError, load_catalog
+from bot.domain.catalog import CatalogError, load_catalog
 from bot.config import Settings
 
 
 def run_sandbox(listen: str) -> int:
     """`sandbox --listen HOST:PORT`: the Bot API sandbox alone, until Ctrl-C / SIGTERM."""
-    from bot.chat import serve_sandbox
+    from bot.devtools.chat import serve_sandbox
 
     host, sep, port = listen.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -34,7 +34,7 @@ def run_chat(settings: Settings, *, staff: bool, script: bool) -> int:
     """
     import logging
 
-    from bot.chat import run_chat as chat
+    from bot.devtools.chat import run_chat as chat
 
     script = script or not sys.stdin.isatty()
     root = logging.getLogger()
@@ -68,7 +68,7 @@ def catalog(settings: Settings, action: str, path: str) -> int:
 
 
 async def _load_catalog(settings: Settings, document, path: str) -> int:  # type: ignore[no-untyped-def]
-    from bot.app import build_services
+    from bot.services import build_services
     from storage.db import Database
 
     database = Database(settings.database_url)
@@ -124,7 +124,7 @@ def i18n(action: str, path: str | None = None) -> int:
     (msgid → text, or a list for plural forms) and merges; `i18n check` lists what is left."""
     import json
 
-    from bot.i18n_tools import extract, load_po, translate, untranslated, update
+    from bot.devtools.i18n_tools import extract, load_po, translate, untranslated, update
 
     if action == "apply":
         if not path:

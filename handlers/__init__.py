@@ -1,5 +1,11 @@
 """Telegram adapters, one module per flow. `setup(application)` registers them in order.
 
+Each flow module declares what it offers: `setup(application)` for its handlers,
+`TEMPLATES` (notification renderers the outbox sender uses), `INPUTS` and `RESUMES`
+(how it takes a typed answer and shows its current step again). This package collects
+them; the composition root (`bot.app`) hands `templates()` to the sender. No module fills
+a process-wide registry.
+
 Order matters: PTB runs the first matching handler of each group. Identity runs first
 (group -1) so every handler has the candidate and the translator; flows that own a
 conversation step come before the common commands' catch-alls; fallbacks come last so
@@ -8,8 +14,12 @@ they only see what no flow wanted.
 
 from __future__ import annotations
 
+from types import ModuleType
+from typing import Any
+
 from telegram.ext import Application
 
+from bot.runtime.notifications import Renderer, Templates
 from handlers import (
     broadcasts,
     common,
@@ -23,18 +33,49 @@ from handlers import (
     reminders,
     tickets,
 )
+from handlers.context import FlowRouter, InputHandler
+from handlers.render import on_unknown_message
+
+#: Every flow module, in the order their handlers are registered.
+FLOW_MODULES: tuple[ModuleType, ...] = (
+    notifications,
+    common,
+    eligibility,
+    registration,
+    tickets,
+    reminders,  # the reminder template, its button, the staff list
+    payments,  # before flows: successful_payment, receipts, staff CSV files
+    broadcasts,  # staff only; its typed input goes through flows
+)
+
+
+def _collect(name: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for module in FLOW_MODULES:
+        for key, value in getattr(module, name, {}).items():
+            if key in found:
+                raise ValueError(f"{name}[{key!r}] is declared twice ({module.__name__})")
+            found[str(key)] = value
+    return found
+
+
+def templates() -> Templates:
+    """The notification renderers every flow module declares."""
+    renderers: dict[str, Renderer] = _collect("TEMPLATES")
+    return Templates(renderers)
+
+
+def flow_router() -> FlowRouter:
+    inputs: dict[str, InputHandler] = _collect("INPUTS")
+    resumes: dict[str, InputHandler] = _collect("RESUMES")
+    return FlowRouter(inputs, resumes, fallback=on_unknown_message)
 
 
 def setup(application: Application) -> None:
-    notifications.setup(application)
     identity.setup(application)
-    common.setup(application)
-    eligibility.setup(application)
-    registration.setup(application)
-    tickets.setup(application)
-    reminders.setup(application)  # the reminder template, its button, the staff list
-    payments.setup(application)  # before flows: successful_payment, receipts, staff CSV files
-    broadcasts.setup(application)  # staff only; its typed input goes through flows
-    flows.setup(application)  # after the flows: routes typed answers to the current flow
+    for module in FLOW_MODULES:
+        if hasattr(module, "setup"):
+            module.setup(application)
+    flows.setup(application, flow_router())  # after the flows: typed answers to the current flow
     common.setup_fallbacks(application)
     errors.setup(application)

@@ -4,7 +4,7 @@ then one progress message edited while it sends, and a report of who was not rea
 Entry points: `setup(application)`; handlers `cmd_broadcast`, `on_input` (typed or sent
 content, or the schedule time: privately through `handlers.flows`, in the staff chat by
 `on_staff_chat_input`), `on_audience`, `on_confirm`, `on_ask_schedule`, `on_control`,
-`on_csv`; `refresh_progress` (the job in `bot.jobs` that edits progress messages); the
+`on_csv`; `render_progress` (the progress message, edited by the job in `bot.runtime.jobs`); the
 `broadcast_report` notification template.
 Callback data (every one behind `StaffCallbackQueryHandler`; the service checks staff
 rights and every id again): `bc:aud:<id>:<kind>[:<value>]`, `bc:now:<id>`, `bc:when:<id>`,
@@ -20,16 +20,15 @@ import logging
 from typing import Any
 
 from telegram import Bot, ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
-from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
-from bot import notifications
-from bot.context import ExamContext
+from handlers.context import ExamContext
 from bot.i18n import Translator
-from bot.notifications import Rendered
-from bot.services.broadcasts import FLOW, REPORT_TEMPLATE, Draft, Preview, Progress
+from bot.runtime.live import edit_live_message
+from bot.runtime.notifications import Rendered
+from bot.services.broadcasts import FLOW, Draft, Preview, Progress
+from bot.services.notify import Template
 from bot.services.errors import InvalidAnswer, InvalidState, NotFound, StaleStep
-from handlers import flows
 from handlers.notifications import level_label
 from handlers.render import rows
 from handlers.staff import StaffCallbackQueryHandler
@@ -182,25 +181,13 @@ def _broadcast_tr(context: ExamContext, p: Progress) -> Translator:
     return context.i18n.translator(p.language)
 
 
+def render_progress(p: Progress, tr: Translator, zone: str) -> Rendered:
+    """The progress message of a broadcast (edited in place by `bot.runtime.jobs`)."""
+    return Rendered(progress_text(tr, p, zone), progress_keyboard(tr, p))
+
+
 async def _edit_progress(bot: Bot, tr: Translator, p: Progress, zone: str) -> None:
-    if p.chat_id is None or p.message_id is None:
-        return
-    try:
-        await bot.edit_message_text(progress_text(tr, p, zone), chat_id=p.chat_id, message_id=p.message_id,
-                                    reply_markup=progress_keyboard(tr, p))
-    except BadRequest as exc:
-        if "not modified" not in exc.message.lower():
-            log.warning("broadcast %s: progress message not edited (%s)", p.id, exc.message)
-    except TelegramError as exc:  # the next change edits it again
-        log.warning("broadcast %s: progress message not edited (%s)", p.id, exc)
-
-
-async def refresh_progress(context: ExamContext) -> int:
-    """The job: start due broadcasts, finish empty ones, edit each progress message that changed."""
-    changed = await context.services.broadcasts.tick()
-    for p in changed:
-        await _edit_progress(context.bot, context.i18n.translator(p.language), p, context.settings.timezone)
-    return len(changed)
+    await edit_live_message(bot, p.chat_id, p.message_id, render_progress(p, tr, zone))
 
 
 # -- composing ------------------------------------------------------------------------
@@ -423,6 +410,11 @@ async def on_csv(update: Update, context: ExamContext) -> None:
     )
 
 
+TEMPLATES = {Template.BROADCAST_REPORT: broadcast_report}
+INPUTS = {FLOW: on_input}
+RESUMES = {FLOW: resume}
+
+
 def setup(application: Application) -> None:
     settings = application.bot_data.settings
     staff_ids = settings.admin_ids
@@ -442,6 +434,3 @@ def setup(application: Application) -> None:
     application.add_handler(StaffCallbackQueryHandler(on_ask_schedule, r"^bc:when:\d+$", staff_ids))
     application.add_handler(StaffCallbackQueryHandler(on_control, r"^bc:(pause|resume|stop|stop!|keep|drop):\d+$", staff_ids))
     application.add_handler(StaffCallbackQueryHandler(on_csv, r"^bc:csv:\d+$", staff_ids))
-    notifications.register(REPORT_TEMPLATE)(broadcast_report)
-    flows.register_input(FLOW, on_input)
-    flows.register_resume(FLOW, resume)

@@ -9,11 +9,9 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot.context import ExamContext
+from handlers.context import ExamContext
 from bot.services.errors import UnsupportedLanguage
-from handlers import flows
-from handlers.menu import on_unknown_message, start_menu
-from handlers.render import stale_button
+from handlers.render import on_unknown_message, stale_button, start_menu
 
 LANGUAGE_NAMES = {"zh_Hans": "中文", "en": "English"}
 
@@ -38,7 +36,7 @@ async def cmd_start(update: Update, context: ExamContext) -> None:
         ),
         reply_markup=start_menu(tr),
     )
-    await flows.resume(update, context)  # a flow left half-way continues where it stopped
+    await context.flows.resume(update, context)  # a flow left half-way continues where it stopped
 
 
 async def cmd_help(update: Update, context: ExamContext) -> None:

@@ -12,12 +12,11 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
-from bot.catalog import Catalog
-from bot.context import ExamContext
+from bot.domain.catalog import Catalog
+from handlers.context import ExamContext
 from bot.i18n import Translator
 from bot.services.eligibility import AUTO_LEVEL, FLOW, NONE, Outcome, Question
 from bot.services.errors import AlreadyDecided, InvalidAnswer, NotFound, StaleStep
-from handlers import flows
 from handlers.staff import StaffCallbackQueryHandler
 from handlers.render import answer_error, eligibility_text, name_of, rows, stale_button
 
@@ -244,6 +243,10 @@ async def cmd_override(update: Update, context: ExamContext) -> None:
     await update.effective_message.reply_text(tr.gettext("Recorded. The override and its reason are in the audit log."))
 
 
+INPUTS = {FLOW: on_text_answer}
+RESUMES = {FLOW: resume}
+
+
 def setup(application: Application) -> None:
     staff_ids = application.bot_data.settings.admin_ids
     staff = filters.User(user_id=staff_ids)
@@ -255,5 +258,3 @@ def setup(application: Application) -> None:
     # Staff-only: a non-staff press does not match and falls through to "no longer valid".
     application.add_handler(StaffCallbackQueryHandler(on_staff_decision, r"^elig:(ok|no):\d+", staff_ids))
     application.add_handler(CommandHandler("override", cmd_override, staff))
-    flows.register_input(FLOW, on_text_answer)
-    flows.register_resume(FLOW, resume)

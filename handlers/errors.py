@@ -8,7 +8,7 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop
 
-from bot.context import ExamContext
+from handlers.context import ExamContext
 
 log = logging.getLogger("examdesk.errors")
 
@@ -19,7 +19,7 @@ async def on_error(update: object, context: ExamContext) -> None:
     user_id = update.effective_user.id if isinstance(update, Update) and update.effective_user else None
     log.error("update %s from user %s failed", update_id, user_id, exc_info=context.error)
     if update_id is not None:
-        context.bot_data.failed_updates.add(update_id)  # see bot.dispatch: may be retried
+        context.bot_data.failed_updates.add(update_id)  # see bot.runtime.dispatch: may be retried
     if not isinstance(update, Update) or update.effective_chat is None:
         return
     if update.callback_query:

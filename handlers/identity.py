@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, TypeHandler
 
-from bot.context import ExamContext
+from handlers.context import ExamContext
 
 
 async def load_candidate(update: Update, context: ExamContext) -> None:

@@ -1,7 +1,8 @@
 """Notification templates: what outbox rows of each template look like to the recipient.
 
-Registered in `setup()`; rendered by the outbox sender at send time, in the recipient's
-language of that moment (see `bot.notifications`).
+Declared in `TEMPLATES` (eligibility reviews and waitlist offers; other flows declare
+their own); rendered by the outbox sender at send time, in the recipient's language of
+that moment (see `bot.runtime.notifications`).
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.ext import Application
 
-from bot import notifications
+from bot.services.notify import Template
 from bot.i18n import Translator
-from bot.notifications import Rendered
+from bot.runtime.notifications import Rendered
 
 SITE_ZONE = "Asia/Shanghai"
 
@@ -104,8 +104,9 @@ def waitlist_offer_expired(params: dict[str, Any], tr: Translator) -> Rendered:
     )
 
 
-def setup(application: Application) -> None:
-    notifications.register("eligibility_review_request")(review_request)
-    notifications.register("eligibility_review_decided")(review_decided)
-    notifications.register("waitlist_offer")(waitlist_offer)
-    notifications.register("waitlist_offer_expired")(waitlist_offer_expired)
+TEMPLATES = {
+    Template.ELIGIBILITY_REVIEW_REQUEST: review_request,
+    Template.ELIGIBILITY_REVIEW_DECIDED: review_decided,
+    Template.WAITLIST_OFFER: waitlist_offer,
+    Template.WAITLIST_OFFER_EXPIRED: waitlist_offer_expired,
+}

@@ -19,10 +19,10 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, PreCheckoutQueryHandler, filters
 
-from bot import notifications
-from bot.context import ExamContext
+from bot.services.notify import Template
+from handlers.context import ExamContext
 from bot.i18n import Translator
-from bot.notifications import Rendered
+from bot.runtime.notifications import Rendered
 from bot.services.errors import AlreadyDecided, AlreadyPaid, InvalidAnswer, InvalidState, NotFound, PaymentUnavailable, StaleStep
 from bot.services.payments import FLOW, REJECT_REASONS, STARS, PaymentOffer, PaymentOutcome
 from bot.services.payments_bank import StatementPreview
@@ -357,7 +357,7 @@ async def on_statement_file(update: Update, context: ExamContext) -> None:
         # A staff member composing a broadcast with a CSV attachment: the file is the
         # announcement, not a bank statement.
         if update.effective_chat.type == update.effective_chat.PRIVATE:
-            await flows.on_private_message(update, context)
+            await context.flows.on_private_message(update, context)
         return
     document = message.document
     if document.file_size and document.file_size > MAX_CSV_BYTES:
@@ -501,16 +501,21 @@ def payment_expired(params: dict[str, Any], tr: Translator) -> Rendered:
         reference=params["reference"], session=params.get("session_code", "")))
 
 
+TEMPLATES = {
+    Template.PAYMENT_RECEIPT_REVIEW: receipt_review,
+    Template.PAYMENT_RECEIPT_DECIDED: receipt_decided,
+    Template.PAYMENT_RECEIVED: payment_received,
+    Template.PAYMENT_REFUND_DUE: refund_due,
+    Template.PAYMENT_FLAGGED: payment_flagged,
+    Template.PAYMENT_EXPIRED: payment_expired,
+}
+INPUTS = {FLOW: on_receipt}
+
+
 def setup(application: Application) -> None:
     settings = application.bot_data.settings
     staff_ids = settings.admin_ids
     staff = filters.User(user_id=staff_ids)
-    for name, renderer in (
-        ("payment_receipt_review", receipt_review), ("payment_receipt_decided", receipt_decided),
-        ("payment_received", payment_received), ("payment_refund_due", refund_due),
-        ("payment_flagged", payment_flagged), ("payment_expired", payment_expired),
-    ):
-        notifications.register(name)(renderer)
     # Before flows.setup: the generic private-message router would take these otherwise.
     application.add_handler(PreCheckoutQueryHandler(on_pre_checkout))
     application.add_handler(MessageHandler(filters.SUCCESSFUL_PAYMENT, on_successful_payment))
@@ -529,4 +534,3 @@ def setup(application: Application) -> None:
             filters.UpdateType.MESSAGE & filters.Chat(chat_id=settings.staff_chat_id) & staff & filters.TEXT
             & ~filters.COMMAND, on_staff_reason_text),
             group=1)
-    flows.register_input(FLOW, on_receipt)

@@ -22,8 +22,8 @@ from telegram import (
 )
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
-from bot.catalog import Catalog
-from bot.context import ExamContext
+from bot.domain.catalog import Catalog
+from handlers.context import ExamContext
 from bot.i18n import Translator
 from bot.services.errors import (
     AlreadyRegistered,
@@ -564,6 +564,10 @@ async def resume(update: Update, context: ExamContext) -> None:
         await show_step(update, context, step)
 
 
+INPUTS = {FLOW: on_input}
+RESUMES = {FLOW: resume}
+
+
 def setup(application: Application) -> None:
     application.add_handler(CommandHandler("register", cmd_register, filters.ChatType.PRIVATE))
     application.add_handler(CommandHandler("status", cmd_status, filters.ChatType.PRIVATE))
@@ -579,5 +583,3 @@ def setup(application: Application) -> None:
     application.add_handler(CallbackQueryHandler(on_move_ask, pattern=r"^reg:move:\d+$"))
     application.add_handler(CallbackQueryHandler(on_move_to, pattern=r"^reg:move_to:\d+:"))
     application.add_handler(CallbackQueryHandler(on_offer, pattern=r"^reg:offer:(accept|decline):\d+$"))
-    flows.register_input(FLOW, on_input)
-    flows.register_resume(FLOW, resume)

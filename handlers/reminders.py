@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
-from bot import notifications
-from bot.context import ExamContext
+from bot.services.notify import Template
+from handlers.context import ExamContext
 from bot.i18n import Translator
-from bot.notifications import Rendered
+from bot.runtime.notifications import Rendered
 from bot.services.errors import InvalidState, NotFound
-from bot.services.reminders import TEMPLATE, UnacknowledgedPage
+from bot.services.reminders import UnacknowledgedPage
 from handlers.notifications import level_label
 from handlers.render import stale_button
 from handlers.staff import StaffCallbackQueryHandler
@@ -172,9 +172,11 @@ async def on_unacknowledged_page(update: Update, context: ExamContext) -> None:
     )
 
 
+TEMPLATES = {Template.REMINDER: render_reminder}
+
+
 def setup(application: Application) -> None:
     staff_ids = application.bot_data.settings.admin_ids
-    notifications.register(TEMPLATE)(render_reminder)
     application.add_handler(CallbackQueryHandler(on_acknowledge, pattern=r"^rem:ack:\d+$"))
     application.add_handler(CommandHandler("unacknowledged", cmd_unacknowledged, filters.User(user_id=staff_ids)))
     application.add_handler(StaffCallbackQueryHandler(on_unacknowledged_page, r"^rem:un:[A-Za-z0-9_-]+:\d+$", staff_ids))

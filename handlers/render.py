@@ -1,5 +1,8 @@
-"""Shared rendering helpers for handlers: names from the catalogue, keyboards, error hints,
-and the eligibility verdict text (used by the eligibility and registration flows)."""
+"""Shared rendering for handlers: the main menu, names from the catalogue, keyboards, error
+hints, the "did not understand" reply and the eligibility verdict text.
+
+Flow modules never import each other; what two of them show alike lives here.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,40 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, TypeVar
 
-from bot.catalog import Catalog
+from bot.domain.catalog import Catalog
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+
 from bot.i18n import Translator
 from bot.services.eligibility import Outcome
 from bot.services.errors import InvalidAnswer
+from handlers.context import ExamContext
 
 T = TypeVar("T")
+
+
+def start_menu(tr: Translator) -> InlineKeyboardMarkup:
+    """The main menu shown after /start and whenever a candidate seems lost."""
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(tr.gettext("✅ Check my eligibility"), callback_data="menu:eligibility")],
+            [
+                InlineKeyboardButton(tr.gettext("📝 Register"), callback_data="menu:register"),
+                InlineKeyboardButton(tr.gettext("📋 My registrations"), callback_data="menu:status"),
+            ],
+            [
+                InlineKeyboardButton(tr.gettext("🌐 Language"), callback_data="menu:language"),
+                InlineKeyboardButton(tr.gettext("❓ Help"), callback_data="menu:help"),
+            ],
+        ]
+    )
+
+
+async def on_unknown_message(update: Update, context: ExamContext) -> None:
+    """Anything no flow expects: say so and show the menu."""
+    await update.effective_message.reply_text(
+        context.tr.gettext("Sorry, I did not understand that. Please choose from the menu, or send /help."),
+        reply_markup=start_menu(context.tr),
+    )
 
 
 def name_of(item: Any, language: str) -> str:

@@ -20,13 +20,13 @@ from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
-from bot import notifications
-from bot.context import ExamContext
+from bot.services.notify import Template
+from handlers.context import ExamContext
 from bot.i18n import Translator
-from bot.notifications import Rendered
+from bot.runtime.notifications import Rendered
 from bot.services.errors import NotFound, NotPaid, TicketNotYetAvailable
 from bot.services.tickets import TicketCheck, TicketData
-from bot.tickets_pdf import render_ticket
+from handlers.tickets_pdf import render_ticket
 from handlers.notifications import level_label
 
 log = logging.getLogger(__name__)
@@ -134,9 +134,11 @@ def ticket_ready(params: dict[str, Any], tr: Translator) -> Rendered:
     return Rendered(text, ticket_button(tr, int(params["registration_id"])))
 
 
+TEMPLATES = {Template.TICKET_READY: ticket_ready}
+
+
 def setup(application: Application) -> None:
     staff = filters.User(user_id=application.bot_data.settings.admin_ids)
-    notifications.register("ticket_ready")(ticket_ready)
     application.add_handler(CommandHandler("ticket", cmd_ticket, filters.ChatType.PRIVATE))
     application.add_handler(CallbackQueryHandler(on_ticket_button, pattern=r"^tk:get:"))
     application.add_handler(CommandHandler("checkticket", cmd_checkticket, staff))

@@ -5,7 +5,9 @@
         await uow.commit()
 
 Leaving the block without `commit()` rolls back. Repositories hang off the unit of work
-and share its session; they never commit.
+and share its session; they never commit. A unit of work that queued an outbox row
+(`queued`, set by `bot.services.notify`) calls `after_outbox_commit` once committed, so
+the sender looks at the table at once instead of at its next poll.
 """
 
 from __future__ import annotations
@@ -38,8 +40,14 @@ class UnitOfWork:
 
     session: AsyncSession
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        after_outbox_commit: Callable[[], None] | None = None,
+    ) -> None:
         self._sessions = sessions
+        self._after_outbox_commit = after_outbox_commit
+        self.queued = False  # an outbox row was written in this transaction
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._sessions()
@@ -72,6 +80,9 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self.session.commit()
+        if self.queued and self._after_outbox_commit is not None:
+            self._after_outbox_commit()
+        self.queued = False
 
     async def flush(self) -> None:
         await self.session.flush()

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from telegram import Bot
 
-from bot.sandbox import Sandbox
+from bot.devtools.sandbox import Sandbox
 
 
 @pytest.fixture

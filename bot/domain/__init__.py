@@ -7,5 +7,5 @@ Modules:
 * ``eligibility_csv`` — bulk eligibility check of a CSV file (``check_csv``);
 * ``idcard`` — PRC resident ID / passport number validation and masking.
 
-Services call these with plain values and the loaded ``bot.catalog.Catalog``.
+Services call these with plain values and the loaded ``bot.domain.catalog.Catalog``.
 """

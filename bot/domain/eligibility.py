@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
-from bot.catalog import Catalog, Route
+from bot.domain.catalog import Catalog, Route
 
 __all__ = [
     "PROFILE_FIELDS",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, TextIO
 
-from bot.catalog import Catalog
+from bot.domain.catalog import Catalog
 from bot.domain.eligibility import Missing, Profile, ProfileError, Status, Verdict, evaluate, suggest_level
 
 __all__ = [

@@ -1,0 +1,91 @@
+"""The services of examdesk, one module per flow, and `build_services`, which builds them all.
+
+A service takes plain values, opens one unit of work per call, returns a small result
+object or raises a `bot.services.errors.ServiceError`, and never builds user-facing text
+or talks to Telegram. Handlers reach them through `context.services`; the composition root
+(`bot.app`) and tests build them with `build_services(database, clock, ...)`.
+
+A new flow adds its service here: one field on `Services`, one line in `build_services`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.crypto import Vault
+from bot.services.broadcasts import BroadcastService
+from bot.services.candidates import CandidateService
+from bot.services.catalog import CatalogService
+from bot.services.eligibility import EligibilityService
+from bot.services.inbox import InboxService
+from bot.services.payments import PaymentConfig, PaymentService
+from bot.services.payments_bank import StatementService
+from bot.services.payments_provider import ProviderPaymentService
+from bot.services.registration import RegistrationService
+from bot.services.registration_form import RegistrationFormService
+from bot.services.reminders import RemindersService
+from bot.services.tickets import TicketService
+from storage.db import Database
+from storage.locks import LeaderLock
+from storage.models import utcnow
+from storage.uow import UnitOfWork
+
+__all__ = ["Services", "build_services"]
+
+
+@dataclass
+class Services:
+    """Every service, built once; handlers reach them through `context.services`."""
+
+    candidates: CandidateService
+    inbox: InboxService
+    catalog: CatalogService
+    eligibility: EligibilityService
+    registration: RegistrationService
+    registration_form: RegistrationFormService
+    payments: PaymentService
+    statements: StatementService
+    provider_payments: ProviderPaymentService
+    broadcasts: BroadcastService
+    tickets: TicketService
+    reminders: RemindersService
+    # Not a service: the lease on singleton work (planning, sweeps) among instances.
+    leader: LeaderLock
+
+
+def build_services(
+    database: Database, clock: Callable[[], datetime] = utcnow, *, secret_key: str | None = None,
+    public_url: str | None = None,
+    staff_ids: frozenset[int] = frozenset(), site_zone: str = "Asia/Shanghai", paid_broadcasts: bool = False,
+    payment_config: PaymentConfig | None = None,
+    after_outbox_commit: Callable[[], None] | None = None,
+) -> Services:
+    """All services on one database. Without `secret_key` the vault gets a throw-away key:
+    fine for callers that never store personal data (catalogue loading, some tests)."""
+
+    def uow() -> UnitOfWork:
+        return UnitOfWork(database.sessions, after_outbox_commit)
+
+    vault = Vault(secret_key or secrets.token_urlsafe(32))
+    catalog = CatalogService(uow, clock)
+    registration = RegistrationService(uow, clock)
+    return Services(
+        candidates=CandidateService(uow, clock),
+        inbox=InboxService(uow, clock),
+        catalog=catalog,
+        eligibility=EligibilityService(uow, clock, catalog),
+        registration=registration,
+        registration_form=RegistrationFormService(uow, clock, catalog, registration, vault),
+        payments=PaymentService(uow, clock, catalog, payment_config),
+        statements=StatementService(uow, clock, catalog, payment_config),
+        provider_payments=ProviderPaymentService(uow, clock, catalog, payment_config),
+        broadcasts=BroadcastService(
+            uow, clock, staff_ids=staff_ids, site_zone=site_zone, paid_allowed=paid_broadcasts
+        ),
+        tickets=TicketService(uow, clock, catalog, vault, public_url=public_url),
+        reminders=RemindersService(uow, clock, catalog),
+        leader=LeaderLock(database.engine),
+    )

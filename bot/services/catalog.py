@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.catalog import Catalog, CatalogError, Problem, parse_catalog
+from bot.domain.catalog import Catalog, CatalogError, Problem, parse_catalog
 from bot.services.errors import CatalogMissing
 from storage.models import AuditEntry, CatalogVersion, Direction, ExamSession, Level, SessionComponent
 from storage.uow import UowFactory

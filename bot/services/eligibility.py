@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from bot.catalog import Catalog
+from bot.domain.catalog import Catalog
 from bot.domain.eligibility import Profile, Verdict, evaluate, required_questions, suggest_level
 from bot.services.answers import parse_choice, parse_date, parse_text
 from bot.services.candidates import candidate_and_flow

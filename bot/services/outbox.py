@@ -1,4 +1,4 @@
-"""Outbox flow: messages queued now, sent later by the sender (`bot.delivery`).
+"""Outbox flow: messages queued now, sent later by the sender (`bot.runtime.delivery`).
 
 Entry points: `OutboxService.enqueue` / `enqueue_many` (one row per idempotency key; a
 second enqueue of the same key is a no-op), `stats` (counts per status and per broadcast,

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from bot.catalog import Catalog
+from bot.domain.catalog import Catalog
 from bot.services.catalog import CatalogService
 from bot.services.errors import (
     AlreadyDecided,

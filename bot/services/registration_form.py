@@ -22,7 +22,7 @@ import phonenumbers
 from sqlalchemy.exc import IntegrityError
 from email_validator import EmailNotValidError, validate_email
 
-from bot.catalog import Catalog
+from bot.domain.catalog import Catalog
 from bot.crypto import Vault
 from bot.domain.idcard import InvalidIdNumber, InvalidPassportNumber, mask_id_number, normalise_passport_number, parse_id_number
 from bot.services.answers import parse_choice, parse_date, parse_text

@@ -40,7 +40,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.catalog import Catalog, SessionTimeline, parse_offset
+from bot.domain.catalog import Catalog, SessionTimeline, parse_offset
 from bot.services.catalog import CatalogService
 from bot.services.errors import CatalogMissing, InvalidState, NotFound
 from storage.models import AuditEntry, ExamSession, RegistrationState

@@ -25,7 +25,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from bot.catalog import Catalog
+from bot.domain.catalog import Catalog
 from bot.crypto import Vault
 from bot.domain.idcard import mask_id_number
 from bot.services.catalog import CatalogService

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from telegram import Bot
 
-from bot.delivery import Limits, OutboxSender, SenderConfig
-from bot.i18n import I18n
-from bot.sandbox import Sandbox
+from bot.runtime.delivery import Limits, OutboxSender, SenderConfig
+from bot.i18n import I18n, Translator
+from bot.runtime.notifications import Rendered, Templates
+from bot.devtools.sandbox import Sandbox
 from bot.services.outbox import OutboxService, OutgoingMessage
 from storage.db import Database
 from storage.models import utcnow
@@ -26,6 +27,14 @@ FAST = SenderConfig(
 )
 
 SenderFactory = Callable[..., Awaitable[OutboxSender]]
+
+
+def _menu(params: dict[str, Any], tr: Translator) -> Rendered:
+    return Rendered(text=tr.gettext("Main menu"))
+
+
+#: The templates the sender renders: one test template with a translated text.
+TEMPLATES = Templates({"test.delivery.menu": _menu})
 
 
 from tests.sandbox_fixtures import bot, sandbox, token  # noqa: F401,E402 - shared fixtures
@@ -51,7 +60,9 @@ async def make_sender(bot: Bot, database: Database, i18n: I18n) -> AsyncIterator
     senders: list[OutboxSender] = []
 
     async def make(clock: Callable[[], datetime] = utcnow, start: bool = True, **overrides: Any) -> OutboxSender:
-        sender = OutboxSender(bot, outbox_for(database, clock), i18n, replace(FAST, **overrides), clock=clock)
+        sender = OutboxSender(
+            bot, outbox_for(database, clock), i18n, TEMPLATES, replace(FAST, **overrides), clock=clock
+        )
         senders.append(sender)
         if start:
             await sender.start()

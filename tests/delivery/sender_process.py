@@ -20,8 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from telegram import Bot  # noqa: E402
 
-from bot.delivery import Limits, OutboxSender, SenderConfig  # noqa: E402
+from bot.runtime.delivery import Limits, OutboxSender, SenderConfig  # noqa: E402
 from bot.i18n import I18n  # noqa: E402
+from bot.runtime.notifications import Templates  # noqa: E402
 from bot.services.outbox import OutboxService  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.models import utcnow  # noqa: E402
@@ -36,7 +37,10 @@ async def main(args: argparse.Namespace) -> None:
         poll_interval=0.2, backoff_base=0.05, release_leases_on_start=args.release_leases,
     )
     async with Bot(args.token, base_url=f"{args.api}/bot") as bot:
-        sender = OutboxSender(bot, OutboxService(lambda: UnitOfWork(database.sessions), utcnow), I18n("zh_Hans"), config)
+        sender = OutboxSender(
+            bot, OutboxService(lambda: UnitOfWork(database.sessions), utcnow), I18n("zh_Hans"),
+            Templates({}), config,
+        )
         await sender.start()
         try:
             if args.until_drained:

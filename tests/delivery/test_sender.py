@@ -13,11 +13,8 @@ import pytest
 from sqlalchemy import select
 from telegram import Bot
 
-from bot import notifications
-from bot.delivery import Limits
-from bot.i18n import Translator
-from bot.notifications import Rendered
-from bot.sandbox import RateLimits, Sandbox
+from bot.runtime.delivery import Limits
+from bot.devtools.sandbox import RateLimits, Sandbox
 from bot.services.outbox import OutboxService, OutgoingMessage
 from storage.db import Database
 from storage.models import Candidate, OutboxMessage, utcnow
@@ -28,11 +25,6 @@ from tests.sandbox.images import jpeg
 from .conftest import SenderFactory, outbox_for, sends_per_chat, statuses, texts
 
 WAIT = 30  # seconds; a safety net for a hung test, never a measurement
-
-
-@notifications.register("test.delivery.menu")
-def _menu(params: dict, tr: Translator) -> Rendered:
-    return Rendered(text=tr.gettext("Main menu"))
 
 
 async def rows(database: Database) -> dict[int, OutboxMessage]:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from bot.app import Runtime
-from bot.catalog import load_catalog
+from bot.domain.catalog import load_catalog
 from bot.config import PROJECT_ROOT, Settings
-from bot.sandbox import Sandbox
+from bot.devtools.sandbox import Sandbox
 from storage import migrate
 from storage.db import Database
 from tests.factories import Clock
@@ -79,7 +79,7 @@ class Harness:
 
 async def prepare_database(url: str) -> None:
     """Migrate and load the shipped catalogue, as `examdesk db upgrade` + `catalog load` do."""
-    from bot.app import build_services
+    from bot.services import build_services
 
     database = Database(url)
     try:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.chat import format_amount, make_png, render_message, render_reply_keyboard
-from bot.sandbox.media import image_size
+from bot.devtools.chat import format_amount, make_png, render_message, render_reply_keyboard
+from bot.devtools.sandbox.media import image_size
 
 ROOT = Path(__file__).resolve().parents[2]
 

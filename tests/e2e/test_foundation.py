@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 from sqlalchemy import func, select
 
-from bot.sandbox import Sandbox
+from bot.devtools.sandbox import Sandbox
 from storage.db import Database
 from storage.models import InboxUpdate
 from storage.uow import UnitOfWork
@@ -148,7 +148,7 @@ async def test_update_stored_but_not_processed_runs_after_restart(bot: Harness) 
     bot.sandbox.user(304, language_code="en")
     database = Database(bot.database_url)
     try:
-        from bot.app import build_services
+        from bot.services import build_services
 
         await build_services(database, bot.clock).inbox.store(_raw_update(9_000_020, 304))
     finally:

@@ -17,10 +17,10 @@ import yaml
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from bot.app import build_services
-from bot.catalog import parse_catalog
+from bot.services import build_services
+from bot.domain.catalog import parse_catalog
 from bot.config import PROJECT_ROOT, Settings
-from bot.sandbox import Sandbox
+from bot.devtools.sandbox import Sandbox
 from bot.services.payments_provider import SIGNATURE_HEADER, sign
 from storage.db import Database
 from storage.models import ExamSession, InboxUpdate, Payment, Registration
@@ -127,7 +127,7 @@ async def test_submit_shows_the_fee_deadline_and_methods_then_invoice_pre_checko
 
 
 async def test_stars_invoice_is_paid_and_a_second_invoice_is_refused_at_pre_checkout(pay_bot: PaymentsHarness) -> None:
-    from bot.sandbox import PaymentDeclined
+    from bot.devtools.sandbox import PaymentDeclined
 
     p, rid, _ = await registered(pay_bot, 702)
     first = await invoice_of(pay_bot, p, rid, "stars")
@@ -141,7 +141,7 @@ async def test_stars_invoice_is_paid_and_a_second_invoice_is_refused_at_pre_chec
 
 
 async def test_pre_checkout_with_a_wrong_amount_is_refused_and_nothing_is_recorded(pay_bot: PaymentsHarness) -> None:
-    from bot.sandbox import PaymentDeclined
+    from bot.devtools.sandbox import PaymentDeclined
 
     p, rid, _ = await registered(pay_bot, 703)
     invoice = await invoice_of(pay_bot, p, rid, "telegram")
@@ -336,7 +336,7 @@ async def test_provider_notice_is_verified_idempotent_and_checked_against_the_fe
 
 
 async def test_deadline_expiry_frees_the_seat_and_a_late_payment_is_flagged_for_refund(pay_bot: PaymentsHarness) -> None:
-    from bot.sandbox import PaymentDeclined
+    from bot.devtools.sandbox import PaymentDeclined
 
     p, rid, _ = await registered(pay_bot, 741)
     [registration] = await db_rows(pay_bot.database_url, Registration, Registration.id == rid)

@@ -11,7 +11,7 @@ from pathlib import Path
 from telegram.ext import CommandHandler
 
 from bot.config import PROJECT_ROOT
-from bot.sandbox import Sandbox
+from bot.devtools.sandbox import Sandbox
 from tests.e2e.conftest import SECRET_KEY, STAFF_CHAT_ID, Harness, exchange, free_port, prepare_database
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from bot.sandbox import Sandbox
+from bot.devtools.sandbox import Sandbox
 from storage.db import Database
 from storage.models import OutboxMessage, Registration, RegistrationState
 from storage.uow import UnitOfWork

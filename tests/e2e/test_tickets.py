@@ -13,7 +13,7 @@ from pypdf import PdfReader
 from sqlalchemy import select, update
 
 from bot.i18n import I18n
-from bot.sandbox import UploadedFile
+from bot.devtools.sandbox import UploadedFile
 from storage.db import Database
 from storage.models import Registration, RegistrationState
 from storage.uow import UnitOfWork

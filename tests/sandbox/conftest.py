@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from bot.sandbox import Sandbox, SandboxUser
+from bot.devtools.sandbox import Sandbox, SandboxUser
 
 
 from tests.sandbox_fixtures import bot, sandbox, token  # noqa: F401,E402 - shared fixtures

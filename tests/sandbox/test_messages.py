@@ -14,7 +14,7 @@ from telegram import (
 )
 from telegram.error import BadRequest, Forbidden
 
-from bot.sandbox import Sandbox, SandboxUser
+from bot.devtools.sandbox import Sandbox, SandboxUser
 
 from .images import jpeg, png
 

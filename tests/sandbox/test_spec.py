@@ -1,6 +1,6 @@
 """The spec check: unknown methods, missing / unknown parameters, wire type decoding."""
 
-from bot.sandbox import check_call, load_spec
+from bot.devtools.sandbox import check_call, load_spec
 
 
 def test_check_call_accepts_ptb_form_values():

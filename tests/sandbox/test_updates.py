@@ -10,7 +10,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LabeledPri
 from telegram.error import Conflict
 from telegram.ext import Application, CommandHandler, ContextTypes
 
-from bot.sandbox import PaymentDeclined, Sandbox, SandboxError, SandboxUser
+from bot.devtools.sandbox import PaymentDeclined, Sandbox, SandboxError, SandboxUser
 
 
 async def test_get_updates_offset_confirms_earlier_updates(bot: Bot, sandbox: Sandbox, li: SandboxUser):

@@ -11,8 +11,8 @@ from telegram import Bot
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.request import HTTPXRequest
 
-from bot.sandbox import RateLimits, Sandbox, SandboxUser
-from bot.sandbox.ratelimit import RateLimiter
+from bot.devtools.sandbox import RateLimits, Sandbox, SandboxUser
+from bot.devtools.sandbox.ratelimit import RateLimiter
 
 
 def api(sandbox: Sandbox, token: str, method: str) -> str:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from bot.app import build_services
+from bot.services import build_services
 from bot.services.broadcasts import BroadcastService, Progress
 from bot.services.errors import InvalidAnswer, InvalidState, NotStaff, StaleStep
 from bot.services.outbox import OutboxService, SendResult

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.app import build_services
+from bot.services import build_services
 from bot.services.errors import UnsupportedLanguage
 from storage.db import Database
 from storage.models import FlowState

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from bot.app import build_services
-from bot.catalog import CatalogError, load_catalog, parse_catalog
+from bot.services import build_services
+from bot.domain.catalog import CatalogError, load_catalog, parse_catalog
 from bot.config import PROJECT_ROOT
 from storage.db import Database
 from storage.models import CatalogVersion

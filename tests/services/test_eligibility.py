@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from bot.app import build_services
-from bot.catalog import load_catalog
+from bot.services import build_services
+from bot.domain.catalog import load_catalog
 from bot.config import PROJECT_ROOT
 from bot.services.eligibility import NONE, Outcome, Question
 from bot.services.errors import AlreadyDecided, InvalidAnswer, StaleStep

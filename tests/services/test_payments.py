@@ -12,8 +12,8 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from bot.app import Services, build_services
-from bot.catalog import parse_catalog
+from bot.services import Services, build_services
+from bot.domain.catalog import parse_catalog
 from bot.config import PROJECT_ROOT
 from bot.services.errors import AlreadyDecided, AlreadyPaid, InvalidState, PaymentUnavailable, StaleStep
 from bot.services.payments import PaymentConfig

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.app import build_services
-from bot.catalog import load_catalog
+from bot.services import build_services
+from bot.domain.catalog import load_catalog
 from bot.config import PROJECT_ROOT
 from bot.crypto import Vault
 from bot.services.errors import InvalidAnswer, NotEligible, StaleStep

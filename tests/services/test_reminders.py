@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.catalog import load_catalog, parse_catalog
+from bot.domain.catalog import load_catalog, parse_catalog
 from bot.config import PROJECT_ROOT
 from bot.services.catalog import CatalogService
 from bot.services.errors import InvalidState, NotFound

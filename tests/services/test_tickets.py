@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from bot.app import Services, build_services
-from bot.catalog import load_catalog
+from bot.services import Services, build_services
+from bot.domain.catalog import load_catalog
 from bot.config import PROJECT_ROOT
 from bot.services.errors import NotFound, NotPaid, TicketNotYetAvailable
 from bot.services.registration import new_reference

@@ -1,4 +1,4 @@
-"""Unit tests of bot.catalog: the shipped catalogue, field-path error messages, hashing, time helpers."""
+"""Unit tests of bot.domain.catalog: the shipped catalogue, field-path error messages, hashing, time helpers."""
 
 import copy
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.catalog import CatalogError, load_catalog, parse_catalog
+from bot.domain.catalog import CatalogError, load_catalog, parse_catalog
 
 CATALOG_PATH = Path(__file__).resolve().parents[2] / "catalog" / "exam-catalog.yaml"
 

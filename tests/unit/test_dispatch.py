@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.dispatch import UpdateDispatcher
+from bot.runtime.dispatch import UpdateDispatcher
 
 
 class FakeInbox:
@@ -71,7 +71,7 @@ async def test_failing_update_is_marked_with_its_error_and_the_next_one_runs() -
 
 
 async def test_update_that_waited_long_is_skipped_when_handled_elsewhere(monkeypatch) -> None:
-    import bot.dispatch as dispatch
+    import bot.runtime.dispatch as dispatch
 
     class Inbox(FakeInbox):
         async def renew_lease(self, update_id: int) -> bool:

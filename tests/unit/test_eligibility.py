@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalog import load_catalog
+from bot.domain.catalog import load_catalog
 from bot.domain.eligibility import (
     Missing,
     Profile,

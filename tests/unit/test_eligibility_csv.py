@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalog import load_catalog
+from bot.domain.catalog import load_catalog
 from bot.domain.eligibility_csv import OUTPUT_COLUMNS, CsvFormatError, CsvRowError, check_csv
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import pytest
 
 from bot.config import SUPPORTED_LANGUAGES
 from bot.i18n import I18n
-from bot.i18n_tools import extract, load_po, untranslated
+from bot.devtools.i18n_tools import extract, load_po, untranslated
 
 
 def _placeholders(text: str) -> set[str]:

@@ -15,7 +15,7 @@ from reportlab.pdfgen.canvas import Canvas
 from bot.crypto import Vault
 from bot.i18n import I18n
 from bot.services.tickets import TicketComponent, TicketData
-from bot.tickets_pdf import qr_drawing, render_ticket
+from handlers.tickets_pdf import qr_drawing, render_ticket
 
 VAULT = Vault("pdf-test-secret-" + "s" * 32)
 SIGNED = VAULT.sign("tk:2027-01-J-0007")

@@ -1,16 +1,19 @@
-"""The typed callback context handlers receive, and the typed `bot_data` behind it."""
+"""The typed callback context handlers receive, the typed `bot_data` behind it, and the
+flow router that sends a typed message to the flow the candidate is in."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from telegram import Update
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.i18n import Translator
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
     from bot.config import Settings
     from bot.i18n import I18n
     from bot.services.candidates import CandidateView
@@ -23,6 +26,7 @@ class BotData:
     services: Services | None = None
     i18n: I18n | None = None
     settings: Settings | None = None
+    flows: FlowRouter | None = None  # set by handlers.setup
     # update ids whose handlers raised: PTB hands the error to the error handler and
     # returns normally, so this is how the dispatcher learns that an update failed
     failed_updates: set[int] = field(default_factory=set)
@@ -47,6 +51,11 @@ class ExamContext(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: 
         return self.bot_data.settings
 
     @property
+    def flows(self) -> FlowRouter:
+        assert self.bot_data.flows is not None, "handlers.setup installs the flow router"
+        return self.bot_data.flows
+
+    @property
     def i18n(self) -> I18n:
         assert self.bot_data.i18n is not None
         return self.bot_data.i18n
@@ -63,3 +72,41 @@ class ExamContext(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: 
     @property
     def is_staff(self) -> bool:
         return self.candidate is not None and self.candidate.telegram_id in self.settings.admin_ids
+
+
+InputHandler = Callable[[Update, ExamContext], Awaitable[None]]
+
+
+class FlowRouter:
+    """Routes a typed message to the candidate's current flow, or resumes a flow's step.
+
+    The candidate's current flow is stored in the database (loaded by `handlers.identity`),
+    so a restart or another instance routes the next message the same way. Each flow module
+    declares `INPUTS = {flow: handler}` (how it takes a typed answer) and
+    `RESUMES = {flow: handler}` (how it shows its current step again); `handlers.setup`
+    builds one router from them. With no flow, `fallback` answers.
+    """
+
+    def __init__(
+        self,
+        inputs: Mapping[str, InputHandler],
+        resumes: Mapping[str, InputHandler],
+        fallback: InputHandler,
+    ) -> None:
+        self.inputs = dict(inputs)
+        self.resumes = dict(resumes)
+        self.fallback = fallback
+
+    async def resume(self, update: Update, context: ExamContext) -> bool:
+        """Show the step the candidate left off at; False when they are in no flow."""
+        flow = context.candidate.flow if context.candidate else None
+        handler = self.resumes.get(flow or "")
+        if handler is None:
+            return False
+        await handler(update, context)
+        return True
+
+    async def on_private_message(self, update: Update, context: ExamContext) -> None:
+        """Route a non-command private message to the candidate's current flow."""
+        flow = context.candidate.flow if context.candidate else None
+        await self.inputs.get(flow or "", self.fallback)(update, context)

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 from pydantic import SecretStr
 
 from bot.config import Settings
-from bot.sandbox import PaymentDeclined, Sandbox, SandboxError, SandboxUser
+from bot.devtools.sandbox import PaymentDeclined, Sandbox, SandboxError, SandboxUser
 
 log = logging.getLogger(__name__)
 
@@ -587,8 +587,8 @@ async def prepare_database(settings: Settings) -> Prepared:
     """Migrate the configured database; load the catalogue file if none is loaded yet."""
     from sqlalchemy import func, select
 
-    from bot.app import build_services
-    from bot.catalog import CatalogError, load_catalog
+    from bot.services import build_services
+    from bot.domain.catalog import CatalogError, load_catalog
     from bot.services.errors import CatalogMissing
     from storage import migrate
     from storage.db import Database

@@ -1,6 +1,6 @@
 """Delivery: the outbox sender, the only code that sends bulk or deferred messages.
 
-Entry point: `OutboxSender(bot, outbox, i18n, config)`. `await sender.start()` runs the
+Entry point: `OutboxSender(bot, outbox, i18n, templates, config)`. `await sender.start()` runs the
 loop as a background task; `sender.wake()` after an enqueue; `await sender.stop()`
 finishes the sends in flight and gives back every claimed row it did not send;
 `await sender.wait_drained()` returns once nothing is pending or in flight (tests, bench,
@@ -48,7 +48,7 @@ from telegram.error import (
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.i18n import I18n
-from bot.notifications import Rendered, UnknownTemplate, render
+from bot.runtime.notifications import Rendered, Templates, UnknownTemplate
 from bot.services.outbox import ClaimedMessage, OutboxService, OutboxStats, SendResult
 from storage.models import utcnow
 
@@ -231,6 +231,7 @@ class OutboxSender:
         bot: Bot,
         outbox: OutboxService,
         i18n: I18n,
+        templates: Templates,
         config: SenderConfig | None = None,
         *,
         clock: Callable[[], datetime] = utcnow,
@@ -239,6 +240,7 @@ class OutboxSender:
         self.bot = bot
         self.outbox = outbox
         self.i18n = i18n
+        self.templates = templates
         self.config = config or SenderConfig()
         self.counters = SenderCounters()
         self._clock = clock
@@ -515,7 +517,7 @@ class OutboxSender:
 
     def _render(self, msg: ClaimedMessage) -> Rendered:
         language = self.i18n.negotiate(msg.language, msg.telegram_language)
-        return render(msg.payload, self.i18n.translator(language))
+        return self.templates.render(msg.payload, self.i18n.translator(language))
 
     async def _send(self, msg: ClaimedMessage, rendered: Rendered) -> None:
         t = self.config.send_timeout

@@ -1,0 +1,111 @@
+"""Scheduler ticks (PTB's JobQueue over APScheduler): thin, idempotent shims over services.
+
+The tables are the truth: each tick reads what is due from the database, so running one
+twice, late, or on two instances at once changes nothing more than running it once.
+Singleton work (planning, sweeps) still runs on one instance at a time: `_leads` asks the
+leader lease (`storage.locks`, a PostgreSQL advisory lock; always granted on SQLite), and
+another instance takes over within one tick when the leader dies.
+
+Entry point: `Jobs(services, bot, i18n, zone, render_progress).setup(job_queue)`. What the
+ticks need from the Telegram edge (how a broadcast's progress message looks) is handed
+in by the composition root; this module never imports `handlers`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from telegram import Bot
+from telegram.ext import JobQueue
+
+from bot.i18n import I18n, Translator
+from bot.runtime.live import edit_live_message
+from bot.runtime.notifications import Rendered
+from bot.services import Services
+from bot.services.broadcasts import Progress
+
+log = logging.getLogger(__name__)
+
+OFFER_SWEEP_SECONDS = 60
+TICKET_SWEEP_SECONDS = 60
+BROADCAST_TICK_SECONDS = 4  # progress edits: often enough to watch, far below edit limits
+REMINDER_PLAN_SECONDS = 60  # cheap when nothing changed (two aggregate queries)
+
+ProgressRenderer = Callable[[Progress, Translator, str], Rendered]
+
+
+class Jobs:
+    """The periodic ticks of one instance."""
+
+    def __init__(
+        self,
+        services: Services,
+        bot: Bot,
+        i18n: I18n,
+        zone: str,
+        render_progress: ProgressRenderer,
+    ) -> None:
+        self.services = services
+        self.bot = bot
+        self.i18n = i18n
+        self.zone = zone
+        self.render_progress = render_progress
+
+    async def _leads(self) -> bool:
+        """True on the one instance that runs singleton work now."""
+        return await self.services.leader.acquire()
+
+    async def plan_reminders(self, _context: Any = None) -> None:
+        """Plan reminders due soon into the outbox; cancel pending ones that no longer apply."""
+        if not await self._leads():
+            return
+        result = await self.services.reminders.plan()
+        if result.created or result.cancelled:
+            log.info("reminders: %d planned, %d cancelled", result.created, result.cancelled)
+
+    async def expire_waitlist_offers(self, _context: Any = None) -> None:
+        """Offers past their hold time expire; the seat passes to the next in line."""
+        if not await self._leads():
+            return
+        expired = await self.services.registration.expire_offers()
+        if expired:
+            log.info("expired %d waitlist offer(s)", expired)
+
+    async def expire_unpaid_registrations(self, _context: Any = None) -> None:
+        """Unpaid registrations past their session's payment deadline expire."""
+        if not await self._leads():
+            return
+        expired = await self.services.payments.expire_unpaid()
+        if expired:
+            log.info("expired %d unpaid registration(s)", expired)
+
+    async def issue_due_tickets(self, _context: Any = None) -> None:
+        """Admission tickets whose date has come: issue them and tell each candidate once."""
+        if not await self._leads():
+            return
+        queued = await self.services.tickets.issue_due_tickets()
+        if queued:
+            log.info("queued %d admission-ticket notification(s)", queued)
+
+    async def broadcast_progress(self, _context: Any = None) -> None:
+        """Start due scheduled broadcasts, finish empty ones (report once), edit progress."""
+        changed = await self.services.broadcasts.tick()
+        for p in changed:
+            rendered = self.render_progress(p, self.i18n.translator(p.language), self.zone)
+            await edit_live_message(self.bot, p.chat_id, p.message_id, rendered)
+        if changed:
+            log.debug("edited %d broadcast progress message(s)", len(changed))
+
+    def setup(self, job_queue: JobQueue) -> None:  # type: ignore[type-arg]
+        every = job_queue.run_repeating
+        every(self.expire_waitlist_offers, interval=OFFER_SWEEP_SECONDS, first=5,
+              name="expire_waitlist_offers")
+        every(self.expire_unpaid_registrations, interval=OFFER_SWEEP_SECONDS, first=7,
+              name="expire_unpaid_registrations")
+        every(self.issue_due_tickets, interval=TICKET_SWEEP_SECONDS, first=10,
+              name="issue_due_tickets")
+        every(self.plan_reminders, interval=REMINDER_PLAN_SECONDS, first=3, name="plan_reminders")
+        every(self.broadcast_progress, interval=BROADCAST_TICK_SECONDS, first=2,
+              name="broadcast_progress")

@@ -1,0 +1,54 @@
+"""Repositories: get, list and add rows for the services. They never commit.
+
+The unit of work (`storage.uow`) owns the transaction; a repository only shapes queries.
+Statements that must be atomic across instances (insert-or-ignore, conditional updates,
+claims) are written here once, for both SQLite and PostgreSQL.
+
+One module per aggregate; every public name is re-exported here, so
+`from storage.repositories import …` is the import to use:
+
+- `candidates`: `CandidateRepository`, `FlowStateRepository`
+- `inbox`: `InboxRepository`
+- `outbox`: `OutboxRepository`
+- `catalog`: `CatalogRepository`, `SessionRepository` (catalogue and exam sessions)
+- `audit`: `AuditRepository`
+- `registrations`: `RegistrationRepository`, `ReviewRepository` (registrations and
+  eligibility reviews)
+- `payments`: `PaymentRepository`, `StatementImportRepository`
+- `tickets`: `TicketRepository`
+- `broadcasts`: `BroadcastRepository`, `BROADCAST_STATE_GROUPS`
+- `reminders`: `ReminderRepository`
+- `_sql`: private helpers shared by the modules above (`_is_postgresql`, `_insert`,
+  `_not_held`, `_ACTIVE`)
+"""
+
+from __future__ import annotations
+
+from storage.repositories.audit import AuditRepository
+from storage.repositories.broadcasts import BROADCAST_STATE_GROUPS, BroadcastRepository
+from storage.repositories.candidates import CandidateRepository, FlowStateRepository
+from storage.repositories.catalog import CatalogRepository, SessionRepository
+from storage.repositories.inbox import InboxRepository
+from storage.repositories.outbox import OutboxRepository
+from storage.repositories.payments import PaymentRepository, StatementImportRepository
+from storage.repositories.registrations import RegistrationRepository, ReviewRepository
+from storage.repositories.reminders import ReminderRepository
+from storage.repositories.tickets import TicketRepository
+
+__all__ = [
+    "BROADCAST_STATE_GROUPS",
+    "AuditRepository",
+    "BroadcastRepository",
+    "CandidateRepository",
+    "CatalogRepository",
+    "FlowStateRepository",
+    "InboxRepository",
+    "OutboxRepository",
+    "PaymentRepository",
+    "RegistrationRepository",
+    "ReminderRepository",
+    "ReviewRepository",
+    "SessionRepository",
+    "StatementImportRepository",
+    "TicketRepository",
+]

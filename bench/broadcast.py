@@ -30,17 +30,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import cpu_seconds, peak_rss_mib, recorded_calls, start_sandbox, tally  # noqa: E402
-from telegram import Bot  # noqa: E402
+from telegram import Bot
 
-from bot.runtime.delivery import Limits, OutboxSender, SenderConfig  # noqa: E402
-from bot.i18n import I18n  # noqa: E402
-from bot.runtime.notifications import Templates  # noqa: E402
-from bot.services.outbox import OutboxService, OutgoingMessage  # noqa: E402
-from storage import migrate  # noqa: E402
-from storage.db import Database  # noqa: E402
-from storage.models import utcnow  # noqa: E402
-from storage.uow import UnitOfWork  # noqa: E402
+from bench.common import cpu_seconds, peak_rss_mib, recorded_calls, start_sandbox, tally
+from bot.i18n import I18n
+from bot.runtime.delivery import Limits, OutboxSender, SenderConfig
+from bot.runtime.notifications import Templates
+from bot.services.outbox import OutboxService, OutgoingMessage
+from storage import migrate
+from storage.db import Database
+from storage.models import utcnow
+from storage.uow import UnitOfWork
 
 FIRST_CHAT = 500_000_000
 TIMINGS: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])  # name -> [calls, seconds]
@@ -81,7 +81,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             database = Database(url)
         await migrate.upgrade(database.engine)
         outbox = OutboxService(lambda: UnitOfWork(database.sessions), utcnow)
-        payload: dict[str, Any] = {"text": "Results for the November session are out. 成绩已发布。"}
+        payload: dict[str, Any] = {
+            "text": "Results for the November session are out. 成绩已发布。"
+        }
         if args.paid:
             payload["paid"] = True
         started = time.perf_counter()
@@ -124,8 +126,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
         print(out.getvalue())
-    timings = {name: {"calls": int(n), "seconds": round(s, 2), "avg_ms": round(1000 * s / n, 2) if n else None}
-               for name, (n, s) in sorted(TIMINGS.items())}
+    timings = {
+        name: {
+            "calls": int(n),
+            "seconds": round(s, 2),
+            "avg_ms": round(1000 * s / n, 2) if n else None,
+        }
+        for name, (n, s) in sorted(TIMINGS.items())
+    }
     return {
         "recipients": args.recipients,
         "mode": "paid" if args.paid else "free",
@@ -164,11 +172,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipients", type=int, default=10_000)
     parser.add_argument("--paid", action="store_true", help="payload paid: true, 1000/s limit")
-    parser.add_argument("--db", help="database URL (default: a fresh SQLite file); PostgreSQL gets a fresh database")
-    parser.add_argument("--max-in-flight", type=int, default=SenderConfig().max_in_flight)
-    parser.add_argument("--profile", action="store_true", help="cProfile the sending phase (slows it)")
     parser.add_argument(
-        "--stub-sniffio", action="store_true",
+        "--db",
+        help="database URL (default: a fresh SQLite file); PostgreSQL gets a fresh database",
+    )
+    parser.add_argument("--max-in-flight", type=int, default=SenderConfig().max_in_flight)
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the sending phase (slows it)"
+    )
+    parser.add_argument(
+        "--stub-sniffio",
+        action="store_true",
         help="what-if: provide the `sniffio` module httpcore looks for on every request (not installed here)",
     )
     args = parser.parse_args()

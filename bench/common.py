@@ -36,7 +36,9 @@ def _serve(queue: Any, user_ids: list[int], rate_limits: dict[str, float] | None
     from bot.devtools.sandbox import RateLimits, Sandbox
 
     async def main() -> None:
-        sandbox = Sandbox(rate_limits=RateLimits(**rate_limits) if rate_limits is not None else None)
+        sandbox = Sandbox(
+            rate_limits=RateLimits(**rate_limits) if rate_limits is not None else None
+        )
         await sandbox.start()
         token = sandbox.add_bot()
         for user_id in user_ids:

@@ -35,21 +35,25 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import peak_rss_mib  # noqa: E402
-from sqlalchemy import delete, func, insert, select, update  # noqa: E402
+from sqlalchemy import delete, func, insert, select, update
 
-from bot.domain.catalog import load_catalog  # noqa: E402
-from bot.config import PROJECT_ROOT  # noqa: E402
-from bot.services.catalog import CatalogService  # noqa: E402
-from bot.services.reminders import RemindersService  # noqa: E402
-from storage import migrate  # noqa: E402
-from storage.db import Database  # noqa: E402
-from storage.models import Candidate, ExamSession, OutboxMessage, Registration, RegistrationState  # noqa: E402
-from storage.uow import UnitOfWork  # noqa: E402
+from bench.common import peak_rss_mib
+from bot.config import PROJECT_ROOT
+from bot.domain.catalog import load_catalog
+from bot.services.catalog import CatalogService
+from bot.services.reminders import RemindersService
+from storage import migrate
+from storage.db import Database
+from storage.models import Candidate, ExamSession, OutboxMessage, Registration, RegistrationState
+from storage.uow import UnitOfWork
 
 CHUNK = 5_000
 FIRST_TELEGRAM_ID = 700_000_000
-STATES = [RegistrationState.PAID] * 6 + [RegistrationState.AWAITING_PAYMENT] * 3 + [RegistrationState.CANCELLED]
+STATES = (
+    [RegistrationState.PAID] * 6
+    + [RegistrationState.AWAITING_PAYMENT] * 3
+    + [RegistrationState.CANCELLED]
+)
 
 
 class Clock:
@@ -69,24 +73,44 @@ async def populate(database: Database, registrations: int, eligible: int, now: d
     for start in range(0, total, CHUNK):
         ids = range(start, min(start + CHUNK, total))
         async with UnitOfWork(database.sessions) as uow:
-            await uow.session.execute(insert(Candidate), [
-                {"telegram_id": FIRST_TELEGRAM_ID + i, "chat_id": FIRST_TELEGRAM_ID + i, "first_name": f"C{i}",
-                 "profile": verdict if i >= registrations else {}, "created_at": now, "updated_at": now}
-                for i in ids
-            ])
+            await uow.session.execute(
+                insert(Candidate),
+                [
+                    {
+                        "telegram_id": FIRST_TELEGRAM_ID + i,
+                        "chat_id": FIRST_TELEGRAM_ID + i,
+                        "first_name": f"C{i}",
+                        "profile": verdict if i >= registrations else {},
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for i in ids
+                ],
+            )
             await uow.commit()
     async with UnitOfWork(database.sessions) as uow:
         first_id = int(await uow.session.scalar(select(func.min(Candidate.id))))
     for start in range(0, registrations, CHUNK):
         ids = range(start, min(start + CHUNK, registrations))
         async with UnitOfWork(database.sessions) as uow:
-            await uow.session.execute(insert(Registration), [
-                {"candidate_id": first_id + i, "session_id": sessions[i % len(sessions)][0],
-                 "level_code": sessions[i % len(sessions)][1], "state": STATES[i % len(STATES)],
-                 "reference": f"B{i:09d}", "components": [], "eligibility": {}, "state_changed_at": now,
-                 "created_at": now, "version": 0}
-                for i in ids
-            ])
+            await uow.session.execute(
+                insert(Registration),
+                [
+                    {
+                        "candidate_id": first_id + i,
+                        "session_id": sessions[i % len(sessions)][0],
+                        "level_code": sessions[i % len(sessions)][1],
+                        "state": STATES[i % len(STATES)],
+                        "reference": f"B{i:09d}",
+                        "components": [],
+                        "eligibility": {},
+                        "state_changed_at": now,
+                        "created_at": now,
+                        "version": 0,
+                    }
+                    for i in ids
+                ],
+            )
             await uow.commit()
 
 
@@ -102,7 +126,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     database = Database(url)
     try:
         await migrate.upgrade(database.engine)
-        clock = Clock(datetime(2026, 11, 27, 0, 0, tzinfo=UTC))  # registration open, nothing sent yet
+        clock = Clock(
+            datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
+        )  # registration open, nothing sent yet
         catalog = CatalogService(lambda: UnitOfWork(database.sessions), clock)
         await catalog.load(load_catalog(PROJECT_ROOT / "catalog" / "exam-catalog.yaml"))
         started = time.perf_counter()
@@ -111,27 +137,38 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         rss_before = peak_rss_mib()
 
         def service(plan_ahead: timedelta) -> RemindersService:
-            return RemindersService(lambda: UnitOfWork(database.sessions), clock, catalog, plan_ahead=plan_ahead)
+            return RemindersService(
+                lambda: UnitOfWork(database.sessions), clock, catalog, plan_ahead=plan_ahead
+            )
 
         planner = service(timedelta(days=400))
         cold_s, cold = await timed_plan(planner)
         noop_s, noop = await timed_plan(planner)
         async with UnitOfWork(database.sessions) as uow:
             some = await uow.session.scalar(
-                select(Registration.id).where(Registration.state == RegistrationState.PAID).limit(1)
+                select(Registration.id)
+                .where(Registration.state == RegistrationState.PAID)
+                .limit(1)
             )
             await uow.session.execute(
-                update(Registration).where(Registration.id == some)
+                update(Registration)
+                .where(Registration.id == some)
                 .values(state=RegistrationState.CANCELLED, version=Registration.version + 1)
             )
             await uow.commit()
         change_s, change = await timed_plan(planner)
 
         async with UnitOfWork(database.sessions) as uow:
-            first = await uow.session.scalar(select(ExamSession).order_by(ExamSession.exam_date).limit(1))
-            await uow.session.execute(delete(OutboxMessage))  # a fresh start: plan only what is due
+            first = await uow.session.scalar(
+                select(ExamSession).order_by(ExamSession.exam_date).limit(1)
+            )
+            await uow.session.execute(
+                delete(OutboxMessage)
+            )  # a fresh start: plan only what is due
             await uow.commit()
-        clock.now = datetime.combine(first.exam_date, datetime.min.time(), tzinfo=UTC) - timedelta(hours=20)
+        clock.now = datetime.combine(first.exam_date, datetime.min.time(), tzinfo=UTC) - timedelta(
+            hours=20
+        )
         horizon_s, horizon = await timed_plan(service(timedelta(hours=24)))
         async with UnitOfWork(database.sessions) as uow:
             rows = int(await uow.session.scalar(select(func.count()).select_from(OutboxMessage)))
@@ -160,6 +197,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registrations", type=int, default=100_000)
-    parser.add_argument("--eligible", type=int, default=10_000, help="candidates with no registration")
-    parser.add_argument("--db", help="database URL (default: a temporary SQLite file); PostgreSQL: an empty database")
+    parser.add_argument(
+        "--eligible", type=int, default=10_000, help="candidates with no registration"
+    )
+    parser.add_argument(
+        "--db",
+        help="database URL (default: a temporary SQLite file); PostgreSQL: an empty database",
+    )
     print(json.dumps(asyncio.run(main(parser.parse_args()))))

@@ -1,14 +1,14 @@
 """The `examdesk` command.
 
-    examdesk run                      run the bot (polling, or webhook when EXAMDESK_WEBHOOK_URL
-                                      is set); without a token it opens `examdesk chat`
-    examdesk chat [--staff]           try the bot in the terminal against the local sandbox
-    examdesk db upgrade|downgrade REV|current
-    examdesk catalog load FILE        validate and load the exam catalogue
-    examdesk eligibility check FILE   bulk eligibility check of a CSV file
-    examdesk i18n update|check        extract messages into the catalogues / list untranslated ones
-    examdesk i18n apply FILE.json     add Chinese translations (msgid -> text) and merge
-    examdesk sandbox [--listen H:P]   run the Bot API sandbox on its own
+examdesk run                      run the bot (polling, or webhook when EXAMDESK_WEBHOOK_URL
+                                  is set); without a token it opens `examdesk chat`
+examdesk chat [--staff]           try the bot in the terminal against the local sandbox
+examdesk db upgrade|downgrade REV|current
+examdesk catalog load FILE        validate and load the exam catalogue
+examdesk eligibility check FILE   bulk eligibility check of a CSV file
+examdesk i18n update|check        extract messages into the catalogues / list untranslated ones
+examdesk i18n apply FILE.json     add Chinese translations (msgid -> text) and merge
+examdesk sandbox [--listen H:P]   run the Bot API sandbox on its own
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="run the bot")
     chat = sub.add_parser("chat", help="try the bot in the terminal (local sandbox)")
     chat.add_argument("--staff", action="store_true", help="start as the staff identity")
-    chat.add_argument("--script", action="store_true", help="read actions from stdin, print transcript")
+    chat.add_argument(
+        "--script", action="store_true", help="read actions from stdin, print transcript"
+    )
     db = sub.add_parser("db", help="database migrations")
     db.add_argument("action", choices=["upgrade", "downgrade", "current"])
     db.add_argument("revision", nargs="?")
@@ -102,7 +104,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.command == "run":
         if settings.bot_token is None:
-            print("examdesk: no EXAMDESK_BOT_TOKEN set: opening the local sandbox (examdesk chat).")
+            print(
+                "examdesk: no EXAMDESK_BOT_TOKEN set: opening the local sandbox (examdesk chat)."
+            )
             return cli.run_chat(settings, staff=False, script=False)
         asyncio.run(_run(settings))
         return 0

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -23,18 +23,19 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes
 import handlers
 from bot import logs
 from bot.config import Settings
-from bot.crypto import Vault
+from bot.i18n import N_, I18n
 from bot.runtime.delivery import Limits, OutboxSender, SenderConfig, retry_after_seconds
 from bot.runtime.dispatch import HandlerFailed, UpdateDispatcher
-from bot.i18n import N_, I18n
-from bot.services import Services, build_services
-from bot.services.payments import PaymentConfig
-from bot.services.payments_provider import HmacJsonAdapter
-from bot.services.outbox import OutboxService
 from bot.runtime.jobs import Jobs
 from bot.runtime.web import WebDeps, create_web_app
+from bot.services import build_services
+from bot.services.errors import CatalogMissing
+from bot.services.outbox import OutboxService
+from bot.services.payments import PaymentConfig
+from bot.services.payments_provider import HmacJsonAdapter
 from handlers.broadcasts import render_progress
 from handlers.context import BotData, ExamContext
+from handlers.render import LevelNames
 from storage.db import Database
 from storage.models import utcnow
 from storage.uow import UnitOfWork
@@ -92,16 +93,25 @@ class Runtime:
         self.settings = settings
         self.database = Database(settings.database_url)
         self.services = build_services(
-            self.database, clock, secret_key=settings.secret_key.get_secret_value(),
+            self.database,
+            clock,
+            secret_key=settings.secret_key.get_secret_value(),
             payment_config=PaymentConfig(
-                staff_chat_id=settings.staff_chat_id, telegram=settings.payment_provider_token is not None,
+                staff_chat_id=settings.staff_chat_id,
+                telegram=settings.payment_provider_token is not None,
                 stars=settings.payment_stars,
-            ), public_url=settings.public_url,
-            staff_ids=settings.admin_ids, site_zone=settings.timezone, paid_broadcasts=settings.paid_broadcasts,
+            ),
+            public_url=settings.public_url,
+            staff_ids=settings.admin_ids,
+            site_zone=settings.timezone,
+            paid_broadcasts=settings.paid_broadcasts,
             # a commit that queued a message wakes the sender (built below) at once
             after_outbox_commit=lambda: self.outbox_sender.wake(),
         )
-        self.i18n = I18n(settings.default_language)
+        self.i18n = I18n(settings.default_language, zone=settings.timezone)
+        # The catalogue's level names for renderers that get only a level code (outbox
+        # templates, the broadcast progress message); refreshed at start and every minute.
+        self.level_names = LevelNames()
         self.application = build_application(
             settings, BotData(services=self.services, i18n=self.i18n, settings=settings)
         )
@@ -114,7 +124,7 @@ class Runtime:
             self.application.bot,
             OutboxService(lambda: UnitOfWork(self.database.sessions), clock),
             self.i18n,
-            handlers.templates(),
+            handlers.templates(self.level_names),
             SenderConfig(
                 limits=Limits(
                     per_second=settings.send_per_second,
@@ -152,6 +162,7 @@ class Runtime:
         await self.application.initialize()
         await self.application.start()
         await self._set_commands()
+        await self._refresh_level_names()
         await self._recover(ignore_leases=self.database.is_sqlite)
         await self.outbox_sender.start()
         await self._start_web()
@@ -166,9 +177,18 @@ class Runtime:
             self._poller = asyncio.create_task(self._poll(), name="examdesk:polling")
         job_queue = self.application.job_queue
         if job_queue is not None:
-            job_queue.run_repeating(self._recover_job, interval=RECOVERY_INTERVAL, first=RECOVERY_INTERVAL)
+            job_queue.run_repeating(
+                self._recover_job, interval=RECOVERY_INTERVAL, first=RECOVERY_INTERVAL
+            )
+            job_queue.run_repeating(
+                self._refresh_level_names, interval=RECOVERY_INTERVAL, first=RECOVERY_INTERVAL
+            )
             Jobs(
-                self.services, self.application.bot, self.i18n, self.settings.timezone, render_progress
+                self.services,
+                self.application.bot,
+                self.i18n,
+                self.settings.timezone,
+                partial(render_progress, levels=self.level_names),
             ).setup(job_queue)
         log.info("examdesk started in %s mode as @%s", self.mode, self.application.bot.username)
 
@@ -180,7 +200,9 @@ class Runtime:
         if self._runner is not None:
             await self._runner.cleanup()
         if not await self.dispatcher.drain(DRAIN_TIMEOUT):
-            log.warning("updates still in flight after %ss; they run again after restart", DRAIN_TIMEOUT)
+            log.warning(
+                "updates still in flight after %ss; they run again after restart", DRAIN_TIMEOUT
+            )
             await self.dispatcher.cancel()
         await self.outbox_sender.stop()  # after the handlers, which may still enqueue
         if self.application.running:
@@ -203,7 +225,9 @@ class Runtime:
             commands = [BotCommand(name, tr.gettext(desc)) for name, desc in COMMANDS]
             await self.application.bot.set_my_commands(commands, language_code=code)
         tr = self.i18n.translator(self.i18n.default_language)
-        await self.application.bot.set_my_commands([BotCommand(n, tr.gettext(d)) for n, d in COMMANDS])
+        await self.application.bot.set_my_commands(
+            [BotCommand(n, tr.gettext(d)) for n, d in COMMANDS]
+        )
 
     async def _start_web(self) -> None:
         deps = WebDeps(
@@ -212,13 +236,16 @@ class Runtime:
             dispatcher=self.dispatcher,
             webhook_path=self.settings.webhook_path if self.mode == "webhook" else None,
             webhook_secret=(
-                self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
+                self.settings.webhook_secret.get_secret_value()
+                if self.settings.webhook_secret
+                else None
             ),
             mode=self.mode,
             tickets=self.services.tickets,
             provider_adapter=(
                 HmacJsonAdapter(self.settings.provider_secret.get_secret_value())
-                if self.settings.provider_secret else None
+                if self.settings.provider_secret
+                else None
             ),
             provider_payments=self.services.provider_payments,
         )
@@ -234,7 +261,9 @@ class Runtime:
         Claiming renews each row's lease, so the next sweep does not take them again;
         a start-up claim that ignores leases therefore runs once, not in a loop.
         """
-        payloads = await self.services.inbox.claim_stale(limit=RECOVERY_BATCH, ignore_leases=ignore_leases)
+        payloads = await self.services.inbox.claim_stale(
+            limit=RECOVERY_BATCH, ignore_leases=ignore_leases
+        )
         if payloads:
             log.info("recovering %d stored update(s)", len(payloads))
         for payload in payloads:
@@ -242,6 +271,13 @@ class Runtime:
 
     async def _recover_job(self, _context: object) -> None:
         await self._recover()
+
+    async def _refresh_level_names(self, _context: object = None) -> None:
+        """Take the level names of the catalogue in force (a reload shows within a minute)."""
+        try:
+            self.level_names.refresh(await self.services.catalog.current())
+        except CatalogMissing:
+            log.debug("no exam catalogue loaded yet: levels are shown by their codes")
 
     async def _poll(self) -> None:
         """Long polling: store each batch in the inbox before confirming it with the offset."""

@@ -7,8 +7,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from bot.domain.catalog import CatalogError, load_catalog
 from bot.config import Settings
+from bot.domain.catalog import CatalogError, load_catalog
 
 
 def run_sandbox(listen: str) -> int:
@@ -17,7 +17,10 @@ def run_sandbox(listen: str) -> int:
 
     host, sep, port = listen.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        print(f"examdesk: --listen must be HOST:PORT, e.g. 127.0.0.1:8081 (got {listen!r})", file=sys.stderr)
+        print(
+            f"examdesk: --listen must be HOST:PORT, e.g. 127.0.0.1:8081 (got {listen!r})",
+            file=sys.stderr,
+        )
         return 2
     try:
         return asyncio.run(serve_sandbox(host.strip("[]"), int(port)))
@@ -45,7 +48,7 @@ def run_chat(settings: Settings, *, staff: bool, script: bool) -> int:
     except OSError as exc:
         print(f"examdesk chat: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    except Exception as exc:  # noqa: BLE001 - one line, not a traceback (-v logs it)
+    except Exception as exc:
         logging.getLogger("examdesk").debug("chat failed", exc_info=True)
         print(f"examdesk chat: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
         return 1
@@ -75,7 +78,9 @@ async def _load_catalog(settings: Settings, document, path: str) -> int:  # type
     try:
         result = await build_services(database).catalog.load(document, actor="cli")
     except CatalogError as exc:
-        print(f"examdesk: {path} was not loaded (the database is unchanged):\n{exc}", file=sys.stderr)
+        print(
+            f"examdesk: {path} was not loaded (the database is unchanged):\n{exc}", file=sys.stderr
+        )
         return 1
     finally:
         await database.dispose()
@@ -128,11 +133,15 @@ def i18n(action: str, path: str | None = None) -> int:
 
     if action == "apply":
         if not path:
-            print("examdesk: i18n apply needs a JSON file of {msgid: translation}", file=sys.stderr)
+            print(
+                "examdesk: i18n apply needs a JSON file of {msgid: translation}", file=sys.stderr
+            )
             return 2
         update()
         entries = json.loads(Path(path).read_text(encoding="utf-8"))
-        done = translate("zh_Hans", {k: tuple(v) if isinstance(v, list) else v for k, v in entries.items()})
+        done = translate(
+            "zh_Hans", {k: tuple(v) if isinstance(v, list) else v for k, v in entries.items()}
+        )
         print(f"applied {done} of {len(entries)} translations")
         report = update()
     elif action == "update":

@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 ENV_PREFIX = "EXAMDESK_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SUPPORTED_LANGUAGES = ("zh_Hans", "en")
+#: The site's time zone unless EXAMDESK_TIMEZONE says otherwise (sessions carry their own).
+SITE_TIMEZONE = "Asia/Shanghai"
 _TOKEN_RE = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{30,64}$")
 
 
@@ -34,7 +36,10 @@ class Settings(BaseSettings):
     """All runtime settings of examdesk (environment variables prefixed `EXAMDESK_`)."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
         env_ignore_empty=True,
     )
 
@@ -46,7 +51,7 @@ class Settings(BaseSettings):
     listen: str = "127.0.0.1:8080"
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     staff_chat_id: int | None = None
-    timezone: str = "Asia/Shanghai"
+    timezone: str = SITE_TIMEZONE
     default_language: str = "zh_Hans"
     catalog: Path = PROJECT_ROOT / "catalog" / "exam-catalog.yaml"
     secret_key: SecretStr
@@ -170,7 +175,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
         if self.webhook_url and self.webhook_secret is None:
-            raise ValueError("EXAMDESK_WEBHOOK_SECRET is required when EXAMDESK_WEBHOOK_URL is set")
+            raise ValueError(
+                "EXAMDESK_WEBHOOK_SECRET is required when EXAMDESK_WEBHOOK_URL is set"
+            )
         return self
 
     @property

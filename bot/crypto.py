@@ -18,7 +18,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
 def _derive(secret: bytes, purpose: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"examdesk/v1", info=purpose).derive(secret)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"examdesk/v1", info=purpose).derive(
+        secret
+    )
 
 
 class Vault:

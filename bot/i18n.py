@@ -1,6 +1,7 @@
 """Translations: a translator per update, in Simplified Chinese or English.
 
-Entry points: `I18n(locales_dir, default_language)`, `I18n.negotiate(stored, telegram_code)`
+Entry points: `I18n(default_language, locales_dir, zone=...)`,
+`I18n.negotiate(stored, telegram_code)`
 and `I18n.translator(language)`. Catalogues are the `.po` files under
 `locales/<lang>/LC_MESSAGES/messages.po`; they are compiled in memory at start-up, so
 there is no manual compile step and a running bot never serves stale `.mo` files.
@@ -11,9 +12,9 @@ counts use `tr.ngettext(singular, plural, n, **params)` (the number is also `{co
 
 from __future__ import annotations
 
+import datetime as dt
 import gettext
 import io
-import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,7 +24,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
 
-from bot.config import PROJECT_ROOT, SUPPORTED_LANGUAGES
+from bot.config import PROJECT_ROOT, SITE_TIMEZONE, SUPPORTED_LANGUAGES
 
 LOCALES_DIR = PROJECT_ROOT / "locales"
 DOMAIN = "messages"
@@ -52,11 +53,18 @@ def compile_catalog(po_path: Path) -> gettext.GNUTranslations:
 
 
 class Translator:
-    """Translates and formats for one language; cheap to pass around."""
+    """Translates and formats for one language; cheap to pass around.
 
-    def __init__(self, language: str, translations: gettext.NullTranslations) -> None:
+    `zone` is the site's time zone (the settings'), for times with no session at hand;
+    a session's own zone is passed explicitly where the data carries one.
+    """
+
+    def __init__(
+        self, language: str, translations: gettext.NullTranslations, zone: str = SITE_TIMEZONE
+    ) -> None:
         self.language = language
         self.locale = Locale.parse(language)
+        self.zone = zone
         self._t = translations
 
     def gettext(self, message: str, /, **params: object) -> str:
@@ -85,12 +93,17 @@ class Translator:
 class I18n:
     """Loads every catalogue once and picks a language per update."""
 
-    def __init__(self, default_language: str, locales_dir: Path = LOCALES_DIR) -> None:
+    def __init__(
+        self, default_language: str, locales_dir: Path = LOCALES_DIR, *, zone: str = SITE_TIMEZONE
+    ) -> None:
         if default_language not in SUPPORTED_LANGUAGES:
             raise ValueError(f"unsupported default language {default_language!r}")
         self.default_language = default_language
+        self.zone = zone
         self._translators = {
-            lang: Translator(lang, compile_catalog(locales_dir / lang / "LC_MESSAGES" / f"{DOMAIN}.po"))
+            lang: Translator(
+                lang, compile_catalog(locales_dir / lang / "LC_MESSAGES" / f"{DOMAIN}.po"), zone
+            )
             for lang in SUPPORTED_LANGUAGES
         }
 

@@ -32,7 +32,7 @@ def install_redaction() -> None:
         record = previous(*args, **kwargs)
         try:
             message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken format string is the logger's problem
+        except Exception:
             return record
         if _ID_LIKE.search(message):
             record.msg, record.args = redact(message), None

@@ -19,7 +19,8 @@ from typing import Any
 
 from telegram.ext import Application
 
-from bot.runtime.notifications import Renderer, Templates
+from bot.i18n import Translator
+from bot.runtime.notifications import Rendered, Renderer, Templates
 from handlers import (
     broadcasts,
     common,
@@ -29,12 +30,13 @@ from handlers import (
     identity,
     notifications,
     payments,
+    payments_staff,
     registration,
     reminders,
     tickets,
 )
 from handlers.context import FlowRouter, InputHandler
-from handlers.render import on_unknown_message
+from handlers.render import LevelNames, on_unknown_message
 
 #: Every flow module, in the order their handlers are registered.
 FLOW_MODULES: tuple[ModuleType, ...] = (
@@ -44,7 +46,8 @@ FLOW_MODULES: tuple[ModuleType, ...] = (
     registration,
     tickets,
     reminders,  # the reminder template, its button, the staff list
-    payments,  # before flows: successful_payment, receipts, staff CSV files
+    payments,  # before flows: successful_payment, receipts
+    payments_staff,  # before flows: staff CSV files; typed rejection reasons in group 1
     broadcasts,  # staff only; its typed input goes through flows
 )
 
@@ -59,10 +62,27 @@ def _collect(name: str) -> dict[str, Any]:
     return found
 
 
-def templates() -> Templates:
-    """The notification renderers every flow module declares."""
+def templates(levels: LevelNames | None = None) -> Templates:
+    """The notification renderers every flow module declares.
+
+    Outbox params name a level by its code; with `levels` (the catalogue's names, kept
+    current by the composition root) each renderer also gets `params["level_names"]`,
+    as if the service had put the names there when it queued the message.
+    """
     renderers: dict[str, Renderer] = _collect("TEMPLATES")
+    if levels is not None:
+        renderers = {name: _with_level_names(r, levels) for name, r in renderers.items()}
     return Templates(renderers)
+
+
+def _with_level_names(renderer: Renderer, levels: LevelNames) -> Renderer:
+    def render(params: dict[str, Any], tr: Translator) -> Rendered:
+        code = params.get("level_code")
+        if code in levels and "level_names" not in params:
+            params = {**params, "level_names": levels[code]}
+        return renderer(params, tr)
+
+    return render
 
 
 def flow_router() -> FlowRouter:

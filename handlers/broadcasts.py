@@ -19,19 +19,26 @@ import io
 import logging
 from typing import Any
 
-from telegram import Bot, ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
+from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
-from handlers.context import ExamContext
 from bot.i18n import Translator
 from bot.runtime.live import edit_live_message
 from bot.runtime.notifications import Rendered
 from bot.services.broadcasts import FLOW, Draft, Preview, Progress
-from bot.services.notify import Template
 from bot.services.errors import InvalidAnswer, InvalidState, NotFound, StaleStep
-from handlers.notifications import level_label
-from handlers.render import rows
-from handlers.staff import StaffCallbackQueryHandler
+from bot.services.notify import Template
+from handlers.callbacks import (
+    ID,
+    WORD,
+    StaffCallbackQueryHandler,
+    one_of,
+    optional,
+    parse,
+    parse_id,
+)
+from handlers.context import ExamContext
+from handlers.render import LevelNames, level_label, level_names, refusals, rows, stale_button
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +46,12 @@ log = logging.getLogger(__name__)
 # -- rendering ------------------------------------------------------------------------
 
 
-def audience_label(tr: Translator, kind: str, value: str | None) -> str:
+def audience_label(tr: Translator, kind: str, value: str | None, levels: LevelNames) -> str:
     if kind == "session":
         return tr.gettext("candidates registered for session {session}", session=value)
     if kind == "level":
-        return tr.gettext("candidates registered for {level}", level=level_label(tr, value or ""))
+        level = level_label(tr, value or "", levels.get(value or ""))
+        return tr.gettext("candidates registered for {level}", level=level)
     states = {
         "unpaid": tr.gettext("candidates who have not paid yet (submitted or awaiting payment)"),
         "waitlisted": tr.gettext("candidates on a waitlist"),
@@ -68,24 +76,35 @@ def _eta(tr: Translator, seconds: int) -> str:
     return tr.ngettext("about {count} minute", "about {count} minutes", seconds // 60)
 
 
-def progress_text(tr: Translator, p: Progress, zone: str) -> str:
+def progress_text(tr: Translator, p: Progress, zone: str, levels: LevelNames) -> str:
     lines = [
         tr.gettext("📣 Broadcast #{id}: {status}", id=p.id, status=status_label(tr, p.status)),
-        tr.gettext("To: {audience}", audience=audience_label(tr, p.audience_kind, p.audience_value)),
+        tr.gettext(
+            "To: {audience}",
+            audience=audience_label(tr, p.audience_kind, p.audience_value, levels),
+        ),
         tr.gettext(
             "Sent {sent} · failed {failed} · unreachable {unreachable} · remaining {remaining}",
-            sent=p.sent, failed=p.failed, unreachable=p.unreachable, remaining=p.remaining,
+            sent=p.sent,
+            failed=p.failed,
+            unreachable=p.unreachable,
+            remaining=p.remaining,
         ),
     ]
     if p.cancelled:
         lines.append(tr.gettext("Cancelled before sending: {count}", count=p.cancelled))
     if p.skipped:
-        lines.append(tr.ngettext(
-            "{count} recipient was already known to be unreachable and was not sent to.",
-            "{count} recipients were already known to be unreachable and were not sent to.", p.skipped,
-        ))
+        lines.append(
+            tr.ngettext(
+                "{count} recipient was already known to be unreachable and was not sent to.",
+                "{count} recipients were already known to be unreachable and were not sent to.",
+                p.skipped,
+            )
+        )
     if p.status == "scheduled" and p.scheduled_at is not None:
-        lines.append(tr.gettext("Starts at {when}.", when=tr.datetime(p.scheduled_at, zone, "short")))
+        lines.append(
+            tr.gettext("Starts at {when}.", when=tr.datetime(p.scheduled_at, zone, "short"))
+        )
     if p.eta_seconds is not None:
         lines.append(tr.gettext("Time left: {eta}", eta=_eta(tr, p.eta_seconds)))
     if p.status in ("done", "cancelled") and p.remaining == 0:
@@ -100,79 +119,164 @@ def progress_keyboard(tr: Translator, p: Progress) -> InlineKeyboardMarkup | Non
         first = InlineKeyboardButton(tr.gettext("▶️ Resume"), callback_data=f"bc:resume:{p.id}")
     else:
         return None
-    return InlineKeyboardMarkup([[first, InlineKeyboardButton(tr.gettext("✖️ Cancel broadcast"), callback_data=f"bc:stop:{p.id}")]])
+    return InlineKeyboardMarkup(
+        [
+            [
+                first,
+                InlineKeyboardButton(
+                    tr.gettext("✖️ Cancel broadcast"), callback_data=f"bc:stop:{p.id}"
+                ),
+            ]
+        ]
+    )
 
 
 def audience_keyboard(tr: Translator, bid: int) -> InlineKeyboardMarkup:
     b = f"bc:aud:{bid}"
-    return InlineKeyboardMarkup([
-        [InlineKeyboardButton(tr.gettext("👥 All candidates"), callback_data=f"{b}:all")],
-        [InlineKeyboardButton(tr.gettext("📅 By session"), callback_data=f"{b}:session"),
-         InlineKeyboardButton(tr.gettext("🎓 By level"), callback_data=f"{b}:level")],
-        [InlineKeyboardButton(tr.gettext("💳 Not paid yet"), callback_data=f"{b}:state:unpaid"),
-         InlineKeyboardButton(tr.gettext("⏳ Waitlisted"), callback_data=f"{b}:state:waitlisted"),
-         InlineKeyboardButton(tr.gettext("✅ Paid"), callback_data=f"{b}:state:paid")],
-        [InlineKeyboardButton(tr.gettext("✖️ Cancel broadcast"), callback_data=f"bc:drop:{bid}")],
-    ])
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(tr.gettext("👥 All candidates"), callback_data=f"{b}:all")],
+            [
+                InlineKeyboardButton(tr.gettext("📅 By session"), callback_data=f"{b}:session"),
+                InlineKeyboardButton(tr.gettext("🎓 By level"), callback_data=f"{b}:level"),
+            ],
+            [
+                InlineKeyboardButton(
+                    tr.gettext("💳 Not paid yet"), callback_data=f"{b}:state:unpaid"
+                ),
+                InlineKeyboardButton(
+                    tr.gettext("⏳ Waitlisted"), callback_data=f"{b}:state:waitlisted"
+                ),
+                InlineKeyboardButton(tr.gettext("✅ Paid"), callback_data=f"{b}:state:paid"),
+            ],
+            [
+                InlineKeyboardButton(
+                    tr.gettext("✖️ Cancel broadcast"), callback_data=f"bc:drop:{bid}"
+                )
+            ],
+        ]
+    )
 
 
-def confirm_text(tr: Translator, p: Preview, zone: str) -> str:
+def confirm_text(tr: Translator, p: Preview, zone: str, levels: LevelNames) -> str:
     lines = [
-        tr.gettext("📣 Broadcast #{id}: the message above goes to {audience}.", id=p.id,
-                   audience=audience_label(tr, p.audience_kind, p.audience_value)),
-        tr.ngettext("Recipients: {count} candidate.", "Recipients: {count} candidates.", p.recipients),
+        tr.gettext(
+            "📣 Broadcast #{id}: the message above goes to {audience}.",
+            id=p.id,
+            audience=audience_label(tr, p.audience_kind, p.audience_value, levels),
+        ),
+        tr.ngettext(
+            "Recipients: {count} candidate.", "Recipients: {count} candidates.", p.recipients
+        ),
     ]
     if p.unreachable:
-        lines.append(tr.ngettext(
-            "Not included: {count} more who blocked the bot or could not be reached before; "
-            "the final report lists them.",
-            "Not included: {count} more who blocked the bot or could not be reached before; "
-            "the final report lists them.", p.unreachable,
-        ))
+        lines.append(
+            tr.ngettext(
+                "Not included: {count} more who blocked the bot or could not be reached before; "
+                "the final report lists them.",
+                "Not included: {count} more who blocked the bot or could not be reached before; "
+                "the final report lists them.",
+                p.unreachable,
+            )
+        )
     if p.paid:
-        lines.append(tr.gettext("Paid broadcast: up to 1000 messages per second, charged in Telegram Stars."))
+        lines.append(
+            tr.gettext(
+                "Paid broadcast: up to 1000 messages per second, charged in Telegram Stars."
+            )
+        )
     if p.recipients == 0:
         lines.append(tr.gettext("Nobody to send to: choose another audience."))
     elif p.scheduled_at is not None:
-        lines.append(tr.gettext("It will be sent at {when}. Confirm?", when=tr.datetime(p.scheduled_at, zone, "short")))
+        lines.append(
+            tr.gettext(
+                "It will be sent at {when}. Confirm?",
+                when=tr.datetime(p.scheduled_at, zone, "short"),
+            )
+        )
     return "\n".join(lines)
 
 
 def confirm_keyboard(tr: Translator, p: Preview) -> InlineKeyboardMarkup:
     buttons = []
     if p.recipients and p.scheduled_at is not None:
-        buttons.append(InlineKeyboardButton(tr.gettext("✅ Confirm the schedule"), callback_data=f"bc:at:{p.id}"))
+        buttons.append(
+            InlineKeyboardButton(
+                tr.gettext("✅ Confirm the schedule"), callback_data=f"bc:at:{p.id}"
+            )
+        )
     if p.recipients:
-        buttons.append(InlineKeyboardButton(tr.gettext("▶️ Send now"), callback_data=f"bc:now:{p.id}"))
-        buttons.append(InlineKeyboardButton(tr.gettext("🕒 Schedule"), callback_data=f"bc:when:{p.id}"))
-    buttons.append(InlineKeyboardButton(tr.gettext("👥 Another audience"), callback_data=f"bc:aud:{p.id}:menu"))
-    buttons.append(InlineKeyboardButton(tr.gettext("✖️ Cancel broadcast"), callback_data=f"bc:drop:{p.id}"))
+        buttons.append(
+            InlineKeyboardButton(tr.gettext("▶️ Send now"), callback_data=f"bc:now:{p.id}")
+        )
+        buttons.append(
+            InlineKeyboardButton(tr.gettext("🕒 Schedule"), callback_data=f"bc:when:{p.id}")
+        )
+    buttons.append(
+        InlineKeyboardButton(
+            tr.gettext("👥 Another audience"), callback_data=f"bc:aud:{p.id}:menu"
+        )
+    )
+    buttons.append(
+        InlineKeyboardButton(tr.gettext("✖️ Cancel broadcast"), callback_data=f"bc:drop:{p.id}")
+    )
     return InlineKeyboardMarkup(rows(buttons, 2))
 
 
 def broadcast_report(params: dict[str, Any], tr: Translator) -> Rendered:
     """The report at the end of a broadcast, sent through the outbox to the chat it came from."""
     total = params["recipients"] + params["skipped"]
-    head = (tr.gettext("✅ Broadcast #{id} finished.", id=params["broadcast_id"]) if params["status"] == "done"
-            else tr.gettext("✖️ Broadcast #{id} was cancelled.", id=params["broadcast_id"]))
+    head = (
+        tr.gettext("✅ Broadcast #{id} finished.", id=params["broadcast_id"])
+        if params["status"] == "done"
+        else tr.gettext("✖️ Broadcast #{id} was cancelled.", id=params["broadcast_id"])
+    )
     lines = [
         head,
-        tr.gettext("Reached {sent} of {total}. Not reached: {missing} (unreachable {unreachable}, failed {failed}, "
-                   "cancelled {cancelled}).", sent=params["sent"], total=total, missing=params["not_reached_total"],
-                   unreachable=params["unreachable"], failed=params["failed"], cancelled=params["cancelled"]),
+        tr.gettext(
+            "Reached {sent} of {total}. Not reached: {missing} (unreachable {unreachable}, failed {failed}, "
+            "cancelled {cancelled}).",
+            sent=params["sent"],
+            total=total,
+            missing=params["not_reached_total"],
+            unreachable=params["unreachable"],
+            failed=params["failed"],
+            cancelled=params["cancelled"],
+        ),
     ]
-    reasons = {"unreachable": tr.gettext("unreachable"), "failed": tr.gettext("failed"), "cancelled": tr.gettext("cancelled")}
+    reasons = {
+        "unreachable": tr.gettext("unreachable"),
+        "failed": tr.gettext("failed"),
+        "cancelled": tr.gettext("cancelled"),
+    }
     if params["not_reached"]:
         lines.append(tr.gettext("Not reached:"))
-        lines += [tr.gettext("• {name} (Telegram {telegram_id}): {reason}", name=name, telegram_id=tid,
-                             reason=reasons.get(status, status)) for name, tid, status in params["not_reached"]]
+        lines += [
+            tr.gettext(
+                "• {name} (Telegram {telegram_id}): {reason}",
+                name=name,
+                telegram_id=tid,
+                reason=reasons.get(status, status),
+            )
+            for name, tid, status in params["not_reached"]
+        ]
     more = params["not_reached_total"] - len(params["not_reached"])
     if more > 0:
-        lines.append(tr.ngettext("…and {count} more: see the CSV.", "…and {count} more: see the CSV.", more))
+        lines.append(
+            tr.ngettext("…and {count} more: see the CSV.", "…and {count} more: see the CSV.", more)
+        )
     keyboard = None
     if params["not_reached_total"]:
-        keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(
-            tr.gettext("📄 Not reached, as CSV"), callback_data=f"bc:csv:{params['broadcast_id']}")]])
+        keyboard = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        tr.gettext("📄 Not reached, as CSV"),
+                        callback_data=f"bc:csv:{params['broadcast_id']}",
+                    )
+                ]
+            ]
+        )
     return Rendered("\n".join(lines), keyboard)
 
 
@@ -181,13 +285,18 @@ def _broadcast_tr(context: ExamContext, p: Progress) -> Translator:
     return context.i18n.translator(p.language)
 
 
-def render_progress(p: Progress, tr: Translator, zone: str) -> Rendered:
-    """The progress message of a broadcast (edited in place by `bot.runtime.jobs`)."""
-    return Rendered(progress_text(tr, p, zone), progress_keyboard(tr, p))
+def render_progress(
+    p: Progress, tr: Translator, zone: str, *, levels: LevelNames | None = None
+) -> Rendered:
+    """The progress message of a broadcast (edited in place by `bot.runtime.jobs`, which
+    the composition root hands this with the catalogue's level names)."""
+    return Rendered(progress_text(tr, p, zone, levels or LevelNames()), progress_keyboard(tr, p))
 
 
-async def _edit_progress(bot: Bot, tr: Translator, p: Progress, zone: str) -> None:
-    await edit_live_message(bot, p.chat_id, p.message_id, render_progress(p, tr, zone))
+async def _edit_progress(context: ExamContext, p: Progress) -> None:
+    tr = _broadcast_tr(context, p)
+    rendered = render_progress(p, tr, context.settings.timezone, levels=await level_names(context))
+    await edit_live_message(context.bot, p.chat_id, p.message_id, rendered)
 
 
 # -- composing ------------------------------------------------------------------------
@@ -204,12 +313,23 @@ async def cmd_broadcast(update: Update, context: ExamContext) -> None:
     # Progress and report speak the chat's language: the staff chat's is the site default
     # (as for every outbox message to a group), a private chat's is the staff member's.
     language = tr.language if private else context.i18n.default_language
-    await context.services.broadcasts.start(update.effective_user.id, update.effective_chat.id, language)
-    text = (tr.gettext("📣 New broadcast. Send the announcement: text, or a photo or document with a caption. "
-                       "/cancel stops.") if private else
-            tr.gettext("📣 New broadcast. Reply to this message with the announcement: text, or a photo or "
-                       "document with a caption."))
-    await update.effective_message.reply_text(text, reply_markup=_prompt_markup(update), do_quote=not private)
+    await context.services.broadcasts.start(
+        update.effective_user.id, update.effective_chat.id, language
+    )
+    text = (
+        tr.gettext(
+            "📣 New broadcast. Send the announcement: text, or a photo or document with a caption. "
+            "/cancel stops."
+        )
+        if private
+        else tr.gettext(
+            "📣 New broadcast. Reply to this message with the announcement: text, or a photo or "
+            "document with a caption."
+        )
+    )
+    await update.effective_message.reply_text(
+        text, reply_markup=_prompt_markup(update), do_quote=not private
+    )
 
 
 async def on_input(update: Update, context: ExamContext) -> None:
@@ -222,7 +342,10 @@ async def on_input(update: Update, context: ExamContext) -> None:
     except StaleStep:
         if update.effective_chat.type == "private":  # in the staff chat it was ordinary chat
             await update.effective_message.reply_text(
-                context.tr.gettext("Your broadcast is being composed in another chat: continue it there, or /cancel."))
+                context.tr.gettext(
+                    "Your broadcast is being composed in another chat: continue it there, or /cancel."
+                )
+            )
 
 
 async def _on_content(update: Update, context: ExamContext) -> None:
@@ -232,14 +355,19 @@ async def _on_content(update: Update, context: ExamContext) -> None:
     if not (msg.text or photo or document):
         await msg.reply_text(tr.gettext("Please send text, a photo or a document."))
         return
-    try:
+    async with refusals(update, tr, {InvalidAnswer: _answer_error}) as refused:
         draft = await context.services.broadcasts.set_content(
-            update.effective_user.id, update.effective_chat.id, text=msg.text or msg.caption, photo=photo, document=document
+            update.effective_user.id,
+            update.effective_chat.id,
+            text=msg.text or msg.caption,
+            photo=photo,
+            document=document,
         )
-    except InvalidAnswer as exc:
-        await msg.reply_text(_answer_error(tr, exc))
+    if refused.error:
         return
-    await msg.reply_text(tr.gettext("Who should receive it?"), reply_markup=audience_keyboard(tr, draft.id))
+    await msg.reply_text(
+        tr.gettext("Who should receive it?"), reply_markup=audience_keyboard(tr, draft.id)
+    )
 
 
 async def on_staff_chat_input(update: Update, context: ExamContext) -> None:
@@ -251,18 +379,23 @@ async def on_staff_chat_input(update: Update, context: ExamContext) -> None:
 async def _on_schedule_time(update: Update, context: ExamContext) -> None:
     tr, msg = context.tr, update.effective_message
     try:
-        preview = await context.services.broadcasts.set_schedule(update.effective_user.id, update.effective_chat.id, msg.text)
+        preview = await context.services.broadcasts.set_schedule(
+            update.effective_user.id, update.effective_chat.id, msg.text
+        )
     except InvalidAnswer as exc:
         await msg.reply_text(_answer_error(tr, exc), reply_markup=_prompt_markup(update))
         return
-    zone = context.settings.timezone
-    await msg.reply_text(confirm_text(tr, preview, zone), reply_markup=confirm_keyboard(tr, preview))
+    text = confirm_text(tr, preview, context.settings.timezone, await level_names(context))
+    await msg.reply_text(text, reply_markup=confirm_keyboard(tr, preview))
 
 
 def _answer_error(tr: Translator, exc: InvalidAnswer) -> str:
     return {
         "empty": tr.gettext("Please send text, a photo or a document."),
-        "too_long": tr.gettext("That is too long. Please keep it to {limit} characters.", limit=exc.params.get("limit")),
+        "too_long": tr.gettext(
+            "That is too long. Please keep it to {limit} characters.",
+            limit=exc.params.get("limit"),
+        ),
         "datetime_format": tr.gettext("Please type the date and time like 2026-12-01 09:00."),
         "datetime_past": tr.gettext("That time has passed. Please type a time in the future."),
         "date_too_far": tr.gettext("That is more than a year ahead. Please check the year."),
@@ -278,11 +411,17 @@ async def resume(update: Update, context: ExamContext) -> None:
         return
     tr = context.tr
     if draft.step == "content":
-        await update.effective_message.reply_text(tr.gettext("📣 Your broadcast is waiting for the announcement."))
+        await update.effective_message.reply_text(
+            tr.gettext("📣 Your broadcast is waiting for the announcement.")
+        )
     elif draft.step == "schedule":
-        await update.effective_message.reply_text(tr.gettext("Please type the date and time like 2026-12-01 09:00."))
+        await update.effective_message.reply_text(
+            tr.gettext("Please type the date and time like 2026-12-01 09:00.")
+        )
     else:
-        await update.effective_message.reply_text(tr.gettext("Who should receive it?"), reply_markup=audience_keyboard(tr, draft.id))
+        await update.effective_message.reply_text(
+            tr.gettext("Who should receive it?"), reply_markup=audience_keyboard(tr, draft.id)
+        )
 
 
 async def _preview(update: Update, context: ExamContext, p: Preview) -> None:
@@ -294,28 +433,59 @@ async def _preview(update: Update, context: ExamContext, p: Preview) -> None:
         await chat.send_document(p.document, caption=p.text)
     else:
         await chat.send_message(p.text or "")
-    await chat.send_message(confirm_text(tr, p, context.settings.timezone), reply_markup=confirm_keyboard(tr, p))
+    text = confirm_text(tr, p, context.settings.timezone, await level_names(context))
+    await chat.send_message(text, reply_markup=confirm_keyboard(tr, p))
+
+
+def _unchangeable(tr: Translator, _exc: Exception) -> str:
+    return tr.gettext("This broadcast can no longer be changed.")
+
+
+def _already(tr: Translator, exc: InvalidState) -> str:
+    return tr.gettext("Already {status}.", status=status_label(tr, exc.state))
+
+
+AUDIENCES = ("all", "session", "level", "state", "menu")
 
 
 async def on_audience(update: Update, context: ExamContext) -> None:
     """`bc:aud:<id>:<kind>[:<value>]`: a sub-list for sessions and levels, else the preview."""
     query, tr = update.callback_query, context.tr
-    _, _, bid, kind, *rest = query.data.split(":", 4)
+    parsed = parse(query.data, "bc:aud", ID, one_of(*AUDIENCES), optional(WORD))
+    if parsed is None:
+        await stale_button(query, tr)
+        return
+    bid, kind, value = parsed
     services = context.services.broadcasts
-    if kind in ("session", "level", "menu") and not rest:
+    if kind in ("session", "level", "menu") and value is None:
         options = await services.audience_options()
-        buttons = ([InlineKeyboardButton(code, callback_data=f"bc:aud:{bid}:session:{code}") for code in options.sessions]
-                   if kind == "session" else
-                   [InlineKeyboardButton(level_label(tr, code), callback_data=f"bc:aud:{bid}:level:{code}")
-                    for code in options.levels])
+        levels = await level_names(context) if kind == "level" else LevelNames()
+        buttons = (
+            [
+                InlineKeyboardButton(code, callback_data=f"bc:aud:{bid}:session:{code}")
+                for code in options.sessions
+            ]
+            if kind == "session"
+            else [
+                InlineKeyboardButton(
+                    level_label(tr, code, levels.get(code)),
+                    callback_data=f"bc:aud:{bid}:level:{code}",
+                )
+                for code in options.levels
+            ]
+        )
         await query.answer()
-        markup = audience_keyboard(tr, int(bid)) if kind == "menu" else InlineKeyboardMarkup(rows(buttons, 2))
+        markup = (
+            audience_keyboard(tr, bid)
+            if kind == "menu"
+            else InlineKeyboardMarkup(rows(buttons, 2))
+        )
         await query.edit_message_reply_markup(markup)
         return
-    try:
-        preview = await services.choose_audience(update.effective_user.id, int(bid), kind, rest[0] if rest else None)
-    except (InvalidState, StaleStep, NotFound, InvalidAnswer):
-        await query.answer(tr.gettext("This broadcast can no longer be changed."), show_alert=True)
+    unchangeable = {(InvalidState, StaleStep, NotFound, InvalidAnswer): _unchangeable}
+    async with refusals(update, tr, unchangeable, stale=()) as refused:
+        preview = await services.choose_audience(update.effective_user.id, bid, kind, value)
+    if refused.error:
         return
     await query.answer()
     await query.edit_message_reply_markup(None)
@@ -325,64 +495,102 @@ async def on_audience(update: Update, context: ExamContext) -> None:
 async def on_ask_schedule(update: Update, context: ExamContext) -> None:
     """`bc:when:<id>`: ask for the time (site time zone)."""
     query, tr = update.callback_query, context.tr
-    try:
-        await context.services.broadcasts.ask_schedule(update.effective_user.id, int(query.data.split(":")[2]))
-    except (InvalidState, StaleStep, NotFound):
-        await query.answer(tr.gettext("This broadcast can no longer be changed."), show_alert=True)
+    bid = parse_id(query.data, "bc:when")
+    if bid is None:
+        await stale_button(query, tr)
+        return
+    unchangeable = {(InvalidState, StaleStep, NotFound): _unchangeable}
+    async with refusals(update, tr, unchangeable, stale=()) as refused:
+        await context.services.broadcasts.ask_schedule(update.effective_user.id, bid)
+    if refused.error:
         return
     await query.answer()
     await update.effective_message.reply_text(
-        tr.gettext("When should it go out? Type the date and time ({zone}), e.g. 2026-12-01 09:00.",
-                   zone=context.settings.timezone),
+        tr.gettext(
+            "When should it go out? Type the date and time ({zone}), e.g. 2026-12-01 09:00.",
+            zone=context.settings.timezone,
+        ),
         reply_markup=_prompt_markup(update),
     )
 
 
 async def on_confirm(update: Update, context: ExamContext) -> None:
     """`bc:now:<id>` / `bc:at:<id>`: queue it; this message becomes the progress message."""
-    query = update.callback_query
-    action, bid = query.data.split(":")[1:3]
-    try:
+    query, tr = update.callback_query, context.tr
+    parsed = parse(query.data, "bc", one_of("now", "at"), ID)
+    if parsed is None:
+        await stale_button(query, tr)
+        return
+    action, bid = parsed
+    explain = {
+        InvalidState: _already,
+        InvalidAnswer: _answer_error,
+        (StaleStep, NotFound): _unchangeable,
+    }
+    async with refusals(update, tr, explain, stale=()) as refused:
         progress = await context.services.broadcasts.confirm(
-            update.effective_user.id, int(bid), query.message.chat.id, query.message.message_id, scheduled=action == "at"
+            update.effective_user.id,
+            bid,
+            query.message.chat.id,
+            query.message.message_id,
+            scheduled=action == "at",
         )
-    except InvalidState as exc:
-        await query.answer(context.tr.gettext("Already {status}.", status=status_label(context.tr, exc.state)), show_alert=True)
-        return
-    except InvalidAnswer as exc:
-        await query.answer(_answer_error(context.tr, exc), show_alert=True)
-        return
-    except (StaleStep, NotFound):
-        await query.answer(context.tr.gettext("This broadcast can no longer be changed."), show_alert=True)
+    if refused.error:
         return
     await query.answer()
-    await _edit_progress(context.bot, _broadcast_tr(context, progress), progress, context.settings.timezone)
+    await _edit_progress(context, progress)
+
+
+CONTROLS = ("pause", "resume", "stop", "stop!", "keep", "drop")
 
 
 async def on_control(update: Update, context: ExamContext) -> None:
     """Progress buttons: pause, resume, cancel (asked first), or drop a draft."""
     query, tr = update.callback_query, context.tr
-    action, bid = query.data.split(":")[1:3]
+    parsed = parse(query.data, "bc", one_of(*CONTROLS), ID)
+    if parsed is None:
+        await stale_button(query, tr)
+        return
+    action, bid = parsed
     if action in ("stop", "keep"):
         await query.answer()
-        markup = (InlineKeyboardMarkup([[
-            InlineKeyboardButton(tr.gettext("Yes, cancel the broadcast"), callback_data=f"bc:stop!:{bid}"),
-            InlineKeyboardButton(tr.gettext("No, keep it"), callback_data=f"bc:keep:{bid}"),
-        ]]) if action == "stop" else progress_keyboard(tr, await context.services.broadcasts.progress(int(bid))))
+        markup = (
+            InlineKeyboardMarkup(
+                [
+                    [
+                        InlineKeyboardButton(
+                            tr.gettext("Yes, cancel the broadcast"),
+                            callback_data=f"bc:stop!:{bid}",
+                        ),
+                        InlineKeyboardButton(
+                            tr.gettext("No, keep it"), callback_data=f"bc:keep:{bid}"
+                        ),
+                    ]
+                ]
+            )
+            if action == "stop"
+            else progress_keyboard(tr, await context.services.broadcasts.progress(bid))
+        )
         await query.edit_message_reply_markup(markup)
         return
     services = context.services.broadcasts
-    act = {"pause": services.pause, "resume": services.resume, "stop!": services.cancel, "drop": services.drop}[action]
-    try:
-        progress = await act(update.effective_user.id, int(bid))
-    except InvalidState as exc:
-        await query.answer(tr.gettext("Already {status}.", status=status_label(tr, exc.state)), show_alert=True)
+    act = {
+        "pause": services.pause,
+        "resume": services.resume,
+        "stop!": services.cancel,
+        "drop": services.drop,
+    }[action]
+    async with refusals(update, tr, {InvalidState: _already}) as refused:
+        progress = await act(update.effective_user.id, bid)
+    if refused.error:
         return
     await query.answer()
     if action == "drop":
-        await query.edit_message_text(tr.gettext("Broadcast #{id} dropped; nothing was sent.", id=progress.id))
+        await query.edit_message_text(
+            tr.gettext("Broadcast #{id} dropped; nothing was sent.", id=progress.id)
+        )
         return
-    await _edit_progress(context.bot, _broadcast_tr(context, progress), progress, context.settings.timezone)
+    await _edit_progress(context, progress)
 
 
 def _cell(text: str) -> str:
@@ -393,20 +601,42 @@ def _cell(text: str) -> str:
 async def on_csv(update: Update, context: ExamContext) -> None:
     """`bc:csv:<id>`: everyone not reached, as a CSV file (opens in a spreadsheet)."""
     query, tr = update.callback_query, context.tr
-    bid = int(query.data.split(":")[2])
-    missed = await context.services.broadcasts.not_reached(update.effective_user.id, bid)
-    reasons = {"unreachable": tr.gettext("unreachable"), "failed": tr.gettext("failed"), "cancelled": tr.gettext("cancelled")}
+    bid = parse_id(query.data, "bc:csv")
+    if bid is None:
+        await stale_button(query, tr)
+        return
+    async with refusals(update, tr) as refused:
+        missed = await context.services.broadcasts.not_reached(update.effective_user.id, bid)
+    if refused.error:
+        return
+    reasons = {
+        "unreachable": tr.gettext("unreachable"),
+        "failed": tr.gettext("failed"),
+        "cancelled": tr.gettext("cancelled"),
+    }
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([tr.gettext("Name"), tr.gettext("Telegram ID"), tr.gettext("Status"), tr.gettext("Details")])
+    writer.writerow(
+        [
+            tr.gettext("Name"),
+            tr.gettext("Telegram ID"),
+            tr.gettext("Status"),
+            tr.gettext("Details"),
+        ]
+    )
     writer.writerows(
-        [_cell(m.name), m.telegram_id, reasons.get(m.status, m.status), _cell(m.reason or "")] for m in missed
+        [_cell(m.name), m.telegram_id, reasons.get(m.status, m.status), _cell(m.reason or "")]
+        for m in missed
     )
     await query.answer()
     await update.effective_chat.send_document(
         InputFile(out.getvalue().encode("utf-8-sig"), filename=f"broadcast-{bid}-not-reached.csv"),
-        caption=tr.ngettext("Broadcast #{id}: {count} not reached.", "Broadcast #{id}: {count} not reached.",
-                            len(missed), id=bid),
+        caption=tr.ngettext(
+            "Broadcast #{id}: {count} not reached.",
+            "Broadcast #{id}: {count} not reached.",
+            len(missed),
+            id=bid,
+        ),
     )
 
 
@@ -424,13 +654,30 @@ def setup(application: Application) -> None:
         where = where | filters.Chat(chat_id=settings.staff_chat_id)
         # Its own group (payments uses 1 for typed reasons): runs beside the other staff-chat
         # handlers; acts only while the sender composes a broadcast in this chat.
-        application.add_handler(MessageHandler(
-            filters.UpdateType.MESSAGE & filters.Chat(chat_id=settings.staff_chat_id) & staff & ~filters.COMMAND
-            & (filters.TEXT | filters.PHOTO | filters.Document.ALL), on_staff_chat_input,
-        ), group=2)
+        application.add_handler(
+            MessageHandler(
+                filters.UpdateType.MESSAGE
+                & filters.Chat(chat_id=settings.staff_chat_id)
+                & staff
+                & ~filters.COMMAND
+                & (filters.TEXT | filters.PHOTO | filters.Document.ALL),
+                on_staff_chat_input,
+            ),
+            group=2,
+        )
     application.add_handler(CommandHandler("broadcast", cmd_broadcast, staff & where))
-    application.add_handler(StaffCallbackQueryHandler(on_audience, r"^bc:aud:\d+:(all|session|level|state|menu)", staff_ids))
+    application.add_handler(
+        StaffCallbackQueryHandler(
+            on_audience, r"^bc:aud:\d+:(all|session|level|state|menu)", staff_ids
+        )
+    )
     application.add_handler(StaffCallbackQueryHandler(on_confirm, r"^bc:(now|at):\d+$", staff_ids))
-    application.add_handler(StaffCallbackQueryHandler(on_ask_schedule, r"^bc:when:\d+$", staff_ids))
-    application.add_handler(StaffCallbackQueryHandler(on_control, r"^bc:(pause|resume|stop|stop!|keep|drop):\d+$", staff_ids))
+    application.add_handler(
+        StaffCallbackQueryHandler(on_ask_schedule, r"^bc:when:\d+$", staff_ids)
+    )
+    application.add_handler(
+        StaffCallbackQueryHandler(
+            on_control, r"^bc:(pause|resume|stop|stop!|keep|drop):\d+$", staff_ids
+        )
+    )
     application.add_handler(StaffCallbackQueryHandler(on_csv, r"^bc:csv:\d+$", staff_ids))

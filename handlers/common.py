@@ -9,9 +9,10 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from handlers.context import ExamContext
 from bot.services.errors import UnsupportedLanguage
-from handlers.render import on_unknown_message, stale_button, start_menu
+from handlers.callbacks import WORD, parse
+from handlers.context import ExamContext
+from handlers.render import on_unknown_message, refusals, stale_button, start_menu
 
 LANGUAGE_NAMES = {"zh_Hans": "中文", "en": "English"}
 
@@ -19,7 +20,12 @@ LANGUAGE_NAMES = {"zh_Hans": "中文", "en": "English"}
 def language_keyboard() -> InlineKeyboardMarkup:
     # Language names are shown in their own language, so they are not translated.
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(name, callback_data=f"lang:{code}") for code, name in LANGUAGE_NAMES.items()]]
+        [
+            [
+                InlineKeyboardButton(name, callback_data=f"lang:{code}")
+                for code, name in LANGUAGE_NAMES.items()
+            ]
+        ]
     )
 
 
@@ -81,16 +87,21 @@ async def cmd_language(update: Update, context: ExamContext) -> None:
 async def on_language_chosen(update: Update, context: ExamContext) -> None:
     """Store the chosen language and answer in it."""
     query = update.callback_query
-    language = query.data.removeprefix("lang:")
-    try:
-        await context.services.candidates.set_language(update.effective_user.id, language)
-    except UnsupportedLanguage:
+    parsed = parse(query.data, "lang", WORD)
+    if parsed is None:
         await stale_button(query, context.tr)
+        return
+    language = parsed[0]
+    async with refusals(update, context.tr, stale=(UnsupportedLanguage,)) as refused:
+        await context.services.candidates.set_language(update.effective_user.id, language)
+    if refused.error:
         return
     tr = context.i18n.translator(language)
     await query.answer()
     await query.edit_message_text(tr.gettext("Language set to English."))
-    await update.effective_message.reply_text(tr.gettext("Choose what you want to do:"), reply_markup=start_menu(tr))
+    await update.effective_message.reply_text(
+        tr.gettext("Choose what you want to do:"), reply_markup=start_menu(tr)
+    )
 
 
 async def cmd_cancel(update: Update, context: ExamContext) -> None:
@@ -108,7 +119,8 @@ async def cmd_cancel(update: Update, context: ExamContext) -> None:
 async def on_unknown_button(update: Update, context: ExamContext) -> None:
     """A button from an old message or forged callback data."""
     await update.callback_query.answer(
-        context.tr.gettext("This button is no longer valid. Send /start for the menu."), show_alert=True
+        context.tr.gettext("This button is no longer valid. Send /start for the menu."),
+        show_alert=True,
     )
 
 
@@ -124,5 +136,7 @@ def setup(application: Application) -> None:
 
 def setup_fallbacks(application: Application) -> None:
     """Registered last: only what no flow handled reaches these (unknown commands, old buttons)."""
-    application.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.COMMAND, on_unknown_message))
+    application.add_handler(
+        MessageHandler(filters.ChatType.PRIVATE & filters.COMMAND, on_unknown_message)
+    )
     application.add_handler(CallbackQueryHandler(on_unknown_button))

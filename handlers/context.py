@@ -13,9 +13,9 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from bot.i18n import Translator
 
 if TYPE_CHECKING:
-    from bot.services import Services
     from bot.config import Settings
     from bot.i18n import I18n
+    from bot.services import Services
     from bot.services.candidates import CandidateView
 
 
@@ -35,7 +35,9 @@ class BotData:
 class ExamContext(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: ignore[type-arg]
     """One context per update: the services, and the candidate's translator."""
 
-    def __init__(self, application: Application, chat_id: int | None = None, user_id: int | None = None):
+    def __init__(
+        self, application: Application, chat_id: int | None = None, user_id: int | None = None
+    ):
         super().__init__(application, chat_id=chat_id, user_id=user_id)
         self.candidate: CandidateView | None = None
         self._tr: Translator | None = None

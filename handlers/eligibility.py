@@ -13,12 +13,12 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
 from bot.domain.catalog import Catalog
-from handlers.context import ExamContext
 from bot.i18n import Translator
 from bot.services.eligibility import AUTO_LEVEL, FLOW, NONE, Outcome, Question
 from bot.services.errors import AlreadyDecided, InvalidAnswer, NotFound, StaleStep
-from handlers.staff import StaffCallbackQueryHandler
-from handlers.render import answer_error, eligibility_text, name_of, rows, stale_button
+from handlers.callbacks import ID, WORD, StaffCallbackQueryHandler, one_of, optional, parse
+from handlers.context import ExamContext
+from handlers.render import answer_error, eligibility_text, name_of, refusals, rows, stale_button
 
 REJECT_REASONS = ("major_not_related", "documents_missing", "experience_not_proven", "other")
 
@@ -30,11 +30,17 @@ def question_text(tr: Translator, q: Question) -> str:
         "graduation_date": tr.gettext(
             "When did you graduate, or when will you? Type the date, e.g. 2025-06-30 or 2025-06."
         ),
-        "major": tr.gettext("What is your major? Choose it below, or type it if it is not listed."),
+        "major": tr.gettext(
+            "What is your major? Choose it below, or type it if it is not listed."
+        ),
         "title": tr.gettext("Do you hold a professional title (职称)?"),
-        "title_date": tr.gettext("When did you obtain this title? Type the date, e.g. 2022-09-01."),
+        "title_date": tr.gettext(
+            "When did you obtain this title? Type the date, e.g. 2022-09-01."
+        ),
         "prior_level": tr.gettext("Do you already hold a level certificate of this occupation?"),
-        "prior_level_date": tr.gettext("When did you obtain that certificate? Type the date, e.g. 2023-12-20."),
+        "prior_level_date": tr.gettext(
+            "When did you obtain that certificate? Type the date, e.g. 2023-12-20."
+        ),
         "work_start": tr.gettext(
             "When did you start technical work in this occupation? Type the date, e.g. 2021-07-01, "
             "or press the button if you have not started yet."
@@ -43,12 +49,21 @@ def question_text(tr: Translator, q: Question) -> str:
     return prompts[q.step]
 
 
-def question_keyboard(tr: Translator, catalog: Catalog, q: Question) -> InlineKeyboardMarkup | None:
+def question_keyboard(
+    tr: Translator, catalog: Catalog, q: Question
+) -> InlineKeyboardMarkup | None:
     lang = tr.language
     labels = {
-        "level": lambda code: tr.gettext("Which level fits me?") if code == AUTO_LEVEL else name_of(catalog.level(code), lang),
+        "level": lambda code: (
+            tr.gettext("Which level fits me?")
+            if code == AUTO_LEVEL
+            else name_of(catalog.level(code), lang)
+        ),
         "education": lambda code: name_of(catalog.education_level(code), lang),
-        "major": lambda code: name_of(next(m for m in catalog.related_majors[q.list_name or "degree"] if m.code == code), lang),
+        "major": lambda code: name_of(
+            next(m for m in catalog.related_majors[q.list_name or "degree"] if m.code == code),
+            lang,
+        ),
         "title": lambda code: name_of(catalog.title(code), lang),
         "prior_level": lambda code: name_of(catalog.level(code), lang),
     }
@@ -86,11 +101,26 @@ def _outcome_keyboard(tr: Translator, outcome: Outcome) -> InlineKeyboardMarkup:
     status = outcome.verdict.status.value
     buttons = []
     if status == "eligible":
-        buttons.append(InlineKeyboardButton(tr.gettext("📝 Register for this level"), callback_data=f"reg:start:{outcome.level}"))
+        buttons.append(
+            InlineKeyboardButton(
+                tr.gettext("📝 Register for this level"),
+                callback_data=f"reg:start:{outcome.level}",
+            )
+        )
     if status in ("manual_review", "not_eligible"):
-        buttons.append(InlineKeyboardButton(tr.gettext("🙋 Ask staff to review"), callback_data=f"elig:review:{outcome.level}"))
-    buttons.append(InlineKeyboardButton(tr.gettext("🔁 Check another level"), callback_data="elig:start"))
-    buttons.append(InlineKeyboardButton(tr.gettext("✏️ Change my answers"), callback_data=f"elig:fresh:{outcome.level}"))
+        buttons.append(
+            InlineKeyboardButton(
+                tr.gettext("🙋 Ask staff to review"), callback_data=f"elig:review:{outcome.level}"
+            )
+        )
+    buttons.append(
+        InlineKeyboardButton(tr.gettext("🔁 Check another level"), callback_data="elig:start")
+    )
+    buttons.append(
+        InlineKeyboardButton(
+            tr.gettext("✏️ Change my answers"), callback_data=f"elig:fresh:{outcome.level}"
+        )
+    )
     return InlineKeyboardMarkup(rows(buttons, 1))
 
 
@@ -104,19 +134,31 @@ async def cmd_eligibility(update: Update, context: ExamContext) -> None:
 
 async def on_fresh(update: Update, context: ExamContext) -> None:
     """Check again from the first question, forgetting the earlier answers."""
+    parsed = parse(update.callback_query.data, "elig:fresh", WORD)
+    if parsed is None:
+        await stale_button(update.callback_query, context.tr)
+        return
     await update.callback_query.answer()
-    level = update.callback_query.data.removeprefix("elig:fresh:")
+    level = parsed[0]
     try:
-        result = await context.services.eligibility.start(update.effective_user.id, level, fresh=True)
+        result = await context.services.eligibility.start(
+            update.effective_user.id, level, fresh=True
+        )
     except InvalidAnswer:
-        result = await context.services.eligibility.start(update.effective_user.id, None, fresh=True)
+        result = await context.services.eligibility.start(
+            update.effective_user.id, None, fresh=True
+        )
     await _show(update, context, result)
 
 
 async def on_answer_button(update: Update, context: ExamContext) -> None:
     """A choice button: `elig:a:<step>:<value>`."""
     query = update.callback_query
-    _, _, step, value = query.data.split(":", 3)
+    parsed = parse(query.data, "elig:a", WORD, WORD)
+    if parsed is None:
+        await stale_button(query, context.tr)
+        return
+    step, value = parsed
     await _answer(update, context, step, value)
 
 
@@ -126,23 +168,22 @@ async def on_text_answer(update: Update, context: ExamContext) -> None:
     await _answer(update, context, step or "", update.effective_message.text)
 
 
+def _start_again(tr: Translator, _exc: StaleStep) -> str:
+    return tr.gettext("Send /eligibility to start the check again.")
+
+
 async def _answer(update: Update, context: ExamContext, step: str, value: str | None) -> None:
     tr = context.tr
-    try:
+    # An old button: stale; typed text for a step left behind: how to go on; a refused answer:
+    # the hint, then the current question again.
+    explain = {StaleStep: _start_again, InvalidAnswer: answer_error}
+    async with refusals(update, tr, explain, alert=False) as refused:
         result = await context.services.eligibility.answer(update.effective_user.id, step, value)
-    except StaleStep:
-        if update.callback_query:
-            await stale_button(update.callback_query, tr)
-            return
-        await update.effective_message.reply_text(tr.gettext("Send /eligibility to start the check again."))
-        return
-    except InvalidAnswer as exc:
-        if update.callback_query:
-            await update.callback_query.answer()
-        await update.effective_message.reply_text(answer_error(tr, exc))
+    if isinstance(refused.error, InvalidAnswer):
         current = await context.services.eligibility.current(update.effective_user.id)
         if current is not None:
             await _show(update, context, current)
+    if refused.error:
         return
     if update.callback_query:
         await update.callback_query.answer()
@@ -157,59 +198,83 @@ async def resume(update: Update, context: ExamContext) -> None:
         await _show(update, context, question)
 
 
+def _nothing_to_review(tr: Translator, _exc: Exception) -> str:
+    return tr.gettext("There is nothing to review for this level. Check it first.")
+
+
 async def on_request_review(update: Update, context: ExamContext) -> None:
     """Send the last check of a level to the staff for manual review."""
-    query = update.callback_query
-    level = query.data.removeprefix("elig:review:")
-    tr = context.tr
-    try:
+    query, tr = update.callback_query, context.tr
+    parsed = parse(query.data, "elig:review", WORD)
+    if parsed is None:
+        await stale_button(query, tr)
+        return
+    explain = {(InvalidAnswer, NotFound): _nothing_to_review}
+    async with refusals(update, tr, explain, stale=()) as refused:
         ticket = await context.services.eligibility.request_review(
-            update.effective_user.id, level, context.settings.staff_chat_id
+            update.effective_user.id, parsed[0], context.settings.staff_chat_id
         )
-    except (InvalidAnswer, NotFound):
-        await query.answer(tr.gettext("There is nothing to review for this level. Check it first."), show_alert=True)
+    if refused.error:
         return
     await query.answer()
     text = (
-        tr.gettext("Your request was sent to the exam centre staff. I will tell you their decision here.")
+        tr.gettext(
+            "Your request was sent to the exam centre staff. I will tell you their decision here."
+        )
         if ticket.created
-        else tr.gettext("Your request is already with the staff. I will tell you their decision here.")
+        else tr.gettext(
+            "Your request is already with the staff. I will tell you their decision here."
+        )
     )
     await update.effective_message.reply_text(text)
 
 
+def _no_such_review(tr: Translator, _exc: NotFound) -> str:
+    return tr.gettext("This review does not exist.")
+
+
+def _decided(tr: Translator, exc: AlreadyDecided) -> str:
+    return tr.gettext(
+        "Already decided ({status}) by user {user}.", status=exc.status, user=exc.decided_by
+    )
+
+
 async def on_staff_decision(update: Update, context: ExamContext) -> None:
     """A staff member approves or rejects a review; the first decision wins."""
-    query = update.callback_query
-    parts = query.data.split(":")
-    tr = context.tr
-    approve = parts[1] == "ok"
-    reason = parts[3] if len(parts) > 3 and parts[3] in REJECT_REASONS else None
+    query, tr = update.callback_query, context.tr
+    parsed = parse(query.data, "elig", one_of("ok", "no"), ID, optional(WORD))
+    if parsed is None:
+        await stale_button(query, tr)
+        return
+    verb, review_id, reason = parsed
+    approve = verb == "ok"
+    reason = reason if reason in REJECT_REASONS else None
     if not approve and reason is None:
         buttons = [
-            InlineKeyboardButton(reject_reason(tr, code), callback_data=f"elig:no:{parts[2]}:{code}")
+            InlineKeyboardButton(
+                reject_reason(tr, code), callback_data=f"elig:no:{review_id}:{code}"
+            )
             for code in REJECT_REASONS
         ]
         await query.answer()
         await query.edit_message_reply_markup(InlineKeyboardMarkup(rows(buttons, 1)))
         return
-    try:
+    explain = {NotFound: _no_such_review, AlreadyDecided: _decided}
+    async with refusals(update, tr, explain, stale=()) as refused:
         decision = await context.services.eligibility.decide_review(
-            int(parts[2]), update.effective_user.id, approve=approve, reason=reason
+            review_id, update.effective_user.id, approve=approve, reason=reason
         )
-    except (ValueError, NotFound):
-        await query.answer(tr.gettext("This review does not exist."), show_alert=True)
-        return
-    except AlreadyDecided as exc:
-        await query.answer(
-            tr.gettext("Already decided ({status}) by user {user}.", status=exc.status, user=exc.decided_by),
-            show_alert=True,
-        )
+    if refused.error:
         return
     await query.answer()
     verdict = tr.gettext("✅ Approved") if decision.approved else tr.gettext("❌ Rejected")
     await query.edit_message_text(
-        tr.gettext("{card}\n\n{verdict} by {staff}", card=query.message.text, verdict=verdict, staff=update.effective_user.full_name)
+        tr.gettext(
+            "{card}\n\n{verdict} by {staff}",
+            card=query.message.text,
+            verdict=verdict,
+            staff=update.effective_user.full_name,
+        )
     )
 
 
@@ -222,6 +287,10 @@ def reject_reason(tr: Translator, code: str) -> str:
     }[code]
 
 
+def _no_such_candidate(tr: Translator, _exc: NotFound) -> str:
+    return tr.gettext("No candidate with that Telegram id.")
+
+
 async def cmd_override(update: Update, context: ExamContext) -> None:
     """Staff: /override <telegram id> <level> <yes|no> <reason>."""
     tr = context.tr
@@ -230,17 +299,20 @@ async def cmd_override(update: Update, context: ExamContext) -> None:
     if len(args) < 4 or not args[0].lstrip("-").isdigit() or args[2] not in ("yes", "no"):
         await update.effective_message.reply_text(usage)
         return
-    try:
+    explain = {NotFound: _no_such_candidate, InvalidAnswer: lambda _tr, _exc: usage}
+    async with refusals(update, tr, explain) as refused:
         await context.services.eligibility.override(
-            update.effective_user.id, int(args[0]), args[1], eligible=args[2] == "yes", reason=" ".join(args[3:])
+            update.effective_user.id,
+            int(args[0]),
+            args[1],
+            eligible=args[2] == "yes",
+            reason=" ".join(args[3:]),
         )
-    except NotFound:
-        await update.effective_message.reply_text(tr.gettext("No candidate with that Telegram id."))
+    if refused.error:
         return
-    except InvalidAnswer:
-        await update.effective_message.reply_text(usage)
-        return
-    await update.effective_message.reply_text(tr.gettext("Recorded. The override and its reason are in the audit log."))
+    await update.effective_message.reply_text(
+        tr.gettext("Recorded. The override and its reason are in the audit log.")
+    )
 
 
 INPUTS = {FLOW: on_text_answer}
@@ -250,11 +322,17 @@ RESUMES = {FLOW: resume}
 def setup(application: Application) -> None:
     staff_ids = application.bot_data.settings.admin_ids
     staff = filters.User(user_id=staff_ids)
-    application.add_handler(CommandHandler("eligibility", cmd_eligibility, filters.ChatType.PRIVATE))
-    application.add_handler(CallbackQueryHandler(cmd_eligibility, pattern=r"^(menu:eligibility|elig:start)$"))
+    application.add_handler(
+        CommandHandler("eligibility", cmd_eligibility, filters.ChatType.PRIVATE)
+    )
+    application.add_handler(
+        CallbackQueryHandler(cmd_eligibility, pattern=r"^(menu:eligibility|elig:start)$")
+    )
     application.add_handler(CallbackQueryHandler(on_fresh, pattern=r"^elig:fresh:"))
     application.add_handler(CallbackQueryHandler(on_answer_button, pattern=r"^elig:a:[a-z_]+:"))
     application.add_handler(CallbackQueryHandler(on_request_review, pattern=r"^elig:review:"))
     # Staff-only: a non-staff press does not match and falls through to "no longer valid".
-    application.add_handler(StaffCallbackQueryHandler(on_staff_decision, r"^elig:(ok|no):\d+", staff_ids))
+    application.add_handler(
+        StaffCallbackQueryHandler(on_staff_decision, r"^elig:(ok|no):\d+", staff_ids)
+    )
     application.add_handler(CommandHandler("override", cmd_override, staff))

@@ -16,7 +16,9 @@ log = logging.getLogger("examdesk.errors")
 async def on_error(update: object, context: ExamContext) -> None:
     """Log first (no personal data: ids only), then apologise without internals."""
     update_id = update.update_id if isinstance(update, Update) else None
-    user_id = update.effective_user.id if isinstance(update, Update) and update.effective_user else None
+    user_id = (
+        update.effective_user.id if isinstance(update, Update) and update.effective_user else None
+    )
     log.error("update %s from user %s failed", update_id, user_id, exc_info=context.error)
     if update_id is not None:
         context.bot_data.failed_updates.add(update_id)  # see bot.runtime.dispatch: may be retried

@@ -22,7 +22,9 @@ async def load_candidate(update: Update, context: ExamContext) -> None:
         telegram_language=user.language_code,
     )
     context.candidate = candidate
-    context.tr = context.i18n.translator(context.i18n.negotiate(candidate.language, user.language_code))
+    context.tr = context.i18n.translator(
+        context.i18n.negotiate(candidate.language, user.language_code)
+    )
 
 
 def setup(application: Application) -> None:

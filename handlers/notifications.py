@@ -2,7 +2,9 @@
 
 Declared in `TEMPLATES` (eligibility reviews and waitlist offers; other flows declare
 their own); rendered by the outbox sender at send time, in the recipient's language of
-that moment (see `bot.runtime.notifications`).
+that moment (see `bot.runtime.notifications`). Level names come from the catalogue, in
+`params["level_names"]` (see `handlers.templates`); times are shown in the session's zone
+when the params carry one (`params["timezone"]`), else in the site's (`Translator.zone`).
 """
 
 from __future__ import annotations
@@ -12,23 +14,10 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.services.notify import Template
 from bot.i18n import Translator
 from bot.runtime.notifications import Rendered
-
-SITE_ZONE = "Asia/Shanghai"
-
-
-def level_label(tr: Translator, code: str, names: dict[str, str] | None = None) -> str:
-    """A level's name: from the catalogue names carried in the params, else a translation."""
-    if names:
-        return names.get(tr.language) or names.get("en") or code
-    labels = {
-        "junior": tr.gettext("Junior (初级)"),
-        "intermediate": tr.gettext("Intermediate (中级)"),
-        "senior": tr.gettext("Senior (高级)"),
-    }
-    return labels.get(code, code)
+from bot.services.notify import Template
+from handlers.render import level_label, level_name
 
 
 def review_request(params: dict[str, Any], tr: Translator) -> Rendered:
@@ -40,25 +29,37 @@ def review_request(params: dict[str, Any], tr: Translator) -> Rendered:
         "Education: {education}, major: {major}, graduation: {graduation}\n"
         "Title: {title} ({title_date}); prior level: {prior} ({prior_date}); work since: {work}\n"
         "Automatic check: {status}",
-        review_id=params["review_id"], name=params.get("name", ""), telegram_id=params.get("telegram_id", ""),
-        level=level_label(tr, params.get("level", ""), params.get("level_names")),
-        education=profile.get("education", "-"), major=profile.get("major", "-"),
-        graduation=profile.get("graduation_date", "-"), title=profile.get("title", "-"),
-        title_date=profile.get("title_date", "-"), prior=profile.get("prior_level", "-"),
-        prior_date=profile.get("prior_level_date", "-"), work=profile.get("work_start", "-"),
+        review_id=params["review_id"],
+        name=params.get("name", ""),
+        telegram_id=params.get("telegram_id", ""),
+        level=level_name(tr, params.get("level", ""), params.get("level_names")),
+        education=profile.get("education", "-"),
+        major=profile.get("major", "-"),
+        graduation=profile.get("graduation_date", "-"),
+        title=profile.get("title", "-"),
+        title_date=profile.get("title_date", "-"),
+        prior=profile.get("prior_level", "-"),
+        prior_date=profile.get("prior_level_date", "-"),
+        work=profile.get("work_start", "-"),
         status=params.get("status", "-"),
     )
     keyboard = InlineKeyboardMarkup(
-        [[
-            InlineKeyboardButton(tr.gettext("✅ Approve"), callback_data=f"elig:ok:{params['review_id']}"),
-            InlineKeyboardButton(tr.gettext("❌ Reject"), callback_data=f"elig:no:{params['review_id']}"),
-        ]]
+        [
+            [
+                InlineKeyboardButton(
+                    tr.gettext("✅ Approve"), callback_data=f"elig:ok:{params['review_id']}"
+                ),
+                InlineKeyboardButton(
+                    tr.gettext("❌ Reject"), callback_data=f"elig:no:{params['review_id']}"
+                ),
+            ]
+        ]
     )
     return Rendered(text, keyboard)
 
 
 def review_decided(params: dict[str, Any], tr: Translator) -> Rendered:
-    level = level_label(tr, params.get("level", ""), params.get("level_names"))
+    level = level_name(tr, params.get("level", ""), params.get("level_names"))
     if params.get("approved"):
         text = tr.gettext(
             "✅ The exam centre approved your eligibility for {level}. You can register now: send /register.",
@@ -73,23 +74,30 @@ def review_decided(params: dict[str, Any], tr: Translator) -> Rendered:
     return Rendered(text)
 
 
-def _when(tr: Translator, iso: str | None) -> str:
-    return tr.datetime(datetime.fromisoformat(iso), SITE_ZONE, "short") if iso else "-"
+def _when(tr: Translator, iso: str | None, zone: str | None) -> str:
+    return tr.datetime(datetime.fromisoformat(iso), zone or tr.zone, "short") if iso else "-"
 
 
 def waitlist_offer(params: dict[str, Any], tr: Translator) -> Rendered:
     text = tr.gettext(
         "🎉 A seat is free for you in session {session} ({level}). It is held for you until {until}. "
         "Do you want it?",
-        session=params.get("session_code", ""), level=level_label(tr, params.get("level_code", "")),
-        until=_when(tr, params.get("offer_expires_at")),
+        session=params.get("session_code", ""),
+        level=level_label(tr, params.get("level_code", ""), params.get("level_names")),
+        until=_when(tr, params.get("offer_expires_at"), params.get("timezone")),
     )
     rid = params["registration_id"]
     keyboard = InlineKeyboardMarkup(
-        [[
-            InlineKeyboardButton(tr.gettext("✅ Take the seat"), callback_data=f"reg:offer:accept:{rid}"),
-            InlineKeyboardButton(tr.gettext("✖️ No, thanks"), callback_data=f"reg:offer:decline:{rid}"),
-        ]]
+        [
+            [
+                InlineKeyboardButton(
+                    tr.gettext("✅ Take the seat"), callback_data=f"reg:offer:accept:{rid}"
+                ),
+                InlineKeyboardButton(
+                    tr.gettext("✖️ No, thanks"), callback_data=f"reg:offer:decline:{rid}"
+                ),
+            ]
+        ]
     )
     return Rendered(text, keyboard)
 

@@ -23,7 +23,6 @@ from telegram import (
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
 from bot.domain.catalog import Catalog
-from handlers.context import ExamContext
 from bot.i18n import Translator
 from bot.services.errors import (
     AlreadyRegistered,
@@ -41,11 +40,29 @@ from bot.services.errors import (
 )
 from bot.services.registration import RegistrationView, SessionOption
 from bot.services.registration_form import FLOW, NONE, SUMMARY, Input, Step, Summary
-from handlers import flows, payments, tickets
-from handlers.render import answer_error, rows, stale_button, state_label
+from handlers.callbacks import ID, WORD, one_of, parse, parse_id
+from handlers.context import ExamContext
+from handlers.render import (
+    answer_error,
+    refusals,
+    rows,
+    send_offer,
+    stale_button,
+    state_label,
+    ticket_button,
+)
 
-SITE_ZONE = "Asia/Shanghai"  # deadlines in messages without a session at hand
-EDIT_FIELDS = ("full_name", "id_number", "phone", "email", "school", "work_unit", "direction", "session", "photo")
+EDIT_FIELDS = (
+    "full_name",
+    "id_number",
+    "phone",
+    "email",
+    "school",
+    "work_unit",
+    "direction",
+    "session",
+    "photo",
+)
 
 
 def field_label(tr: Translator, field: str) -> str:
@@ -75,12 +92,15 @@ def _session_line(tr: Translator, catalog: Catalog, s: SessionOption) -> str:
         tr.gettext(
             "{component} {start}-{end}, {room}",
             component=catalog.component(c.component).name.get(tr.language),
-            start=tr.time(c.starts_at, s.timezone), end=tr.time(c.ends_at, s.timezone),
+            start=tr.time(c.starts_at, s.timezone),
+            end=tr.time(c.ends_at, s.timezone),
             room=c.room.get(tr.language) or c.room.get("en", ""),
         )
         for c in s.components
     )
-    return tr.gettext("{date}: {seats}\n   {times}", date=tr.date(s.exam_date, "full"), seats=seats, times=times)
+    return tr.gettext(
+        "{date}: {seats}\n   {times}", date=tr.date(s.exam_date, "full"), seats=seats, times=times
+    )
 
 
 def step_text(tr: Translator, catalog: Catalog, step: Step) -> str:
@@ -90,7 +110,8 @@ def step_text(tr: Translator, catalog: Catalog, step: Step) -> str:
             return tr.gettext(
                 "No session for {level} is open for registration right now. Registration for the exam on "
                 "{exam_date} opens on {opens_at}: come back then with /register.",
-                level=level, exam_date=tr.date(step.extra["exam_date"]),
+                level=level,
+                exam_date=tr.date(step.extra["exam_date"]),
                 opens_at=tr.datetime(step.extra["opens_at"], step.extra["timezone"], "short"),
             )
         if not step.sessions:
@@ -100,20 +121,33 @@ def step_text(tr: Translator, catalog: Catalog, step: Step) -> str:
                 level=level,
             )
         lines = "\n".join(_session_line(tr, catalog, s) for s in step.sessions)
-        return tr.gettext("Choose the exam session for {level}:\n{sessions}", level=level, sessions=lines)
+        return tr.gettext(
+            "Choose the exam session for {level}:\n{sessions}", level=level, sessions=lines
+        )
     if step.step == SUMMARY and step.summary is not None:
         return summary_text(tr, catalog, step.summary)
     prompts = {
-        "full_name": tr.gettext("Registration for {level}. Your full name, exactly as on your ID document:", level=level),
+        "full_name": tr.gettext(
+            "Registration for {level}. Your full name, exactly as on your ID document:",
+            level=level,
+        ),
         "id_type": tr.gettext("Which ID document will you bring to the exam?"),
-        "id_number": tr.gettext("Type your ID document number (resident ID: 18 characters; the last may be X):"),
+        "id_number": tr.gettext(
+            "Type your ID document number (resident ID: 18 characters; the last may be X):"
+        ),
         "gender": tr.gettext("Your gender, as in your passport:"),
         "birth_date": tr.gettext("Your date of birth, e.g. 1998-05-20:"),
-        "phone": tr.gettext("Your mobile phone number: press the button below to share it, or type it."),
+        "phone": tr.gettext(
+            "Your mobile phone number: press the button below to share it, or type it."
+        ),
         "email": tr.gettext("Your e-mail address:"),
         "school": tr.gettext("The school or university of your highest education:"),
-        "work_unit": tr.gettext("Your employer (work unit), or press the button if you are not employed:"),
-        "prior_certificate": tr.gettext("The number of your earlier level certificate (as printed on it):"),
+        "work_unit": tr.gettext(
+            "Your employer (work unit), or press the button if you are not employed:"
+        ),
+        "prior_certificate": tr.gettext(
+            "The number of your earlier level certificate (as printed on it):"
+        ),
         "direction": tr.gettext("Choose your direction (方向):"),
         "photo": tr.gettext(
             "Last step: send your 2-inch photo on a white background, as a photo (portrait, at least 295×413 pixels)."
@@ -122,24 +156,35 @@ def step_text(tr: Translator, catalog: Catalog, step: Step) -> str:
     return prompts[step.step]
 
 
-def step_keyboard(tr: Translator, catalog: Catalog, step: Step) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
+def step_keyboard(
+    tr: Translator, catalog: Catalog, step: Step
+) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
     lang = tr.language
     if step.step == "phone":
         return ReplyKeyboardMarkup(
             [[KeyboardButton(tr.gettext("📱 Share my phone number"), request_contact=True)]],
-            resize_keyboard=True, one_time_keyboard=True,
+            resize_keyboard=True,
+            one_time_keyboard=True,
         )
     labels = {
-        "id_type": {"resident_id": tr.gettext("PRC resident ID card"), "passport": tr.gettext("Passport (foreign candidates)")},
+        "id_type": {
+            "resident_id": tr.gettext("PRC resident ID card"),
+            "passport": tr.gettext("Passport (foreign candidates)"),
+        },
         "gender": {"male": tr.gettext("Male"), "female": tr.gettext("Female")},
         "work_unit": {NONE: tr.gettext("Not employed")},
     }
     if step.step in labels:
-        buttons = [InlineKeyboardButton(labels[step.step][o], callback_data=f"reg:c:{step.step}:{o}") for o in step.options]
+        buttons = [
+            InlineKeyboardButton(labels[step.step][o], callback_data=f"reg:c:{step.step}:{o}")
+            for o in step.options
+        ]
         return InlineKeyboardMarkup(rows(buttons, 2))
     if step.step == "direction":
         buttons = [
-            InlineKeyboardButton(catalog.direction(code).name.get(lang), callback_data=f"reg:c:direction:{code}")
+            InlineKeyboardButton(
+                catalog.direction(code).name.get(lang), callback_data=f"reg:c:direction:{code}"
+            )
             for code in step.options
         ]
         return InlineKeyboardMarkup(rows(buttons, 1))
@@ -154,15 +199,30 @@ def step_keyboard(tr: Translator, catalog: Catalog, step: Step) -> InlineKeyboar
         ]
         return InlineKeyboardMarkup(rows(buttons, 1)) if buttons else None
     if step.step == SUMMARY:
-        edits = [InlineKeyboardButton("✏️ " + field_label(tr, f), callback_data=f"reg:edit:{f}") for f in EDIT_FIELDS]
-        return InlineKeyboardMarkup([[InlineKeyboardButton(tr.gettext("✅ Submit registration"), callback_data="reg:submit")], *rows(edits, 3)])
+        edits = [
+            InlineKeyboardButton("✏️ " + field_label(tr, f), callback_data=f"reg:edit:{f}")
+            for f in EDIT_FIELDS
+        ]
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        tr.gettext("✅ Submit registration"), callback_data="reg:submit"
+                    )
+                ],
+                *rows(edits, 3),
+            ]
+        )
     return None
 
 
 def summary_text(tr: Translator, catalog: Catalog, s: Summary) -> str:
     lang = tr.language
     dash = "—"
-    id_type = {"resident_id": tr.gettext("PRC resident ID card"), "passport": tr.gettext("Passport (foreign candidates)")}
+    id_type = {
+        "resident_id": tr.gettext("PRC resident ID card"),
+        "passport": tr.gettext("Passport (foreign candidates)"),
+    }
     gender = {"male": tr.gettext("Male"), "female": tr.gettext("Female")}
     education = catalog.education_level(s.education).name.get(lang) if s.education else dash
     return tr.gettext(
@@ -171,48 +231,90 @@ def summary_text(tr: Translator, catalog: Catalog, s: Summary) -> str:
         "Mobile: {phone}\nE-mail: {email}\nEducation: {education}, {major}, {school} (graduation {graduation})\n"
         "Work unit: {work_unit}\nEarlier certificate: {certificate}\nDirection: {direction}\nSession: {session}\nPhoto: {photo}\n\n"
         "Submit it, or change any field below.",
-        level=catalog.level(s.level).name.get(lang), name=s.full_name or dash,
-        id_type=id_type.get(s.id_type or "", dash), id_number=s.id_masked or dash,
-        gender=gender.get(s.gender or "", dash), birth=tr.date(s.birth_date) if s.birth_date else dash,
-        phone=s.phone or dash, email=s.email or dash, education=education, major=s.major or dash,
-        school=s.school or dash, graduation=s.graduation_date or dash,
+        level=catalog.level(s.level).name.get(lang),
+        name=s.full_name or dash,
+        id_type=id_type.get(s.id_type or "", dash),
+        id_number=s.id_masked or dash,
+        gender=gender.get(s.gender or "", dash),
+        birth=tr.date(s.birth_date) if s.birth_date else dash,
+        phone=s.phone or dash,
+        email=s.email or dash,
+        education=education,
+        major=s.major or dash,
+        school=s.school or dash,
+        graduation=s.graduation_date or dash,
         work_unit=tr.gettext("Not employed") if s.work_unit == NONE else (s.work_unit or dash),
         certificate=s.prior_certificate or dash,
         direction=catalog.direction(s.direction).name.get(lang) if s.direction else dash,
-        session=s.session or dash, photo=tr.gettext("received") if s.has_photo else dash,
+        session=s.session or dash,
+        photo=tr.gettext("received") if s.has_photo else dash,
     )
 
 
 def form_error(tr: Translator, exc: InvalidAnswer) -> str:
     hints = {
-        "name_characters": tr.gettext("Please type your name with letters only, as on your ID document."),
-        "id_length": tr.gettext("A resident ID number has 18 characters. Please check it and type it again."),
-        "id_legacy_15": tr.gettext("That is an old 15-digit number. Please type the 18-character number on your current ID card."),
-        "id_characters": tr.gettext("A resident ID number has 17 digits and then a digit or X. Please type it again."),
-        "id_birth_date": tr.gettext("The birth date inside this ID number is not a real date. Please check the number."),
-        "id_future_birth_date": tr.gettext("The birth date inside this ID number is in the future. Please check the number."),
-        "id_checksum": tr.gettext("This ID number's check character does not match (a typo?). Please check it and type it again."),
-        "passport_length": tr.gettext("A passport number has 5 to 20 letters and digits. Please type it again."),
-        "passport_characters": tr.gettext("A passport number has only letters and digits. Please type it again."),
+        "name_characters": tr.gettext(
+            "Please type your name with letters only, as on your ID document."
+        ),
+        "id_length": tr.gettext(
+            "A resident ID number has 18 characters. Please check it and type it again."
+        ),
+        "id_legacy_15": tr.gettext(
+            "That is an old 15-digit number. Please type the 18-character number on your current ID card."
+        ),
+        "id_characters": tr.gettext(
+            "A resident ID number has 17 digits and then a digit or X. Please type it again."
+        ),
+        "id_birth_date": tr.gettext(
+            "The birth date inside this ID number is not a real date. Please check the number."
+        ),
+        "id_future_birth_date": tr.gettext(
+            "The birth date inside this ID number is in the future. Please check the number."
+        ),
+        "id_checksum": tr.gettext(
+            "This ID number's check character does not match (a typo?). Please check it and type it again."
+        ),
+        "passport_length": tr.gettext(
+            "A passport number has 5 to 20 letters and digits. Please type it again."
+        ),
+        "passport_characters": tr.gettext(
+            "A passport number has only letters and digits. Please type it again."
+        ),
         "id_in_use": tr.gettext(
             "This ID number is already registered with another Telegram account. "
             "If that is yours or a mistake, please contact the exam centre staff."
         ),
-        "contact_not_own": tr.gettext("Please share your own phone number (the button below), or type it."),
-        "phone_expected": tr.gettext("Please share your phone number with the button below, or type it."),
-        "phone_invalid": tr.gettext("That does not look like a valid phone number. Please type it like 13800138000."),
-        "email_invalid": tr.gettext("That does not look like an e-mail address. Please type it like name@example.com."),
+        "contact_not_own": tr.gettext(
+            "Please share your own phone number (the button below), or type it."
+        ),
+        "phone_expected": tr.gettext(
+            "Please share your phone number with the button below, or type it."
+        ),
+        "phone_invalid": tr.gettext(
+            "That does not look like a valid phone number. Please type it like 13800138000."
+        ),
+        "email_invalid": tr.gettext(
+            "That does not look like an e-mail address. Please type it like name@example.com."
+        ),
         "photo_expected": tr.gettext("Please send your photo as a picture."),
         "certificate_number": tr.gettext(
             "That does not look like a certificate number: letters, digits and dashes only, 6 to 40 of them."
         ),
-        "photo_not_image": tr.gettext("That file is not an image. Please send your photo as a picture (JPG or PNG)."),
-        "photo_too_large": tr.gettext("The photo is larger than {limit} MB. Please send a smaller one.", limit=exc.params.get("limit_mb", 5)),
+        "photo_not_image": tr.gettext(
+            "That file is not an image. Please send your photo as a picture (JPG or PNG)."
+        ),
+        "photo_too_large": tr.gettext(
+            "The photo is larger than {limit} MB. Please send a smaller one.",
+            limit=exc.params.get("limit_mb", 5),
+        ),
         "photo_too_small": tr.gettext(
             "The photo is too small: it must be at least {width}×{height} pixels. Please send a sharper one.",
-            width=exc.params.get("width", 295), height=exc.params.get("height", 413),
+            width=exc.params.get("width", 295),
+            height=exc.params.get("height", 413),
         ),
-        "photo_not_portrait": tr.gettext("The photo must be upright (taller than wide). Please send a portrait photo."),
+        "photo_not_portrait": tr.gettext(
+            "The photo must be upright (taller than wide). Please send a portrait photo."
+        ),
     }
     return hints.get(exc.reason) or answer_error(tr, exc)
 
@@ -234,25 +336,52 @@ async def cmd_register(update: Update, context: ExamContext) -> None:
         await show_step(update, context, current)
         return
     catalog = await services.catalog.current()
-    allowed = [lv.code for lv in catalog.levels if (await services.eligibility.standing(update.effective_user.id, lv.code)).allowed]
+    allowed = [
+        lv.code
+        for lv in catalog.levels
+        if (await services.eligibility.standing(update.effective_user.id, lv.code)).allowed
+    ]
     if not allowed:
         await update.effective_message.reply_text(
             tr.gettext("First let us check which level you may take."),
-            reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton(tr.gettext("✅ Check my eligibility"), callback_data="elig:start")]]),
+            reply_markup=InlineKeyboardMarkup(
+                [
+                    [
+                        InlineKeyboardButton(
+                            tr.gettext("✅ Check my eligibility"), callback_data="elig:start"
+                        )
+                    ]
+                ]
+            ),
         )
         return
-    buttons = [InlineKeyboardButton(catalog.level(code).name.get(tr.language), callback_data=f"reg:start:{code}") for code in allowed]
-    await update.effective_message.reply_text(tr.gettext("Which level do you want to register for?"), reply_markup=InlineKeyboardMarkup([buttons]))
+    buttons = [
+        InlineKeyboardButton(
+            catalog.level(code).name.get(tr.language), callback_data=f"reg:start:{code}"
+        )
+        for code in allowed
+    ]
+    await update.effective_message.reply_text(
+        tr.gettext("Which level do you want to register for?"),
+        reply_markup=InlineKeyboardMarkup([buttons]),
+    )
+
+
+def _check_eligibility_first(tr: Translator, _exc: ServiceError) -> str:
+    return tr.gettext("Check your eligibility for this level first: /eligibility")
 
 
 async def on_start_level(update: Update, context: ExamContext) -> None:
     """`reg:start:<level>`: open the form for that level."""
     query = update.callback_query
-    tr = context.tr
-    try:
-        step = await context.services.registration_form.start(update.effective_user.id, query.data.removeprefix("reg:start:"))
-    except (NotEligible, InvalidAnswer):
-        await query.answer(tr.gettext("Check your eligibility for this level first: /eligibility"), show_alert=True)
+    parsed = parse(query.data, "reg:start", WORD)
+    if parsed is None:
+        await stale_button(query, context.tr)
+        return
+    explain = {(NotEligible, InvalidAnswer): _check_eligibility_first}
+    async with refusals(update, context.tr, explain) as refused:
+        step = await context.services.registration_form.start(update.effective_user.id, parsed[0])
+    if refused.error:
         return
     await query.answer()
     await show_step(update, context, step)
@@ -260,7 +389,11 @@ async def on_start_level(update: Update, context: ExamContext) -> None:
 
 async def on_choice(update: Update, context: ExamContext) -> None:
     """`reg:c:<step>:<value>`: a choice button of the form."""
-    _, _, step, value = update.callback_query.data.split(":", 3)
+    parsed = parse(update.callback_query.data, "reg:c", WORD, WORD)
+    if parsed is None:
+        await stale_button(update.callback_query, context.tr)
+        return
+    step, value = parsed
     await _answer(update, context, step, Input(choice=value))
 
 
@@ -271,55 +404,74 @@ async def on_input(update: Update, context: ExamContext) -> None:
     photo = None
     if message.photo:
         largest = message.photo[-1]
-        photo = {"file_id": largest.file_id, "file_unique_id": largest.file_unique_id, "width": largest.width,
-                 "height": largest.height, "file_size": largest.file_size, "mime_type": "image/jpeg"}
+        photo = {
+            "file_id": largest.file_id,
+            "file_unique_id": largest.file_unique_id,
+            "width": largest.width,
+            "height": largest.height,
+            "file_size": largest.file_size,
+            "mime_type": "image/jpeg",
+        }
     elif message.document:
         doc = message.document
-        photo = {"file_id": doc.file_id, "file_unique_id": doc.file_unique_id, "width": None, "height": None,
-                 "file_size": doc.file_size, "mime_type": doc.mime_type or "application/octet-stream"}
+        photo = {
+            "file_id": doc.file_id,
+            "file_unique_id": doc.file_unique_id,
+            "width": None,
+            "height": None,
+            "file_size": doc.file_size,
+            "mime_type": doc.mime_type or "application/octet-stream",
+        }
     contact = message.contact
     value = Input(
-        text=message.text, photo=photo,
+        text=message.text,
+        photo=photo,
         contact_phone=contact.phone_number if contact else None,
         contact_is_own=bool(contact and contact.user_id == update.effective_user.id),
     )
     await _answer(update, context, step or "", value)
 
 
+def _continue_hint(tr: Translator, _exc: StaleStep) -> str:
+    return tr.gettext("Send /register to continue your registration.")
+
+
 async def _answer(update: Update, context: ExamContext, step: str, value: Input) -> None:
     tr = context.tr
     query = update.callback_query
-    try:
-        result = await context.services.registration_form.answer(update.effective_user.id, step, value)
-    except StaleStep:
-        if query:
-            await stale_button(query, tr)
-        else:
-            await update.effective_message.reply_text(tr.gettext("Send /register to continue your registration."))
-        return
-    except InvalidAnswer as exc:
-        if query:
-            await query.answer()
-        await update.effective_message.reply_text(form_error(tr, exc))
+    # An old button: stale; typed text for a step left behind: how to go on; a refused answer:
+    # the hint, then the current step again.
+    explain = {StaleStep: _continue_hint, InvalidAnswer: form_error}
+    async with refusals(update, tr, explain, alert=False) as refused:
+        result = await context.services.registration_form.answer(
+            update.effective_user.id, step, value
+        )
+    if isinstance(refused.error, InvalidAnswer):
         current = await context.services.registration_form.current(update.effective_user.id)
         if current is not None:
             await show_step(update, context, current)
+    if refused.error:
         return
     if query:
         await query.answer()
         await query.edit_message_reply_markup(None)
     elif step == "phone":
-        await update.effective_message.reply_text(tr.gettext("Phone number saved."), reply_markup=ReplyKeyboardRemove())
+        await update.effective_message.reply_text(
+            tr.gettext("Phone number saved."), reply_markup=ReplyKeyboardRemove()
+        )
     await show_step(update, context, result)
 
 
 async def on_edit(update: Update, context: ExamContext) -> None:
     """`reg:edit:<field>` from the summary."""
     query = update.callback_query
-    try:
-        step = await context.services.registration_form.edit(update.effective_user.id, query.data.removeprefix("reg:edit:"))
-    except (StaleStep, InvalidAnswer):
+    parsed = parse(query.data, "reg:edit", WORD)
+    if parsed is None:
         await stale_button(query, context.tr)
+        return
+    async with refusals(update, context.tr, stale=(StaleStep, InvalidAnswer)) as refused:
+        step = await context.services.registration_form.edit(update.effective_user.id, parsed[0])
+    if refused.error:
         return
     await query.answer()
     await show_step(update, context, step)
@@ -330,14 +482,20 @@ async def on_submit(update: Update, context: ExamContext, *, join_waitlist: bool
     query = update.callback_query
     tr = context.tr
     try:
-        result = await context.services.registration_form.submit(update.effective_user.id, join_waitlist=join_waitlist)
+        result = await context.services.registration_form.submit(
+            update.effective_user.id, join_waitlist=join_waitlist
+        )
     except StaleStep:
-        await query.answer(tr.gettext("This registration was already submitted. See /status."), show_alert=True)
+        await query.answer(
+            tr.gettext("This registration was already submitted. See /status."), show_alert=True
+        )
         return
     except NotEligible:
         await query.answer()
         await update.effective_message.reply_text(
-            tr.gettext("Your eligibility for this level is no longer confirmed, so I cannot submit. See /eligibility.")
+            tr.gettext(
+                "Your eligibility for this level is no longer confirmed, so I cannot submit. See /eligibility."
+            )
         )
         return
     except SessionFull as exc:
@@ -348,24 +506,46 @@ async def on_submit(update: Update, context: ExamContext, *, join_waitlist: bool
                 "This session is full. You can join its waitlist ({count} people are waiting before you) or choose another session.",
                 exc.waitlist_length,
             ),
-            reply_markup=InlineKeyboardMarkup([
-                [InlineKeyboardButton(tr.gettext("⏳ Join the waitlist"), callback_data="reg:waitlist")],
-                [InlineKeyboardButton(tr.gettext("📅 Choose another session"), callback_data="reg:edit:session")],
-            ]),
+            reply_markup=InlineKeyboardMarkup(
+                [
+                    [
+                        InlineKeyboardButton(
+                            tr.gettext("⏳ Join the waitlist"), callback_data="reg:waitlist"
+                        )
+                    ],
+                    [
+                        InlineKeyboardButton(
+                            tr.gettext("📅 Choose another session"),
+                            callback_data="reg:edit:session",
+                        )
+                    ],
+                ]
+            ),
         )
         return
     except (AlreadyRegistered, RegistrationClosed, RegistrationNotOpen, ServiceError) as exc:
         await query.answer()
         markup = None
         if isinstance(exc, RegistrationClosed | RegistrationNotOpen):
-            markup = InlineKeyboardMarkup([[InlineKeyboardButton(tr.gettext("📅 Choose another session"), callback_data="reg:edit:session")]])
+            markup = InlineKeyboardMarkup(
+                [
+                    [
+                        InlineKeyboardButton(
+                            tr.gettext("📅 Choose another session"),
+                            callback_data="reg:edit:session",
+                        )
+                    ]
+                ]
+            )
         await update.effective_message.reply_text(registration_error(tr, exc), reply_markup=markup)
         return
     await query.answer()
     await query.edit_message_reply_markup(None)
-    await update.effective_message.reply_text(submitted_text(tr, await context.services.catalog.current(), result.registration))
-    if result.seat_taken:  # the fee, the deadline and how to pay (handlers/payments.py)
-        await payments.send_offer(update, context, result.registration.id)
+    await update.effective_message.reply_text(
+        submitted_text(tr, await context.services.catalog.current(), result.registration)
+    )
+    if result.seat_taken:  # the fee, the deadline and how to pay
+        await send_offer(update, context, result.registration.id)
 
 
 async def on_join_waitlist(update: Update, context: ExamContext) -> None:
@@ -374,21 +554,29 @@ async def on_join_waitlist(update: Update, context: ExamContext) -> None:
 
 
 def registration_error(tr: Translator, exc: Exception) -> str:
+    """Why a registration action was refused (times with no session at hand: the site's zone)."""
     if isinstance(exc, AlreadyRegistered):
-        return tr.gettext("You already have a registration for this level or session. See /status.")
+        return tr.gettext(
+            "You already have a registration for this level or session. See /status."
+        )
     if isinstance(exc, RegistrationClosed) and exc.next_session_code:
         return tr.gettext(
             "Registration for this session has closed. Session {session} is open: choose it with 📅 Choose another session.",
             session=exc.next_session_code,
         )
     if isinstance(exc, RegistrationClosed):
-        return tr.gettext("Registration for this session has closed, and no other session of this level is open now.")
+        return tr.gettext(
+            "Registration for this session has closed, and no other session of this level is open now."
+        )
     if isinstance(exc, RegistrationNotOpen):
         return tr.gettext(
-            "Registration for this session opens on {opens_at}.", opens_at=tr.datetime(exc.opens_at, SITE_ZONE, "short")
+            "Registration for this session opens on {opens_at}.",
+            opens_at=tr.datetime(exc.opens_at, tr.zone, "short"),
         )
     if isinstance(exc, CancellationClosed):
-        return tr.gettext("The cancellation deadline of this session has passed. Please contact the staff.")
+        return tr.gettext(
+            "The cancellation deadline of this session has passed. Please contact the staff."
+        )
     if isinstance(exc, InvalidState) and exc.state in ("paid", "payment_review"):
         return tr.gettext(
             "A paid registration (or one whose payment is being checked) is cancelled by the exam centre, "
@@ -407,12 +595,18 @@ def submitted_text(tr: Translator, catalog: Catalog, r: RegistrationView) -> str
         return tr.gettext(
             "⏳ You are number {position} on the waitlist of session {session} ({level}). If a seat frees up, "
             "I will offer it to you here and hold it for you for a while. Your reference: {reference}.",
-            position=r.waitlist_position or 0, session=r.session_code, level=level, reference=r.reference,
+            position=r.waitlist_position or 0,
+            session=r.session_code,
+            level=level,
+            reference=r.reference,
         )
     return tr.gettext(
         "✅ Registered for {level}, exam on {date} (session {session}). Your reference: {reference}.\n"
         "Next: pay the fee by {due} (how to pay is below). See /status any time.",
-        level=level, date=tr.date(r.exam_date), session=r.session_code, reference=r.reference,
+        level=level,
+        date=tr.date(r.exam_date),
+        session=r.session_code,
+        reference=r.reference,
         due=tr.datetime(r.payment_due_at, r.timezone, "short"),
     )
 
@@ -423,138 +617,212 @@ async def cmd_status(update: Update, context: ExamContext) -> None:
         await update.callback_query.answer()
     tr = context.tr
     catalog = await context.services.catalog.current()
-    registrations = await context.services.registration.list_for_candidate(update.effective_user.id)
+    registrations = await context.services.registration.list_for_candidate(
+        update.effective_user.id
+    )
     if not registrations:
-        await update.effective_message.reply_text(tr.gettext("You have no registrations yet. Start with /register."))
+        await update.effective_message.reply_text(
+            tr.gettext("You have no registrations yet. Start with /register.")
+        )
         return
     for r in registrations:
         level = catalog.level(r.level_code).name.get(tr.language)
         lines = [
-            tr.gettext("{level}, session {session} ({date})", level=level, session=r.session_code, date=tr.date(r.exam_date)),
-            tr.gettext("Reference: {reference}. State: {state}.", reference=r.reference, state=state_label(tr, r.state)),
+            tr.gettext(
+                "{level}, session {session} ({date})",
+                level=level,
+                session=r.session_code,
+                date=tr.date(r.exam_date),
+            ),
+            tr.gettext(
+                "Reference: {reference}. State: {state}.",
+                reference=r.reference,
+                state=state_label(tr, r.state),
+            ),
         ]
         if r.state == "waitlisted" and r.waitlist_position:
-            lines.append(tr.gettext("Your place in line: {position}.", position=r.waitlist_position))
+            lines.append(
+                tr.gettext("Your place in line: {position}.", position=r.waitlist_position)
+            )
         if r.state == "offered" and r.offer_expires_at:
-            lines.append(tr.gettext("The seat is held for you until {until}.", until=tr.datetime(r.offer_expires_at, r.timezone, "short")))
+            lines.append(
+                tr.gettext(
+                    "The seat is held for you until {until}.",
+                    until=tr.datetime(r.offer_expires_at, r.timezone, "short"),
+                )
+            )
         if r.state in ("submitted", "awaiting_payment"):
-            lines.append(tr.gettext("Payment due by {due}.", due=tr.datetime(r.payment_due_at, r.timezone, "short")))
+            lines.append(
+                tr.gettext(
+                    "Payment due by {due}.", due=tr.datetime(r.payment_due_at, r.timezone, "short")
+                )
+            )
         if r.can_cancel:
-            lines.append(tr.gettext("You can cancel or change the session until {cutoff}.", cutoff=tr.datetime(r.cancellation_cutoff_at, r.timezone, "short")))
+            lines.append(
+                tr.gettext(
+                    "You can cancel or change the session until {cutoff}.",
+                    cutoff=tr.datetime(r.cancellation_cutoff_at, r.timezone, "short"),
+                )
+            )
         buttons = []
         if r.state == "offered":
-            buttons.append(InlineKeyboardButton(tr.gettext("✅ Take the seat"), callback_data=f"reg:offer:accept:{r.id}"))
+            buttons.append(
+                InlineKeyboardButton(
+                    tr.gettext("✅ Take the seat"), callback_data=f"reg:offer:accept:{r.id}"
+                )
+            )
         if r.state in ("submitted", "awaiting_payment"):
             buttons.append(InlineKeyboardButton(tr.gettext("💳 Pay"), callback_data=f"pay:{r.id}"))
         if r.state == "paid":
-            buttons.append(tickets.ticket_button(tr, r.id).inline_keyboard[0][0])
+            buttons.append(ticket_button(tr, r.id))
         if r.can_move:
-            buttons.append(InlineKeyboardButton(tr.gettext("📅 Change session"), callback_data=f"reg:move:{r.id}"))
+            buttons.append(
+                InlineKeyboardButton(
+                    tr.gettext("📅 Change session"), callback_data=f"reg:move:{r.id}"
+                )
+            )
         if r.can_cancel:
-            buttons.append(InlineKeyboardButton(tr.gettext("✖️ Cancel"), callback_data=f"reg:cancel:{r.id}"))
-        await update.effective_message.reply_text("\n".join(lines), reply_markup=InlineKeyboardMarkup([buttons]) if buttons else None)
-
-
-def _id(data: str) -> int | None:
-    tail = data.rsplit(":", 1)[-1]
-    return int(tail) if tail.isdigit() else None
+            buttons.append(
+                InlineKeyboardButton(tr.gettext("✖️ Cancel"), callback_data=f"reg:cancel:{r.id}")
+            )
+        await update.effective_message.reply_text(
+            "\n".join(lines), reply_markup=InlineKeyboardMarkup([buttons]) if buttons else None
+        )
 
 
 async def on_cancel_ask(update: Update, context: ExamContext) -> None:
     """`reg:cancel:<id>`: ask for confirmation first."""
-    query = update.callback_query
-    tr = context.tr
-    rid = _id(query.data)
-    try:
-        r = await context.services.registration.get_for_candidate(update.effective_user.id, rid or 0)
-    except NotFound:
+    query, tr = update.callback_query, context.tr
+    rid = parse_id(query.data, "reg:cancel")
+    if rid is None:
         await stale_button(query, tr)
+        return
+    async with refusals(update, tr) as refused:
+        r = await context.services.registration.get_for_candidate(update.effective_user.id, rid)
+    if refused.error:
         return
     await query.answer()
     await update.effective_message.reply_text(
-        tr.gettext("Cancel your registration {reference} (session {session})? Your seat goes to the next person in line.", reference=r.reference, session=r.session_code),
-        reply_markup=InlineKeyboardMarkup([[
-            InlineKeyboardButton(tr.gettext("Yes, cancel it"), callback_data=f"reg:cancel_yes:{r.id}"),
-            InlineKeyboardButton(tr.gettext("No, keep it"), callback_data="menu:status"),
-        ]]),
+        tr.gettext(
+            "Cancel your registration {reference} (session {session})? Your seat goes to the next person in line.",
+            reference=r.reference,
+            session=r.session_code,
+        ),
+        reply_markup=InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        tr.gettext("Yes, cancel it"), callback_data=f"reg:cancel_yes:{r.id}"
+                    ),
+                    InlineKeyboardButton(tr.gettext("No, keep it"), callback_data="menu:status"),
+                ]
+            ]
+        ),
     )
 
 
 async def on_cancel_confirm(update: Update, context: ExamContext) -> None:
     """`reg:cancel_yes:<id>`: cancel; the seat passes to the waitlist."""
-    query = update.callback_query
-    tr = context.tr
-    try:
-        r = await context.services.registration.cancel(update.effective_user.id, _id(query.data) or 0)
-    except NotFound:
+    query, tr = update.callback_query, context.tr
+    rid = parse_id(query.data, "reg:cancel_yes")
+    if rid is None:
         await stale_button(query, tr)
         return
-    except (CancellationClosed, InvalidState) as exc:
-        await query.answer()
-        await update.effective_message.reply_text(registration_error(tr, exc))
+    explain = {(CancellationClosed, InvalidState): registration_error}
+    async with refusals(update, tr, explain, stale=(NotFound,), alert=False) as refused:
+        r = await context.services.registration.cancel(update.effective_user.id, rid)
+    if refused.error:
         return
     await query.answer()
-    await query.edit_message_text(tr.gettext("Registration {reference} is cancelled.", reference=r.reference))
+    await query.edit_message_text(
+        tr.gettext("Registration {reference} is cancelled.", reference=r.reference)
+    )
 
 
 async def on_move_ask(update: Update, context: ExamContext) -> None:
     """`reg:move:<id>`: list the other open sessions of the same level."""
-    query = update.callback_query
-    tr = context.tr
-    try:
-        r = await context.services.registration.get_for_candidate(update.effective_user.id, _id(query.data) or 0)
-    except NotFound:
+    query, tr = update.callback_query, context.tr
+    rid = parse_id(query.data, "reg:move")
+    if rid is None:
         await stale_button(query, tr)
         return
-    await query.answer()
-    sessions = [s for s in await context.services.registration.list_sessions(r.level_code) if s.code != r.session_code and s.availability == "open"]
-    if not sessions:
-        await update.effective_message.reply_text(tr.gettext("No other session of this level has a free seat right now."))
+    async with refusals(update, tr) as refused:
+        r = await context.services.registration.get_for_candidate(update.effective_user.id, rid)
+    if refused.error:
         return
-    buttons = [[InlineKeyboardButton(tr.date(s.exam_date, "medium"), callback_data=f"reg:move_to:{r.id}:{s.code}")] for s in sessions]
-    await update.effective_message.reply_text(tr.gettext("Move to which session?"), reply_markup=InlineKeyboardMarkup(buttons))
+    await query.answer()
+    sessions = [
+        s
+        for s in await context.services.registration.list_sessions(r.level_code)
+        if s.code != r.session_code and s.availability == "open"
+    ]
+    if not sessions:
+        await update.effective_message.reply_text(
+            tr.gettext("No other session of this level has a free seat right now.")
+        )
+        return
+    buttons = [
+        [
+            InlineKeyboardButton(
+                tr.date(s.exam_date, "medium"), callback_data=f"reg:move_to:{r.id}:{s.code}"
+            )
+        ]
+        for s in sessions
+    ]
+    await update.effective_message.reply_text(
+        tr.gettext("Move to which session?"), reply_markup=InlineKeyboardMarkup(buttons)
+    )
 
 
 async def on_move_to(update: Update, context: ExamContext) -> None:
     """`reg:move_to:<id>:<session>`: move, keeping the registration; the old seat is freed."""
-    query = update.callback_query
-    tr = context.tr
-    _, _, rid, code = (query.data.split(":", 3) + ["", ""])[:4]
-    try:
-        r = await context.services.registration.move(update.effective_user.id, int(rid) if rid.isdigit() else 0, code)
-    except NotFound:
+    query, tr = update.callback_query, context.tr
+    parsed = parse(query.data, "reg:move_to", ID, WORD)
+    if parsed is None:
         await stale_button(query, tr)
         return
-    except ServiceError as exc:
-        await query.answer()
-        await update.effective_message.reply_text(registration_error(tr, exc))
+    rid, code = parsed
+    explain = {ServiceError: registration_error}
+    async with refusals(update, tr, explain, stale=(NotFound,), alert=False) as refused:
+        r = await context.services.registration.move(update.effective_user.id, rid, code)
+    if refused.error:
         return
     await query.answer()
-    await query.edit_message_text(tr.gettext("Done: you are now registered for session {session} ({date}).", session=r.session_code, date=tr.date(r.exam_date)))
+    await query.edit_message_text(
+        tr.gettext(
+            "Done: you are now registered for session {session} ({date}).",
+            session=r.session_code,
+            date=tr.date(r.exam_date),
+        )
+    )
 
 
 async def on_offer(update: Update, context: ExamContext) -> None:
     """`reg:offer:accept|decline:<id>`: answer a waitlist offer."""
-    query = update.callback_query
-    tr = context.tr
-    accept = query.data.startswith("reg:offer:accept:")
-    service = context.services.registration
-    try:
-        r = await (service.accept_offer if accept else service.decline_offer)(update.effective_user.id, _id(query.data) or 0)
-    except NotFound:
+    query, tr = update.callback_query, context.tr
+    parsed = parse(query.data, "reg:offer", one_of("accept", "decline"), ID)
+    if parsed is None:
         await stale_button(query, tr)
         return
-    except ServiceError as exc:
-        await query.answer()
-        await update.effective_message.reply_text(registration_error(tr, exc))
+    accept, rid = parsed[0] == "accept", parsed[1]
+    service = context.services.registration
+    explain = {ServiceError: registration_error}
+    async with refusals(update, tr, explain, stale=(NotFound,), alert=False) as refused:
+        answer = service.accept_offer if accept else service.decline_offer
+        r = await answer(update.effective_user.id, rid)
+    if refused.error:
         return
     await query.answer()
     await query.edit_message_reply_markup(None)
     if not accept:
-        await update.effective_message.reply_text(tr.gettext("Understood: the seat goes to the next person in line."))
+        await update.effective_message.reply_text(
+            tr.gettext("Understood: the seat goes to the next person in line.")
+        )
         return
-    await update.effective_message.reply_text(submitted_text(tr, await context.services.catalog.current(), r))
-    await payments.send_offer(update, context, r.id)  # the seat is theirs: how to pay comes next
+    await update.effective_message.reply_text(
+        submitted_text(tr, await context.services.catalog.current(), r)
+    )
+    await send_offer(update, context, r.id)  # the seat is theirs: how to pay comes next
 
 
 async def resume(update: Update, context: ExamContext) -> None:
@@ -579,7 +847,11 @@ def setup(application: Application) -> None:
     application.add_handler(CallbackQueryHandler(on_submit, pattern=r"^reg:submit$"))
     application.add_handler(CallbackQueryHandler(on_join_waitlist, pattern=r"^reg:waitlist$"))
     application.add_handler(CallbackQueryHandler(on_cancel_ask, pattern=r"^reg:cancel:\d+$"))
-    application.add_handler(CallbackQueryHandler(on_cancel_confirm, pattern=r"^reg:cancel_yes:\d+$"))
+    application.add_handler(
+        CallbackQueryHandler(on_cancel_confirm, pattern=r"^reg:cancel_yes:\d+$")
+    )
     application.add_handler(CallbackQueryHandler(on_move_ask, pattern=r"^reg:move:\d+$"))
     application.add_handler(CallbackQueryHandler(on_move_to, pattern=r"^reg:move_to:\d+:"))
-    application.add_handler(CallbackQueryHandler(on_offer, pattern=r"^reg:offer:(accept|decline):\d+$"))
+    application.add_handler(
+        CallbackQueryHandler(on_offer, pattern=r"^reg:offer:(accept|decline):\d+$")
+    )

@@ -16,22 +16,23 @@ from zoneinfo import ZoneInfo
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
-from bot.services.notify import Template
-from handlers.context import ExamContext
 from bot.i18n import Translator
 from bot.runtime.notifications import Rendered
 from bot.services.errors import InvalidState, NotFound
+from bot.services.notify import Template
 from bot.services.reminders import UnacknowledgedPage
-from handlers.notifications import level_label
-from handlers.render import stale_button
-from handlers.staff import StaffCallbackQueryHandler
+from handlers.callbacks import ID, WORD, StaffCallbackQueryHandler, parse, parse_id
+from handlers.context import ExamContext
+from handlers.render import LevelNames, level_label, level_names, refusals, stale_button
 
 
 def when(tr: Translator, iso: str, zone: str) -> str:
     """A moment in the session's zone, in the reader's language: date and time."""
     moment = datetime.fromisoformat(iso)
     local = moment.astimezone(ZoneInfo(zone))
-    return tr.gettext("{date}, {time}", date=tr.date(local.date(), "long"), time=tr.time(moment, zone))
+    return tr.gettext(
+        "{date}, {time}", date=tr.date(local.date(), "long"), time=tr.time(moment, zone)
+    )
 
 
 def exam_rules(tr: Translator) -> str:
@@ -52,32 +53,51 @@ def render_reminder(params: dict[str, Any], tr: Translator) -> Rendered:
     """A reminder in the recipient's current language, times in the session's zone."""
     kind, session, zone = params["kind"], params["session_code"], params["timezone"]
     moment = when(tr, params["moment"], zone)
-    level = level_label(tr, params.get("level_code", ""))
+    level = level_label(tr, params.get("level_code", ""), params.get("level_names"))
     if kind == "registration_closing":
-        return Rendered(tr.gettext(
-            "⏰ Registration for exam session {session} closes on {moment}. You may register but have "
-            "not done so yet: send /register.", session=session, moment=moment,
-        ))
+        return Rendered(
+            tr.gettext(
+                "⏰ Registration for exam session {session} closes on {moment}. You may register but have "
+                "not done so yet: send /register.",
+                session=session,
+                moment=moment,
+            )
+        )
     if kind == "payment_due":
-        return Rendered(tr.gettext(
-            "💳 The fee for your {level} registration in session {session} (reference {reference}) is due "
-            "on {moment}. Send /status to see how to pay.",
-            level=level, session=session, reference=params.get("reference", ""), moment=moment,
-        ))
+        return Rendered(
+            tr.gettext(
+                "💳 The fee for your {level} registration in session {session} (reference {reference}) is due "
+                "on {moment}. Send /status to see how to pay.",
+                level=level,
+                session=session,
+                reference=params.get("reference", ""),
+                moment=moment,
+            )
+        )
     if kind == "ticket_available":
-        return Rendered(tr.gettext(
-            "🎫 Your admission ticket for session {session} is ready: send /ticket to get it. "
-            "The exam starts on {moment}.", session=session, moment=moment,
-        ))
+        return Rendered(
+            tr.gettext(
+                "🎫 Your admission ticket for session {session} is ready: send /ticket to get it. "
+                "The exam starts on {moment}.",
+                session=session,
+                moment=moment,
+            )
+        )
     if kind == "results_released":
-        return Rendered(tr.gettext(
-            "📊 The results of exam session {session} have been released. If you want your papers "
-            "re-marked, ask the exam centre before {moment}.", session=session, moment=moment,
-        ))
+        return Rendered(
+            tr.gettext(
+                "📊 The results of exam session {session} have been released. If you want your papers "
+                "re-marked, ask the exam centre before {moment}.",
+                session=session,
+                moment=moment,
+            )
+        )
     parts = "\n".join(
         tr.gettext(
-            "{component}: {start}–{end}, {room}", component=_localized(tr, c.get("name", {})),
-            start=when(tr, c["starts_at"], zone), end=tr.time(datetime.fromisoformat(c["ends_at"]), zone),
+            "{component}: {start}–{end}, {room}",
+            component=_localized(tr, c.get("name", {})),
+            start=when(tr, c["starts_at"], zone),
+            end=tr.time(datetime.fromisoformat(c["ends_at"]), zone),
             room=_localized(tr, c.get("room", {})),
         )
         for c in params.get("components", [])
@@ -85,10 +105,15 @@ def render_reminder(params: dict[str, Any], tr: Translator) -> Rendered:
     text = tr.gettext(
         "📝 Your {level} exam (session {session}) starts on {moment}.\n{components}\n\n{rules}\n\n"
         "Please confirm that you have read the rules.",
-        level=level, session=session, moment=moment, components=parts, rules=exam_rules(tr),
+        level=level,
+        session=session,
+        moment=moment,
+        components=parts,
+        rules=exam_rules(tr),
     )
     button = InlineKeyboardButton(
-        tr.gettext("✅ I have read the rules"), callback_data=f"rem:ack:{params['registration_id']}"
+        tr.gettext("✅ I have read the rules"),
+        callback_data=f"rem:ack:{params['registration_id']}",
     )
     return Rendered(text, InlineKeyboardMarkup([[button]]))
 
@@ -97,46 +122,69 @@ async def on_acknowledge(update: Update, context: ExamContext) -> None:
     """The candidate confirms the exam-day rules; a second tap changes nothing."""
     query = update.callback_query
     tr = context.tr
-    try:
-        ack = await context.services.reminders.acknowledge_rules(
-            update.effective_user.id, int(query.data.removeprefix("rem:ack:"))
-        )
-    except (ValueError, NotFound, InvalidState):
+    registration_id = parse_id(query.data, "rem:ack")
+    if registration_id is None:
         await stale_button(query, tr)
+        return
+    async with refusals(update, tr, stale=(NotFound, InvalidState)) as refused:
+        ack = await context.services.reminders.acknowledge_rules(
+            update.effective_user.id, registration_id
+        )
+    if refused.error:
         return
     await query.answer(tr.gettext("Thank you. Good luck in your exam!"))
     await query.edit_message_reply_markup(None)
     if ack.first:
         await update.effective_message.reply_text(
-            tr.gettext("Noted: you have read the exam-day rules for session {session}.", session=ack.session_code)
+            tr.gettext(
+                "Noted: you have read the exam-day rules for session {session}.",
+                session=ack.session_code,
+            )
         )
 
 
-def unacknowledged_text(tr: Translator, page: UnacknowledgedPage) -> str:
+def unacknowledged_text(tr: Translator, page: UnacknowledgedPage, levels: LevelNames) -> str:
     if page.total == 0:
         return tr.gettext(
-            "Everyone paid in session {session} has confirmed the exam-day rules.", session=page.session_code
+            "Everyone paid in session {session} has confirmed the exam-day rules.",
+            session=page.session_code,
         )
     header = tr.ngettext(
         "{count} candidate in session {session} has not confirmed the exam-day rules:",
         "{count} candidates in session {session} have not confirmed the exam-day rules:",
-        page.total, session=page.session_code,
+        page.total,
+        session=page.session_code,
     )
     lines = [
-        tr.gettext("• {name} (Telegram {telegram_id}, {level})", name=p.name, telegram_id=p.telegram_id,
-                   level=level_label(tr, p.level_code))
+        tr.gettext(
+            "• {name} (Telegram {telegram_id}, {level})",
+            name=p.name,
+            telegram_id=p.telegram_id,
+            level=level_label(tr, p.level_code, levels.get(p.level_code)),
+        )
         for p in page.people
     ]
     footer = tr.gettext("Page {page} of {pages}", page=page.page, pages=page.pages)
     return "\n".join([header, *lines, footer])
 
 
-def unacknowledged_keyboard(tr: Translator, page: UnacknowledgedPage) -> InlineKeyboardMarkup | None:
+def unacknowledged_keyboard(
+    tr: Translator, page: UnacknowledgedPage
+) -> InlineKeyboardMarkup | None:
     buttons = []
     if page.page > 1:
-        buttons.append(InlineKeyboardButton(tr.gettext("◀️ Previous"), callback_data=f"rem:un:{page.session_code}:{page.page - 1}"))
+        buttons.append(
+            InlineKeyboardButton(
+                tr.gettext("◀️ Previous"),
+                callback_data=f"rem:un:{page.session_code}:{page.page - 1}",
+            )
+        )
     if page.page < page.pages:
-        buttons.append(InlineKeyboardButton(tr.gettext("Next ▶️"), callback_data=f"rem:un:{page.session_code}:{page.page + 1}"))
+        buttons.append(
+            InlineKeyboardButton(
+                tr.gettext("Next ▶️"), callback_data=f"rem:un:{page.session_code}:{page.page + 1}"
+            )
+        )
     return InlineKeyboardMarkup([buttons]) if buttons else None
 
 
@@ -145,31 +193,39 @@ async def cmd_unacknowledged(update: Update, context: ExamContext) -> None:
     tr = context.tr
     args = context.args or []
     if not args or (len(args) > 1 and not args[1].isdigit()):
-        await update.effective_message.reply_text(tr.gettext("Usage: /unacknowledged <session code> [page]"))
+        await update.effective_message.reply_text(
+            tr.gettext("Usage: /unacknowledged <session code> [page]")
+        )
         return
-    try:
-        page = await context.services.reminders.unacknowledged(args[0], int(args[1]) if len(args) > 1 else 1)
-    except NotFound:
-        await update.effective_message.reply_text(tr.gettext("There is no session {session}.", session=args[0]))
+
+    def no_session(tr: Translator, _exc: NotFound) -> str:
+        return tr.gettext("There is no session {session}.", session=args[0])
+
+    async with refusals(update, tr, {NotFound: no_session}) as refused:
+        page = await context.services.reminders.unacknowledged(
+            args[0], int(args[1]) if len(args) > 1 else 1
+        )
+    if refused.error:
         return
-    await update.effective_message.reply_text(
-        unacknowledged_text(tr, page), reply_markup=unacknowledged_keyboard(tr, page)
-    )
+    text = unacknowledged_text(tr, page, await level_names(context))
+    await update.effective_message.reply_text(text, reply_markup=unacknowledged_keyboard(tr, page))
 
 
 async def on_unacknowledged_page(update: Update, context: ExamContext) -> None:
     """Staff: another page of the list, in place."""
-    query = update.callback_query
-    _, _, session, number = query.data.split(":", 3)
-    try:
-        page = await context.services.reminders.unacknowledged(session, int(number))
-    except (ValueError, NotFound):
-        await stale_button(query, context.tr)
+    query, tr = update.callback_query, context.tr
+    parsed = parse(query.data, "rem:un", WORD, ID)
+    if parsed is None:
+        await stale_button(query, tr)
+        return
+    session, number = parsed
+    async with refusals(update, tr) as refused:
+        page = await context.services.reminders.unacknowledged(session, number)
+    if refused.error:
         return
     await query.answer()
-    await query.edit_message_text(
-        unacknowledged_text(context.tr, page), reply_markup=unacknowledged_keyboard(context.tr, page)
-    )
+    text = unacknowledged_text(tr, page, await level_names(context))
+    await query.edit_message_text(text, reply_markup=unacknowledged_keyboard(tr, page))
 
 
 TEMPLATES = {Template.REMINDER: render_reminder}
@@ -178,5 +234,11 @@ TEMPLATES = {Template.REMINDER: render_reminder}
 def setup(application: Application) -> None:
     staff_ids = application.bot_data.settings.admin_ids
     application.add_handler(CallbackQueryHandler(on_acknowledge, pattern=r"^rem:ack:\d+$"))
-    application.add_handler(CommandHandler("unacknowledged", cmd_unacknowledged, filters.User(user_id=staff_ids)))
-    application.add_handler(StaffCallbackQueryHandler(on_unacknowledged_page, r"^rem:un:[A-Za-z0-9_-]+:\d+$", staff_ids))
+    application.add_handler(
+        CommandHandler("unacknowledged", cmd_unacknowledged, filters.User(user_id=staff_ids))
+    )
+    application.add_handler(
+        StaffCallbackQueryHandler(
+            on_unacknowledged_page, r"^rem:un:[A-Za-z0-9_-]+:\d+$", staff_ids
+        )
+    )

@@ -10,32 +10,33 @@ The PDF is made here, as a direct reply, never by the outbox sender (docs/ticket
 from __future__ import annotations
 
 import asyncio
-
 import logging
 from datetime import date
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
-from bot.services.notify import Template
-from handlers.context import ExamContext
 from bot.i18n import Translator
 from bot.runtime.notifications import Rendered
 from bot.services.errors import NotFound, NotPaid, TicketNotYetAvailable
+from bot.services.notify import Template
 from bot.services.tickets import TicketCheck, TicketData
+from handlers.callbacks import parse_id
+from handlers.context import ExamContext
+from handlers.render import (
+    LevelNames,
+    level_label,
+    level_names,
+    refusals,
+    stale_button,
+    ticket_button,
+)
 from handlers.tickets_pdf import render_ticket
-from handlers.notifications import level_label
 
 log = logging.getLogger(__name__)
-
-
-def ticket_button(tr: Translator, registration_id: int) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(tr.gettext("🎫 Get my admission ticket"), callback_data=f"tk:get:{registration_id}")]]
-    )
 
 
 async def cmd_ticket(update: Update, context: ExamContext) -> None:
@@ -45,44 +46,60 @@ async def cmd_ticket(update: Update, context: ExamContext) -> None:
 
 async def on_ticket_button(update: Update, context: ExamContext) -> None:
     """`tk:get:<id>`: the ticket of that registration."""
-    await update.callback_query.answer()
-    tail = update.callback_query.data.removeprefix("tk:get:")
-    await _send_ticket(update, context, int(tail) if tail.isdigit() else 0)
+    query = update.callback_query
+    registration_id = parse_id(query.data, "tk:get")
+    if registration_id is None:
+        await stale_button(query, context.tr)
+        return
+    await query.answer()
+    await _send_ticket(update, context, registration_id)
+
+
+def _no_ticket(tr: Translator, _exc: NotFound) -> str:
+    return tr.gettext("You have no registration with an admission ticket. See /status.")
+
+
+def _not_paid(tr: Translator, _exc: NotPaid) -> str:
+    return tr.gettext(
+        "Your admission ticket is issued once your registration is paid. See /status."
+    )
+
+
+def _not_yet(tr: Translator, exc: TicketNotYetAvailable) -> str:
+    return tr.gettext(
+        "Your admission ticket will be available from {when}. I will send you a message then.",
+        when=tr.datetime(exc.available_from, exc.timezone, "short"),
+    )
+
+
+NO_TICKET = {NotFound: _no_ticket, NotPaid: _not_paid, TicketNotYetAvailable: _not_yet}
 
 
 async def _send_ticket(update: Update, context: ExamContext, registration_id: int | None) -> None:
     tr = context.tr
     message = update.effective_message
-    try:
+    async with refusals(update, tr, NO_TICKET, as_message=True) as refused:
         data = await context.services.tickets.ticket(update.effective_user.id, registration_id)
-    except NotFound:
-        await message.reply_text(tr.gettext("You have no registration with an admission ticket. See /status."))
-        return
-    except NotPaid:
-        await message.reply_text(
-            tr.gettext("Your admission ticket is issued once your registration is paid. See /status.")
-        )
-        return
-    except TicketNotYetAvailable as exc:
-        await message.reply_text(
-            tr.gettext(
-                "Your admission ticket will be available from {when}. I will send you a message then.",
-                when=tr.datetime(exc.available_from, exc.timezone, "short"),
-            )
-        )
+    if refused.error:
         return
     await context.bot.send_chat_action(message.chat_id, ChatAction.UPLOAD_DOCUMENT)
     photo = await _photo(context, data)
     # reportlab is CPU-bound (tens of ms): keep the event loop free for other users meanwhile.
     pdf = await asyncio.to_thread(
-        render_ticket, data, context.i18n.translator("zh_Hans"), context.i18n.translator("en"), photo=photo
+        render_ticket,
+        data,
+        context.i18n.translator("zh_Hans"),
+        context.i18n.translator("en"),
+        photo=photo,
     )
     await message.reply_document(
-        pdf, filename=f"admission-ticket-{data.ticket_number}.pdf",
+        pdf,
+        filename=f"admission-ticket-{data.ticket_number}.pdf",
         caption=tr.gettext(
             "🎫 Your admission ticket {number} for {date}. Print it (or keep it on your phone) and bring it "
             "with your ID card.",
-            number=data.ticket_number, date=tr.date(data.exam_date),
+            number=data.ticket_number,
+            date=tr.date(data.exam_date),
         ),
     )
 
@@ -103,24 +120,34 @@ async def cmd_checkticket(update: Update, context: ExamContext) -> None:
     """Staff: /checkticket <reference or check URL> — is this ticket genuine, and whose is it?"""
     tr = context.tr
     if not context.args:
-        await update.effective_message.reply_text(tr.gettext("Usage: /checkticket <reference from the QR code>"))
+        await update.effective_message.reply_text(
+            tr.gettext("Usage: /checkticket <reference from the QR code>")
+        )
         return
     check = await context.services.tickets.verify(" ".join(context.args))
-    await update.effective_message.reply_text(check_text(tr, check))
+    await update.effective_message.reply_text(check_text(tr, check, await level_names(context)))
 
 
-def check_text(tr: Translator, check: TicketCheck) -> str:
+def check_text(tr: Translator, check: TicketCheck, levels: LevelNames) -> str:
     if check.reason in ("forged", "unknown"):
-        return tr.gettext("❌ Not a valid admission ticket: the reference is unknown or has been altered.")
+        return tr.gettext(
+            "❌ Not a valid admission ticket: the reference is unknown or has been altered."
+        )
     details = tr.gettext(
         "Ticket {number}: {name}, ID {id_number}\nSession {session} ({date}), {level}, seat {seat}",
-        number=check.ticket_number, name=check.full_name, id_number=check.id_number_masked,
-        session=check.session_code, date=tr.date(check.exam_date) if check.exam_date else "-",
-        level=level_label(tr, check.level_code or ""), seat=check.seat,
+        number=check.ticket_number,
+        name=check.full_name,
+        id_number=check.id_number_masked,
+        session=check.session_code,
+        date=tr.date(check.exam_date) if check.exam_date else "-",
+        level=level_label(tr, check.level_code or "", levels.get(check.level_code or "")),
+        seat=check.seat,
     )
     if not check.valid:
-        return tr.gettext("❌ This ticket is no longer valid: the registration is not paid (cancelled?).\n{details}",
-                          details=details)
+        return tr.gettext(
+            "❌ This ticket is no longer valid: the registration is not paid (cancelled?).\n{details}",
+            details=details,
+        )
     return tr.gettext("✅ Valid admission ticket.\n{details}", details=details)
 
 
@@ -129,9 +156,11 @@ def ticket_ready(params: dict[str, Any], tr: Translator) -> Rendered:
         "🎫 Your admission ticket for the exam on {date} ({level}) is ready: ticket number {number}. "
         "Press the button or send /ticket to get the PDF.",
         date=tr.date(date.fromisoformat(params["exam_date"])) if params.get("exam_date") else "-",
-        level=level_label(tr, params.get("level_code", "")), number=params.get("ticket_number", ""),
+        level=level_label(tr, params.get("level_code", ""), params.get("level_names")),
+        number=params.get("ticket_number", ""),
     )
-    return Rendered(text, ticket_button(tr, int(params["registration_id"])))
+    button = ticket_button(tr, int(params["registration_id"]))
+    return Rendered(text, InlineKeyboardMarkup([[button]]))
 
 
 TEMPLATES = {Template.TICKET_READY: ticket_ready}

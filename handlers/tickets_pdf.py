@@ -100,8 +100,17 @@ class _Page:
         self.c = canvas
         self.y = PAGE_H - MARGIN
 
-    def text(self, x: float, y: float, text: str, size: float, *, bold: bool = False, color: Color = black,
-             align: str = "left") -> None:
+    def text(
+        self,
+        x: float,
+        y: float,
+        text: str,
+        size: float,
+        *,
+        bold: bool = False,
+        color: Color = black,
+        align: str = "left",
+    ) -> None:
         font = _font(text, bold)
         self.c.setFillColor(color)
         self.c.setFont(font, size)
@@ -113,8 +122,17 @@ class _Page:
             self.c.drawString(x, y, text)
         self.c.setFillColor(black)
 
-    def pair(self, x: float, y: float, zh: str, en: str, size: float, *, width: float | None = None,
-             bold: bool = False) -> float:
+    def pair(
+        self,
+        x: float,
+        y: float,
+        zh: str,
+        en: str,
+        size: float,
+        *,
+        width: float | None = None,
+        bold: bool = False,
+    ) -> float:
         """Chinese line, English beneath in grey (skipped when identical); returns the height used."""
         used = 0.0
         for line in _wrap(zh, _font(zh), size, width) if width else [zh]:
@@ -134,7 +152,9 @@ def _both(names: dict[str, str] | None) -> tuple[str, str]:
     return zh, names.get("en") or zh
 
 
-def render_ticket(data: TicketData, zh: Translator, en: Translator, *, photo: bytes | None = None) -> bytes:
+def render_ticket(
+    data: TicketData, zh: Translator, en: Translator, *, photo: bytes | None = None
+) -> bytes:
     """The ticket as PDF bytes; `photo` is the candidate's photo (JPEG/PNG) or None."""
     _fonts()
     buffer = io.BytesIO()
@@ -155,7 +175,9 @@ def render_ticket(data: TicketData, zh: Translator, en: Translator, *, photo: by
     occupation_zh, occupation_en = _both(data.occupation_name)
     level_zh, level_en = _both(data.level_name)
     page.text(PAGE_W / 2, page.y - 56, f"{occupation_zh} · {level_zh}", 11, align="center")
-    page.text(PAGE_W / 2, page.y - 69, f"{occupation_en} · {level_en}", 8.5, color=GREY, align="center")
+    page.text(
+        PAGE_W / 2, page.y - 69, f"{occupation_en} · {level_en}", 8.5, color=GREY, align="center"
+    )
     page.y -= 86
     canvas.setStrokeColor(black)
     canvas.line(MARGIN, page.y, PAGE_W - MARGIN, page.y)
@@ -165,7 +187,9 @@ def render_ticket(data: TicketData, zh: Translator, en: Translator, *, photo: by
     top = page.y
     photo_x = PAGE_W - MARGIN - PHOTO_W
     _photo(page, photo, photo_x, top - PHOTO_H, zh, en)
-    gender = {"male": label(N_("Male")), "female": label(N_("Female"))}.get(data.gender or "", ("—", "—"))
+    gender = {"male": label(N_("Male")), "female": label(N_("Female"))}.get(
+        data.gender or "", ("—", "—")
+    )
     direction = _both(data.direction_name) if data.direction_name else ("—", "—")
     rows = [
         (label(N_("Ticket number")), (data.ticket_number, "")),
@@ -174,23 +198,36 @@ def render_ticket(data: TicketData, zh: Translator, en: Translator, *, photo: by
         (label(N_("ID number")), (data.id_number_masked or "—", "")),
         (label(N_("Level")), (level_zh, level_en)),
         (label(N_("Direction")), direction),
-        (label(N_("Exam date")), (zh.date(data.exam_date, "long"), en.date(data.exam_date, "long"))),
+        (
+            label(N_("Exam date")),
+            (zh.date(data.exam_date, "long"), en.date(data.exam_date, "long")),
+        ),
     ]
     label_x, value_x = MARGIN, MARGIN + 34 * mm
     label_width = value_x - label_x - 3 * mm
     value_width = photo_x - value_x - 6 * mm
     for (name_zh, name_en), (value_zh, value_en) in rows:
         used_label = page.pair(label_x, page.y, name_zh, name_en, 10, width=label_width)
-        used_value = page.pair(value_x, page.y, value_zh, value_en, 12, width=value_width,
-                               bold=(value_zh == data.ticket_number))
+        used_value = page.pair(
+            value_x,
+            page.y,
+            value_zh,
+            value_en,
+            12,
+            width=value_width,
+            bold=(value_zh == data.ticket_number),
+        )
         page.y -= max(used_label, used_value) + 5
     page.y = min(page.y, top - PHOTO_H - 10)
 
     # --- components: date, time, room and seat
     page.y -= 6
     columns = [
-        (label(N_("Component")), 0), (label(N_("Date")), 36 * mm), (label(N_("Time")), 76 * mm),
-        (label(N_("Room")), 104 * mm), (label(N_("Seat")), 158 * mm),
+        (label(N_("Component")), 0),
+        (label(N_("Date")), 36 * mm),
+        (label(N_("Time")), 76 * mm),
+        (label(N_("Room")), 104 * mm),
+        (label(N_("Seat")), 158 * mm),
     ]
     table_w = PAGE_W - 2 * MARGIN
     offsets = [offset for _, offset in columns]
@@ -208,13 +245,19 @@ def render_ticket(data: TicketData, zh: Translator, en: Translator, *, photo: by
         cells = [
             (name_zh, name_en),
             (zh.date(day, "medium"), en.date(day, "medium")),
-            (f"{zh.time(component.starts_at, data.timezone)}–{zh.time(component.ends_at, data.timezone)}", ""),
+            (
+                f"{zh.time(component.starts_at, data.timezone)}–{zh.time(component.ends_at, data.timezone)}",
+                "",
+            ),
             (room_zh, room_en),
             (component.seat, ""),
         ]
         used = 0.0
         for offset, width, (value_zh, value_en) in zip(offsets, widths, cells):
-            used = max(used, page.pair(MARGIN + 3 + offset, page.y - 4, value_zh, value_en, 10.5, width=width))
+            used = max(
+                used,
+                page.pair(MARGIN + 3 + offset, page.y - 4, value_zh, value_en, 10.5, width=width),
+            )
         page.y -= used + 8
         canvas.setStrokeColor(LIGHT)
         canvas.line(MARGIN, page.y + 4, PAGE_W - MARGIN, page.y + 4)
@@ -231,7 +274,9 @@ def render_ticket(data: TicketData, zh: Translator, en: Translator, *, photo: by
         (label(N_("Evaluation organisation")), (org_zh, org_en)),
     ):
         used_label = page.pair(label_x, page.y, name_zh, name_en, 10, width=label_width)
-        used_value = page.pair(value_x, page.y, value_zh, value_en, 11, width=PAGE_W - MARGIN - value_x)
+        used_value = page.pair(
+            value_x, page.y, value_zh, value_en, 11, width=PAGE_W - MARGIN - value_x
+        )
         page.y -= max(used_label, used_value) + 5
 
     # --- rules (left) and the QR code (right)
@@ -250,7 +295,10 @@ def render_ticket(data: TicketData, zh: Translator, en: Translator, *, photo: by
         label(N_("No entry later than 15 minutes after the start of a component.")),
     )
     for number, (rule_zh, rule_en) in enumerate(rules, start=1):
-        page.y -= page.pair(MARGIN + 4, page.y, f"{number}. {rule_zh}", rule_en, 10, width=rules_width) + 4
+        page.y -= (
+            page.pair(MARGIN + 4, page.y, f"{number}. {rule_zh}", rule_en, 10, width=rules_width)
+            + 4
+        )
 
     renderPDF.draw(qr_drawing(data.qr_payload), canvas, qr_x, rules_top - QR_SIZE)
     caption_zh, caption_en = label(N_("Staff: scan to check this ticket"))
@@ -261,7 +309,9 @@ def render_ticket(data: TicketData, zh: Translator, en: Translator, *, photo: by
     canvas.drawRightString(PAGE_W - MARGIN, below - 20, data.signed_reference)
 
     # --- footer
-    issued_zh, issued_en = label(N_("Issued on {date}"), date=_stamp(data.issued_at, data.timezone))
+    issued_zh, issued_en = label(
+        N_("Issued on {date}"), date=_stamp(data.issued_at, data.timezone)
+    )
     page.text(MARGIN, MARGIN - 4, issued_zh, 7.5, color=GREY)
     page.text(MARGIN, MARGIN - 13, issued_en, 7, color=GREY)
     canvas.showPage()
@@ -269,20 +319,36 @@ def render_ticket(data: TicketData, zh: Translator, en: Translator, *, photo: by
     return buffer.getvalue()
 
 
-def _photo(page: _Page, photo: bytes | None, x: float, y: float, zh: Translator, en: Translator) -> None:
+def _photo(
+    page: _Page, photo: bytes | None, x: float, y: float, zh: Translator, en: Translator
+) -> None:
     canvas = page.c
     if photo:
         try:
-            canvas.drawImage(ImageReader(io.BytesIO(photo)), x, y, PHOTO_W, PHOTO_H, preserveAspectRatio=True,
-                             anchor="c")
+            canvas.drawImage(
+                ImageReader(io.BytesIO(photo)),
+                x,
+                y,
+                PHOTO_W,
+                PHOTO_H,
+                preserveAspectRatio=True,
+                anchor="c",
+            )
             canvas.rect(x, y, PHOTO_W, PHOTO_H, stroke=1, fill=0)
             return
-        except Exception:  # noqa: BLE001 - any unreadable image falls back to the box
+        except Exception:
             log.warning("the candidate's photo could not be drawn on the ticket; leaving the box")
     canvas.setFillColor(white)
     canvas.rect(x, y, PHOTO_W, PHOTO_H, stroke=1, fill=1)
     page.text(x + PHOTO_W / 2, y + PHOTO_H / 2 + 2, zh.gettext("Photo on file"), 9, align="center")
-    page.text(x + PHOTO_W / 2, y + PHOTO_H / 2 - 9, en.gettext("Photo on file"), 7, color=GREY, align="center")
+    page.text(
+        x + PHOTO_W / 2,
+        y + PHOTO_H / 2 - 9,
+        en.gettext("Photo on file"),
+        7,
+        color=GREY,
+        align="center",
+    )
 
 
 def _stamp(value: datetime, zone: str) -> str:

@@ -77,9 +77,10 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
             for field in ("body", "orelse", "finalbody", "handlers"):
                 child = getattr(node, field, None)
                 if isinstance(child, list) and child and isinstance(child[0], ast.AST):
-                    visit([c for c in child if isinstance(c, ast.stmt)] + [
-                        s for h in child if isinstance(h, ast.ExceptHandler) for s in h.body
-                    ])
+                    visit(
+                        [c for c in child if isinstance(c, ast.stmt)]
+                        + [s for h in child if isinstance(h, ast.ExceptHandler) for s in h.body]
+                    )
 
     visit(tree.body)
     found.discard(me)
@@ -125,8 +126,12 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def main() -> int:
     verbose = "--verbose" in sys.argv
-    paths = [p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))
-             if "migrations" not in p.parts]
+    paths = [
+        p
+        for pkg in PACKAGES
+        for p in sorted((ROOT / pkg).rglob("*.py"))
+        if "migrations" not in p.parts
+    ]
     modules = {module_name(p) for p in paths}
     graph = {module_name(p): imports_of(p, modules) for p in paths}
     circles = strongly_connected(graph)

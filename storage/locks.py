@@ -67,7 +67,7 @@ class LeaderLock:
                 await self._drop()
             try:
                 return await asyncio.wait_for(self._try(), CHECK_TIMEOUT)
-            except Exception as exc:  # noqa: BLE001 - no database: not the leader this time
+            except Exception as exc:
                 log.warning("leader lock %s: cannot try (%s)", self.name, exc)
                 return False
 
@@ -75,7 +75,9 @@ class LeaderLock:
         conn = await self._engine.connect()
         try:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            got = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}))
+            got = bool(
+                await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key})
+            )
         except BaseException:
             await conn.invalidate()
             raise
@@ -91,7 +93,7 @@ class LeaderLock:
         try:
             await asyncio.wait_for(conn.scalar(text("SELECT 1")), CHECK_TIMEOUT)
             return True
-        except Exception:  # noqa: BLE001 - any failure means the session (and the lock) is gone
+        except Exception:
             return False
 
     async def _drop(self) -> None:
@@ -99,7 +101,7 @@ class LeaderLock:
         if conn is not None:
             try:
                 await conn.invalidate()  # never back to the pool: the session may be broken
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
     async def release(self) -> None:
@@ -111,5 +113,5 @@ class LeaderLock:
             try:
                 await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
                 await conn.close()
-            except Exception:  # noqa: BLE001 - closing the session releases the lock anyway
+            except Exception:
                 await conn.invalidate()

@@ -8,7 +8,6 @@ UTC-aware datetimes on both SQLite and PostgreSQL (see `UTCDateTime`).
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -31,6 +30,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+
+# The lifecycles (states and what each allows) live in the domain; the models store their
+# values as plain strings and keep the names importable from here.
+from bot.domain.lifecycle import ACTIVE, BroadcastStatus, OutboxStatus
+from bot.domain.lifecycle import PaymentStatus as PaymentStatus
+from bot.domain.lifecycle import RegistrationState as RegistrationState
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -72,30 +77,8 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType, list[Any]: JSONType}
 
 
-class RegistrationState(enum.StrEnum):
-    """States of a registration; transitions live in the registration service."""
-
-    WAITLISTED = "waitlisted"  # no seat; waiting in line for the session
-    OFFERED = "offered"  # a freed seat is held for this candidate until offer_expires_at
-    SUBMITTED = "submitted"  # seat taken; eligibility still to be settled
-    AWAITING_PAYMENT = "awaiting_payment"
-    PAYMENT_REVIEW = "payment_review"  # a bank receipt is waiting for staff
-    PAID = "paid"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"  # unpaid at the payment deadline; seat released
-    REJECTED = "rejected"  # eligibility refused by staff
-
-
-#: States that hold or wait for a seat: at most one per candidate and level.
-ACTIVE_STATES = (
-    RegistrationState.WAITLISTED,
-    RegistrationState.OFFERED,
-    RegistrationState.SUBMITTED,
-    RegistrationState.AWAITING_PAYMENT,
-    RegistrationState.PAYMENT_REVIEW,
-    RegistrationState.PAID,
-)
-_ACTIVE_SQL = "state IN ({})".format(", ".join(f"'{s.value}'" for s in ACTIVE_STATES))
+#: The condition of the one-active-registration indexes (`ACTIVE`, in the migration's order).
+_ACTIVE_SQL = "state IN ({})".format(", ".join(f"'{s.value}'" for s in ACTIVE))
 
 
 class Candidate(Base):
@@ -138,8 +121,39 @@ class FlowState(Base):
     step: Mapped[str | None] = mapped_column(String(64))
     # answers per flow: {"registration": {...}, "eligibility": {...}}; kept after /cancel
     answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    version: Mapped[int] = mapped_column(default=0)
+    version: Mapped[int] = mapped_column(default=0)  # counts moves: enter, advance, leave
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    # The only ways services move a candidate through a flow. `answers` is always the whole
+    # answer dict of the flow (stored by replacement, so the JSON column sees the change).
+
+    def enter(
+        self, flow: str, step: str | None = None, *, answers: dict[str, Any] | None = None
+    ) -> None:
+        """Put the candidate in `flow` at `step`; `answers` replaces that flow's saved answers."""
+        self.flow, self.step = flow, step
+        self._save(flow, answers)
+
+    def advance(self, step: str, *, answers: dict[str, Any] | None = None) -> None:
+        """Move to `step` of the current flow; `answers` replaces the flow's saved answers."""
+        assert self.flow is not None, "advance() outside a flow"
+        self.step = step
+        self._save(self.flow, answers)
+
+    def leave(self, *, answers: dict[str, Any] | None = None) -> None:
+        """Leave the flow; its answers stay saved (`answers` replaces them first)."""
+        if self.flow is not None:
+            self._save(self.flow, answers)
+        self.flow, self.step = None, None
+
+    def answers_of(self, flow: str) -> dict[str, Any]:
+        """A copy of the answers saved for `flow` (edit it, then hand it back)."""
+        return dict(self.answers.get(flow, {}))
+
+    def _save(self, flow: str, answers: dict[str, Any] | None) -> None:
+        if answers is not None:
+            self.answers = {**self.answers, flow: answers}
+        self.version += 1
 
 
 class CatalogVersion(Base):
@@ -197,7 +211,9 @@ class ExamSession(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     components: Mapped[list[SessionComponent]] = relationship(
-        back_populates="session", cascade="all, delete-orphan", order_by="SessionComponent.starts_at"
+        back_populates="session",
+        cascade="all, delete-orphan",
+        order_by="SessionComponent.starts_at",
     )
 
 
@@ -218,7 +234,8 @@ class SessionComponent(Base):
 
 
 class Registration(Base):
-    """A candidate's registration for a level at a session, moving through `RegistrationState`."""
+    """A candidate's registration for a level at a session, moving through `RegistrationState`
+    (`bot.domain.lifecycle`)."""
 
     __tablename__ = "registrations"
     __table_args__ = (
@@ -247,7 +264,7 @@ class Registration(Base):
     session_id: Mapped[int] = mapped_column(ForeignKey("exam_sessions.id"))
     level_code: Mapped[str] = mapped_column(ForeignKey("levels.code"))
     direction_code: Mapped[str | None] = mapped_column(ForeignKey("directions.code"))
-    state: Mapped[str] = mapped_column(String(24))
+    state: Mapped[str] = mapped_column(String(24))  # a RegistrationState
     reference: Mapped[str] = mapped_column(String(16), unique=True)  # bank-transfer reference
     components: Mapped[list[Any]] = mapped_column(default=list)
     eligibility: Mapped[dict[str, Any]] = mapped_column(default=dict)  # verdict snapshot
@@ -297,14 +314,18 @@ class Payment(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # None only for a provider notice whose reference matches no registration (kept, flagged).
     registration_id: Mapped[int | None] = mapped_column(ForeignKey("registrations.id"), index=True)
-    method: Mapped[str] = mapped_column(String(24))  # telegram, stars, bank_transfer, bank_statement, provider
+    method: Mapped[str] = mapped_column(
+        String(24)
+    )  # telegram, stars, bank_transfer, bank_statement, provider
     external_id: Mapped[str | None] = mapped_column(String(128))  # charge / transaction id
     amount_minor: Mapped[int]
     currency: Mapped[str] = mapped_column(String(8))
-    status: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(24))  # a PaymentStatus
     receipt_file_id: Mapped[str | None] = mapped_column(String(256))
     receipt_unique_id: Mapped[str | None] = mapped_column(String(128), index=True)
-    receipt_sha256: Mapped[str | None] = mapped_column(String(64), index=True)  # the same file re-uploaded
+    receipt_sha256: Mapped[str | None] = mapped_column(
+        String(64), index=True
+    )  # the same file re-uploaded
     decided_by: Mapped[int | None] = mapped_column(BigInteger)
     decided_at: Mapped[datetime | None]
     reason: Mapped[str | None] = mapped_column(Text)
@@ -345,14 +366,6 @@ class InboxUpdate(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     processed_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
-
-
-class OutboxStatus(enum.StrEnum):
-    PENDING = "pending"
-    SENT = "sent"
-    FAILED = "failed"
-    UNREACHABLE = "unreachable"
-    CANCELLED = "cancelled"
 
 
 class OutboxMessage(Base):
@@ -403,17 +416,6 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-class BroadcastStatus(enum.StrEnum):
-    """States of a staff broadcast; transitions live in the broadcasts service."""
-
-    DRAFT = "draft"  # being composed (content, audience, time)
-    SCHEDULED = "scheduled"  # confirmed; its outbox rows wait for `scheduled_at`
-    SENDING = "sending"
-    PAUSED = "paused"  # its pending outbox rows are not claimed (see OutboxRepository)
-    CANCELLED = "cancelled"
-    DONE = "done"  # nothing left pending; the report went out
-
-
 class Broadcast(Base):
     """An announcement from staff to a set of candidates, sent as one outbox row per recipient."""
 
@@ -422,7 +424,9 @@ class Broadcast(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_by: Mapped[int] = mapped_column(BigInteger)  # staff Telegram id
-    chat_id: Mapped[int] = mapped_column(BigInteger)  # where it was composed; progress and report go there
+    chat_id: Mapped[int] = mapped_column(
+        BigInteger
+    )  # where it was composed; progress and report go there
     language: Mapped[str] = mapped_column(String(16))  # of the progress message
     status: Mapped[str] = mapped_column(String(16), default=BroadcastStatus.DRAFT)
     text: Mapped[str | None] = mapped_column(Text)
@@ -435,7 +439,9 @@ class Broadcast(Base):
     scheduled_at: Mapped[datetime | None]
     progress_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     progress_message_id: Mapped[int | None] = mapped_column(BigInteger)
-    progress_fingerprint: Mapped[str | None] = mapped_column(String(64))  # what the message shows now
+    progress_fingerprint: Mapped[str | None] = mapped_column(
+        String(64)
+    )  # what the message shows now
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     confirmed_by: Mapped[int | None] = mapped_column(BigInteger)
     confirmed_at: Mapped[datetime | None]
@@ -472,6 +478,8 @@ class TicketCounter(Base):
 
     __tablename__ = "ticket_counters"
 
-    session_id: Mapped[int] = mapped_column(ForeignKey("exam_sessions.id", ondelete="CASCADE"), primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("exam_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
     scope: Mapped[str] = mapped_column(String(32), primary_key=True)
     last: Mapped[int] = mapped_column(default=0)

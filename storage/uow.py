@@ -5,9 +5,10 @@
         await uow.commit()
 
 Leaving the block without `commit()` rolls back. Repositories hang off the unit of work
-and share its session; they never commit. A unit of work that queued an outbox row
-(`queued`, set by `bot.services.notify`) calls `after_outbox_commit` once committed, so
-the sender looks at the table at once instead of at its next poll.
+and share its session; they never commit. Services reach the database only through the
+repositories (`session` is theirs, and the tests'). A unit of work that queued an outbox
+row (`queued`, set by `bot.services.notify`) calls `after_outbox_commit` once committed,
+so the sender looks at the table at once instead of at its next poll.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class UnitOfWork:
         self.catalog = CatalogRepository(self.session)
         self.audit = AuditRepository(self.session)
         self.reviews = ReviewRepository(self.session)
-        self.sessions = SessionRepository(self.session)
+        self.exam_sessions = SessionRepository(self.session)  # exam sessions, not the DB one
         self.registrations = RegistrationRepository(self.session)
         self.reminders = ReminderRepository(self.session)
         self.broadcasts = BroadcastRepository(self.session)

@@ -30,8 +30,12 @@ async def _pg_admin_execute(sql: str) -> None:
 
     url = make_url(POSTGRES_URL)
     conn = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-        database=url.database, timeout=5,
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database=url.database,
+        timeout=5,
     )
     try:
         await conn.execute(sql)
@@ -44,7 +48,7 @@ def postgres_reachable() -> bool:
         try:
             asyncio.run(_pg_admin_execute("SELECT 1"))
             _pg_state["ok"] = True
-        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        except Exception as exc:
             _pg_state["ok"] = False
             _pg_state["why"] = f"{type(exc).__name__}: {exc}"
     return bool(_pg_state["ok"])

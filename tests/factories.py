@@ -20,7 +20,12 @@ from storage.uow import UnitOfWork
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 LEVELS = (("junior", 1, 128), ("intermediate", 2, 128), ("senior", 3, 160))
-DIRECTIONS = ("equipment_development", "equipment_application", "production_control", "smart_maintenance")
+DIRECTIONS = (
+    "equipment_development",
+    "equipment_application",
+    "production_control",
+    "smart_maintenance",
+)
 
 
 class Clock:
@@ -43,7 +48,9 @@ async def ensure_levels(database: Database) -> None:
         levels = set((await uow.session.scalars(select(Level.code))).all())
         for code, rank, hours in LEVELS:
             if code not in levels:
-                uow.session.add(Level(code=code, rank=rank, names={"en": code}, training_hours=hours))
+                uow.session.add(
+                    Level(code=code, rank=rank, names={"en": code}, training_hours=hours)
+                )
         directions = set((await uow.session.scalars(select(Direction.code))).all())
         for code in DIRECTIONS:
             if code not in directions:
@@ -92,12 +99,14 @@ async def make_session(
         cancelled=cancelled,
         components=[
             SessionComponent(
-                component="theory", starts_at=exam_day + timedelta(hours=1),
+                component="theory",
+                starts_at=exam_day + timedelta(hours=1),
                 ends_at=exam_day + timedelta(hours=2, minutes=30),
                 room={"zh_Hans": "机房 A301", "en": "Computer room A301"},
             ),
             SessionComponent(
-                component="practical", starts_at=exam_day + timedelta(hours=5, minutes=30),
+                component="practical",
+                starts_at=exam_day + timedelta(hours=5, minutes=30),
                 ends_at=exam_day + timedelta(hours=7, minutes=30),
                 room={"zh_Hans": "智能制造实训中心 B105", "en": "Smart manufacturing lab B105"},
             ),
@@ -114,7 +123,9 @@ async def make_candidates(
 ) -> list[int]:
     """Candidates keyed by Telegram id (chat id = Telegram id unless `with_chat` is False)."""
     rows = [
-        Candidate(telegram_id=tid, chat_id=tid if with_chat else None, first_name=f"C{tid}", profile={})
+        Candidate(
+            telegram_id=tid, chat_id=tid if with_chat else None, first_name=f"C{tid}", profile={}
+        )
         for tid in telegram_ids
     ]
     async with UnitOfWork(database.sessions) as uow:

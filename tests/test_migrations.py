@@ -10,7 +10,9 @@ from storage.db import Database
 from storage.models import Base
 
 
-async def test_stairway_every_revision_upgrades_downgrades_and_upgrades_again(database_url: str) -> None:
+async def test_stairway_every_revision_upgrades_downgrades_and_upgrades_again(
+    database_url: str,
+) -> None:
     db = Database(database_url)
     try:
         previous = "base"
@@ -29,6 +31,8 @@ async def test_stairway_every_revision_upgrades_downgrades_and_upgrades_again(da
 async def test_upgrade_head_matches_models(database: Database) -> None:
     async with database.engine.connect() as conn:
         diff = await conn.run_sync(
-            lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": False}), Base.metadata)
+            lambda c: compare_metadata(
+                MigrationContext.configure(c, opts={"compare_type": False}), Base.metadata
+            )
         )
     assert diff == []

@@ -42,8 +42,20 @@ WATCH_INTERVAL = 0.3  # interactive mode: how often to look for messages nobody 
 PROMPT = "> "
 # Minor units per currency (Telegram's currencies.json); anything else has 2 decimals.
 _CURRENCY_EXPONENT = {"XTR": 0, "JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "UGX": 0}
-_MEDIA_KINDS = ("video", "animation", "audio", "voice", "video_note", "location", "venue",
-                "contact", "poll", "dice", "game", "story")
+_MEDIA_KINDS = (
+    "video",
+    "animation",
+    "audio",
+    "voice",
+    "video_note",
+    "location",
+    "venue",
+    "contact",
+    "poll",
+    "dice",
+    "game",
+    "story",
+)
 
 HELP = """\
 Type text or /commands to send them to the bot. Actions start with a colon:
@@ -90,7 +102,9 @@ def _content_lines(msg: dict[str, Any]) -> list[str]:
         lines.append(f"[photo {largest['width']}x{largest['height']}]")
     elif "document" in msg:
         document = msg["document"]
-        lines.append(f"[document {document.get('file_name') or document.get('mime_type') or 'file'}]")
+        lines.append(
+            f"[document {document.get('file_name') or document.get('mime_type') or 'file'}]"
+        )
     elif "invoice" in msg:
         invoice = msg["invoice"]
         amount = format_amount(invoice["total_amount"], invoice["currency"])
@@ -111,7 +125,9 @@ def inline_buttons(msg: dict[str, Any]) -> list[dict[str, Any]]:
     return [b for row in msg.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
 
 
-def render_message(msg: dict[str, Any], where: str | None = None, edited: bool = False) -> list[str]:
+def render_message(
+    msg: dict[str, Any], where: str | None = None, edited: bool = False
+) -> list[str]:
     """A bot message as terminal lines: text or media, then numbered inline buttons."""
     head = "bot" + (f" @ {where}" if where else "") + (" (edited)" if edited else "") + ":"
     body = _content_lines(msg)
@@ -155,12 +171,21 @@ def make_png(width: int = PHOTO_SIZE[0], height: int = PHOTO_SIZE[1]) -> bytes:
     """A plain PNG (light blue, like an ID photo background) built with zlib only."""
 
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + tag
+            + data
+            + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        )
 
     row = b"\x00" + bytes((0xCF, 0xE3, 0xF5)) * width  # filter byte 0, then RGB pixels
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(row * height, 9)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * height, 9))
+        + chunk(b"IEND", b"")
+    )
 
 
 # --- what has been shown -------------------------------------------------------------------
@@ -255,10 +280,20 @@ class ChatSession:
     def __post_init__(self) -> None:
         self.view = View(self.sandbox)
         self._actions: dict[str, Callable[[str], Awaitable[bool]]] = {
-            "press": self._press, "contact": self._contact, "photo": self._photo,
-            "doc": self._doc, "document": self._doc, "sticker": self._sticker, "pay": self._pay,
-            "as": self._as, "staffchat": self._staffchat, "group": self._group,
-            "help": self._help, "quit": self._quit, "q": self._quit, "exit": self._quit,
+            "press": self._press,
+            "contact": self._contact,
+            "photo": self._photo,
+            "doc": self._doc,
+            "document": self._doc,
+            "sticker": self._sticker,
+            "pay": self._pay,
+            "as": self._as,
+            "staffchat": self._staffchat,
+            "group": self._group,
+            "help": self._help,
+            "quit": self._quit,
+            "q": self._quit,
+            "exit": self._quit,
         }
 
     def emit(self, lines: Iterable[str]) -> None:
@@ -313,7 +348,9 @@ class ChatSession:
         try:
             acted = await self._dispatch(line.strip())
             if acted and not await self.settle():
-                self.write(f"(the bot is still busy after {SETTLE_TIMEOUT:.0f}s; later messages appear when they arrive)")
+                self.write(
+                    f"(the bot is still busy after {SETTLE_TIMEOUT:.0f}s; later messages appear when they arrive)"
+                )
             self.emit(self.show_new())
         finally:
             self.busy = False
@@ -350,8 +387,14 @@ class ChatSession:
             if msg is None:
                 continue
             mid = msg["message_id"]
-            seq = next((s for s, m in zip(reversed(state.bot_event_seqs), reversed(state.bot_event_ids))
-                        if m == mid), 0)
+            seq = next(
+                (
+                    s
+                    for s, m in zip(reversed(state.bot_event_seqs), reversed(state.bot_event_ids))
+                    if m == mid
+                ),
+                0,
+            )
             if best is None or seq > best[0]:
                 best = (seq, chat_id, msg)
         return None if best is None else (best[1], best[2])
@@ -366,12 +409,16 @@ class ChatSession:
                 raise ChatError("no message with buttons to press")
             number = int(arg)
             if not 1 <= number <= len(buttons):
-                raise ChatError(f"no button {number}: the latest message has buttons 1-{len(buttons)}")
+                raise ChatError(
+                    f"no button {number}: the latest message has buttons 1-{len(buttons)}"
+                )
             button = buttons[number - 1]
         else:
             button = next((b for b in buttons if b["text"] == arg), None)
             if button is None:
-                button = next((b for b in buttons if b["text"].casefold().strip() == arg.casefold()), None)
+                button = next(
+                    (b for b in buttons if b["text"].casefold().strip() == arg.casefold()), None
+                )
             if button is None:
                 return await self._press_reply_button(arg, [b["text"] for b in buttons])
         assert found is not None
@@ -380,11 +427,15 @@ class ChatSession:
             if "url" in button:
                 self.write(f"(opens {button['url']})")
                 return False
-            raise ChatError(f"button {button['text']!r} does nothing here (it is {sorted(button)})")
+            raise ChatError(
+                f"button {button['text']!r} does nothing here (it is {sorted(button)})"
+            )
         if arg.isdigit():  # say which, so a transcript reads without counting buttons
             self.write(f"(pressed {button['text']})")
         try:
-            update = await self.current.user.press(button["callback_data"], message_id=msg["message_id"], chat=chat_id)
+            update = await self.current.user.press(
+                button["callback_data"], message_id=msg["message_id"], chat=chat_id
+            )
         except SandboxError as exc:
             raise ChatError(str(exc)) from None
         if not await self.settle():
@@ -393,7 +444,9 @@ class ChatSession:
         if answer is None:
             self.write("(the bot did not answer the button press)")
         elif answer.get("text"):
-            self.write(f"bot ({'alert' if answer.get('show_alert') else 'notice'}): {answer['text']}")
+            self.write(
+                f"bot ({'alert' if answer.get('show_alert') else 'notice'}): {answer['text']}"
+            )
         elif answer.get("url"):
             self.write(f"(opens {answer['url']})")
         return False  # already settled
@@ -408,11 +461,17 @@ class ChatSession:
                 if isinstance(button, dict) and button.get("request_contact"):
                     return await self._contact("")
                 if isinstance(button, dict) and any(k.startswith("request_") for k in button):
-                    raise ChatError(f"button {text!r} asks for something this terminal cannot share")
+                    raise ChatError(
+                        f"button {text!r} asks for something this terminal cannot share"
+                    )
                 await self.current.user.send_text(text)
                 return True
-        shown = inline + [b if isinstance(b, str) else b.get("text", "") for row in keyboard for b in row]
-        raise ChatError(f"no button {label!r}" + (f"; buttons: {', '.join(shown)}" if shown else ""))
+        shown = inline + [
+            b if isinstance(b, str) else b.get("text", "") for row in keyboard for b in row
+        ]
+        raise ChatError(
+            f"no button {label!r}" + (f"; buttons: {', '.join(shown)}" if shown else "")
+        )
 
     async def _contact(self, arg: str) -> bool:
         phone = arg or DEFAULT_PHONES.get(self.current.user.id, "+8613800138000")
@@ -504,10 +563,12 @@ class ChatSession:
             import readline  # noqa: F401 - line editing and history for input()
         except ImportError:
             pass
-        self.emit([
-            f"examdesk chat: you are {self.current.label}.",
-            "Type /start to begin, :help for the actions, :quit or Ctrl-D to leave.",
-        ])
+        self.emit(
+            [
+                f"examdesk chat: you are {self.current.label}.",
+                "Type /start to begin, :help for the actions, :quit or Ctrl-D to leave.",
+            ]
+        )
         watcher = asyncio.create_task(self._watch(), name="chat:watch")
         try:
             while True:
@@ -553,7 +614,7 @@ async def _ask(prompt: str) -> str | None:
             value: str | None = input(prompt)
         except (EOFError, KeyboardInterrupt):
             value = None
-        except Exception:  # noqa: BLE001 - a closed terminal is an end of input
+        except Exception:
             value = None
         try:
             loop.call_soon_threadsafe(settle, value)
@@ -587,8 +648,8 @@ async def prepare_database(settings: Settings) -> Prepared:
     """Migrate the configured database; load the catalogue file if none is loaded yet."""
     from sqlalchemy import func, select
 
-    from bot.services import build_services
     from bot.domain.catalog import CatalogError, load_catalog
+    from bot.services import build_services
     from bot.services.errors import CatalogMissing
     from storage import migrate
     from storage.db import Database
@@ -613,26 +674,36 @@ async def prepare_database(settings: Settings) -> Prepared:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             note = f"no exam catalogue is loaded: {settings.catalog}: {first}"
             return Prepared(note, True, last + 1)
-        return Prepared(f"loaded exam catalogue {result.version} from {settings.catalog}", False, last + 1)
+        return Prepared(
+            f"loaded exam catalogue {result.version} from {settings.catalog}", False, last + 1
+        )
     finally:
         await database.dispose()
 
 
 def chat_settings(settings: Settings, sandbox: Sandbox, token: str) -> Settings:
     """The given settings, pointed at the sandbox: polling, an ephemeral port, staff as admin."""
-    return settings.model_copy(update={
-        "bot_token": SecretStr(token),
-        "bot_api_url": sandbox.url,
-        "webhook_url": None,
-        "webhook_secret": None,
-        "listen": "127.0.0.1:0",
-        "admin_ids": frozenset(settings.admin_ids) | {STAFF_ID},
-        "staff_chat_id": STAFF_CHAT_ID,
-    })
+    return settings.model_copy(
+        update={
+            "bot_token": SecretStr(token),
+            "bot_api_url": sandbox.url,
+            "webhook_url": None,
+            "webhook_secret": None,
+            "listen": "127.0.0.1:0",
+            "admin_ids": frozenset(settings.admin_ids) | {STAFF_ID},
+            "staff_chat_id": STAFF_CHAT_ID,
+        }
+    )
 
 
-async def run_chat(settings: Settings, *, staff: bool, script: bool,
-                   source: TextIO | None = None, write: Callable[[str], None] | None = None) -> int:
+async def run_chat(
+    settings: Settings,
+    *,
+    staff: bool,
+    script: bool,
+    source: TextIO | None = None,
+    write: Callable[[str], None] | None = None,
+) -> int:
     """`examdesk chat`: sandbox + the real bot in this process, driven from the terminal."""
     from bot.app import Runtime
 
@@ -658,8 +729,9 @@ async def run_chat(settings: Settings, *, staff: bool, script: bool,
             write(f"({prepared.note})")
         runtime = Runtime(chat_settings(settings, sandbox, token))
         await runtime.start()
-        session = ChatSession(sandbox, runtime, identities,
-                              identities["staff" if staff else "candidate"], write)
+        session = ChatSession(
+            sandbox, runtime, identities, identities["staff" if staff else "candidate"], write
+        )
         # Updates left unprocessed by an earlier run are recovered at start: show their answers.
         await session.settle()
         session.emit(session.show_new())
@@ -670,7 +742,7 @@ async def run_chat(settings: Settings, *, staff: bool, script: bool,
         if runtime is not None:
             try:
                 await runtime.stop()
-            except Exception:  # noqa: BLE001 - a half-started runtime; nothing left to save
+            except Exception:
                 log.debug("stopping the runtime failed", exc_info=True)
         await sandbox.stop()
 

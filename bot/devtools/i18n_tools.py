@@ -55,7 +55,12 @@ def untranslated(template: Catalog, catalog: Catalog) -> list[str]:
         found = catalog.get(message.id, message.context)
         strings = found.string if found is not None else None
         forms = strings if isinstance(strings, tuple | list) else (strings,)
-        if found is None or found.fuzzy or not all(forms) or len(forms) < (catalog.num_plurals if message.pluralizable else 1):
+        if (
+            found is None
+            or found.fuzzy
+            or not all(forms)
+            or len(forms) < (catalog.num_plurals if message.pluralizable else 1)
+        ):
             missing.append(message.id if isinstance(message.id, str) else message.id[0])
     return missing
 

@@ -28,7 +28,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -118,7 +118,9 @@ def _check_time_zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from None
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)"
+        ) from None
     return value
 
 
@@ -402,7 +404,7 @@ class Session(_Model):
 
     def local_to_utc(self, day: date, clock: time) -> datetime:
         """A local wall-clock moment of this session's zone, as an aware UTC datetime."""
-        return datetime.combine(day, clock, tzinfo=self.zone).astimezone(timezone.utc)
+        return datetime.combine(day, clock, tzinfo=self.zone).astimezone(dt.UTC)
 
     def slots(self) -> list[ComponentSlot]:
         return [
@@ -445,7 +447,9 @@ class SessionTimeline:
 
     def anchor(self, name: str) -> datetime:
         """The moment a reminder ``anchor`` refers to."""
-        attribute = {"exam_start": "exam_starts_at", "recheck_until": "recheck_until_at"}.get(name, f"{name}_at")
+        attribute = {"exam_start": "exam_starts_at", "recheck_until": "recheck_until_at"}.get(
+            name, f"{name}_at"
+        )
         return getattr(self, attribute)
 
 
@@ -488,13 +492,19 @@ class Catalog(_Model):
     @classmethod
     def _version_as_text(cls, value: Any) -> Any:
         # An unquoted `version: 2026.11` is a float in YAML; keep what staff wrote.
-        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+        return (
+            str(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else value
+        )
 
     # -- identity
 
     def content_hash(self) -> str:
         """sha256 of a canonical JSON dump: equal content ⇔ equal hash, whatever the YAML layout."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        payload = json.dumps(
+            self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+        )
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
     # -- look-ups (KeyError on an unknown code: callers pass codes they got from here)
@@ -541,7 +551,9 @@ class Catalog(_Model):
 
     def sessions_for(self, level_code: str) -> list[Session]:
         """Sessions offering a level, by exam date."""
-        return sorted((s for s in self.sessions if level_code in s.levels), key=lambda s: s.exam_date)
+        return sorted(
+            (s for s in self.sessions if level_code in s.levels), key=lambda s: s.exam_date
+        )
 
     # -- time
 
@@ -577,7 +589,9 @@ class Catalog(_Model):
         """Every reminder of a session with its UTC moment, in time order."""
         timeline = self.session_timeline(session_code)
         times = [
-            ReminderTime(kind=r.kind, offset=offset, at=timeline.anchor(r.anchor) + parse_offset(offset))
+            ReminderTime(
+                kind=r.kind, offset=offset, at=timeline.anchor(r.anchor) + parse_offset(offset)
+            )
             for r in self.reminders
             for offset in r.offsets
         ]
@@ -671,7 +685,11 @@ def _problems_from_validation(exc: ValidationError) -> list[Problem]:
     for error in exc.errors(include_url=False):
         # pydantic adds the tried union member / "function-after" step to the location;
         # staff only care about the field.
-        loc = [p for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
+        loc = [
+            p
+            for p in error["loc"]
+            if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))
+        ]
         problems.append(Problem(_format_path(loc), _humanise(error["msg"])))
     return problems
 
@@ -683,12 +701,16 @@ def _duplicates(codes: Iterable[str]) -> set[str]:
     return {code for code, count in Counter(codes).items() if count > 1}
 
 
-def _check_unique(problems: list[Problem], section: str, items: Iterable[Any], attr: str = "code") -> None:
+def _check_unique(
+    problems: list[Problem], section: str, items: Iterable[Any], attr: str = "code"
+) -> None:
     items = list(items)
     dups = _duplicates(getattr(item, attr) for item in items)
     for index, item in enumerate(items):
         if getattr(item, attr) in dups:
-            problems.append(Problem(f"{section}[{index}].{attr}", f"duplicate {attr} {getattr(item, attr)!r}"))
+            problems.append(
+                Problem(f"{section}[{index}].{attr}", f"duplicate {attr} {getattr(item, attr)!r}")
+            )
 
 
 def _cross_check(catalog: Catalog) -> list[Problem]:
@@ -729,11 +751,19 @@ def _check_route(catalog: Catalog, path: str, route: Route) -> list[Problem]:
         problems.append(Problem(f"{cpath}.title_at_least", f"unknown title {c.title_at_least!r}"))
     for i, code in enumerate(c.education_in or ()):
         if code not in education_codes:
-            problems.append(Problem(f"{cpath}.education_in[{i}]", f"unknown education level {code!r}"))
+            problems.append(
+                Problem(f"{cpath}.education_in[{i}]", f"unknown education level {code!r}")
+            )
     if c.education_at_least is not None and c.education_at_least not in education_codes:
-        problems.append(Problem(f"{cpath}.education_at_least", f"unknown education level {c.education_at_least!r}"))
+        problems.append(
+            Problem(
+                f"{cpath}.education_at_least", f"unknown education level {c.education_at_least!r}"
+            )
+        )
     if c.related_major is not None and c.related_major not in catalog.related_majors:
-        problems.append(Problem(f"{cpath}.related_major", f"unknown related_majors list {c.related_major!r}"))
+        problems.append(
+            Problem(f"{cpath}.related_major", f"unknown related_majors list {c.related_major!r}")
+        )
     if c.prior_level is not None and c.prior_level not in level_codes:
         problems.append(Problem(f"{cpath}.prior_level", f"unknown level {c.prior_level!r}"))
     if c.years_since_title is not None and c.title_at_least is None:
@@ -741,7 +771,9 @@ def _check_route(catalog: Catalog, path: str, route: Route) -> list[Problem]:
     if c.years_since_prior_level is not None and c.prior_level is None:
         problems.append(Problem(f"{cpath}.years_since_prior_level", "needs prior_level"))
     if c.final_year_allowed and c.education_in is None and c.education_at_least is None:
-        problems.append(Problem(f"{cpath}.final_year_allowed", "needs education_in or education_at_least"))
+        problems.append(
+            Problem(f"{cpath}.final_year_allowed", "needs education_in or education_at_least")
+        )
     if c.model_dump(exclude_defaults=True) == {}:
         problems.append(Problem(cpath, "a route needs at least one condition"))
     return problems
@@ -750,17 +782,30 @@ def _check_route(catalog: Catalog, path: str, route: Route) -> list[Problem]:
 def _check_timeline(t: Timeline, path: str) -> list[Problem]:
     problems = []
     if not t.registration_opens < t.registration_closes:
-        problems.append(Problem(f"{path}.registration_opens", "must be before registration_closes"))
+        problems.append(
+            Problem(f"{path}.registration_opens", "must be before registration_closes")
+        )
     if not t.registration_closes < 0:
-        problems.append(Problem(f"{path}.registration_closes", "must be before the exam day (negative)"))
+        problems.append(
+            Problem(f"{path}.registration_closes", "must be before the exam day (negative)")
+        )
     if not t.registration_closes <= t.eligibility_review_done < 0:
         problems.append(
-            Problem(f"{path}.eligibility_review_done", "must be between registration_closes and the exam day")
+            Problem(
+                f"{path}.eligibility_review_done",
+                "must be between registration_closes and the exam day",
+            )
         )
     if not t.registration_opens <= t.payment_due < 0:
-        problems.append(Problem(f"{path}.payment_due", "must be after registration opens and before the exam day"))
+        problems.append(
+            Problem(
+                f"{path}.payment_due", "must be after registration opens and before the exam day"
+            )
+        )
     elif t.payment_due * 24 + t.payment_grace_hours >= 0:
-        problems.append(Problem(f"{path}.payment_grace_hours", "pushes the payment deadline past the exam day"))
+        problems.append(
+            Problem(f"{path}.payment_grace_hours", "pushes the payment deadline past the exam day")
+        )
     if not t.tickets_from <= 0:
         problems.append(Problem(f"{path}.tickets_from", "must not be after the exam day"))
     if not t.results > 0:
@@ -779,20 +824,29 @@ def _check_fees(catalog: Catalog) -> list[Problem]:
     problems = []
     for index, method in enumerate(catalog.payment.methods):
         if method not in PAYMENT_METHODS:
-            problems.append(Problem(f"payment.methods[{index}]", f"unknown method {method!r} (one of {', '.join(PAYMENT_METHODS)})"))
+            problems.append(
+                Problem(
+                    f"payment.methods[{index}]",
+                    f"unknown method {method!r} (one of {', '.join(PAYMENT_METHODS)})",
+                )
+            )
     if "bank_transfer" in catalog.payment.methods and catalog.payment.bank_account is None:
         problems.append(Problem("payment.bank_account", "required when bank_transfer is enabled"))
     if "stars" in catalog.payment.methods:
         for code, fee in catalog.fees.levels.items():
             if fee.stars is None:
-                problems.append(Problem(f"fees.levels.{code}.stars", "required when stars is enabled"))
+                problems.append(
+                    Problem(f"fees.levels.{code}.stars", "required when stars is enabled")
+                )
     level_codes = [level.code for level in catalog.levels]
     for code in catalog.fees.levels:
         if code not in level_codes:
             problems.append(Problem(f"fees.levels.{code}", f"unknown level {code!r}"))
     for code in level_codes:
         if code not in catalog.fees.levels:
-            problems.append(Problem(f"fees.levels.{code}", "missing: every level needs a fee entry"))
+            problems.append(
+                Problem(f"fees.levels.{code}", "missing: every level needs a fee entry")
+            )
     return problems
 
 
@@ -812,14 +866,18 @@ def _check_session(catalog: Catalog, path: str, session: Session) -> list[Proble
         if part.component not in component_codes:
             problems.append(Problem(f"{cpath}.component", f"unknown component {part.component!r}"))
         if part.component in seen:
-            problems.append(Problem(f"{cpath}.component", f"component {part.component!r} listed twice"))
+            problems.append(
+                Problem(f"{cpath}.component", f"component {part.component!r} listed twice")
+            )
         seen.add(part.component)
         day = part.date or session.exam_date
         start, end = datetime.combine(day, part.start), datetime.combine(day, part.end)
         if not start < end:
             problems.append(Problem(f"{cpath}.end", "must be after start"))
         if previous_end is not None and start < previous_end:
-            problems.append(Problem(f"{cpath}.start", "must not be before the end of the previous component"))
+            problems.append(
+                Problem(f"{cpath}.start", "must not be before the end of the previous component")
+            )
         previous_end = end
         if part.date is not None and part.date < session.exam_date:
             problems.append(Problem(f"{cpath}.date", "must not be before the session's exam_date"))

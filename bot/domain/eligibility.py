@@ -218,7 +218,9 @@ def _normalise_major(text: str) -> str:
     return compact
 
 
-def major_matches(catalog: Catalog, list_name: str, major: str | None, major_code: str | None = None) -> bool:
+def major_matches(
+    catalog: Catalog, list_name: str, major: str | None, major_code: str | None = None
+) -> bool:
     """Whether the major (picked code or free text) is on the named related-majors list."""
     majors = catalog.related_majors.get(list_name, ())
     if major_code is not None and any(m.code == major_code for m in majors):
@@ -226,7 +228,10 @@ def major_matches(catalog: Catalog, list_name: str, major: str | None, major_cod
     if not major:
         return False
     wanted = _normalise_major(major)
-    return any(wanted in {_normalise_major(m.name.zh_Hans), _normalise_major(m.name.en), m.code} for m in majors)
+    return any(
+        wanted in {_normalise_major(m.name.zh_Hans), _normalise_major(m.name.en), m.code}
+        for m in majors
+    )
 
 
 # --- route conditions -------------------------------------------------------------------
@@ -253,11 +258,17 @@ def _accepted_education(catalog: Catalog, route: Route) -> set[str] | None:
     return accepted
 
 
-def _check_education(catalog: Catalog, route: Route, profile: Profile, exam_date: date) -> list[Missing]:
+def _check_education(
+    catalog: Catalog, route: Route, profile: Profile, exam_date: date
+) -> list[Missing]:
     accepted = _accepted_education(catalog, route)
     if accepted is None:
         return []
-    ordered = tuple(e.code for e in sorted(catalog.education_levels, key=lambda e: e.rank) if e.code in accepted)
+    ordered = tuple(
+        e.code
+        for e in sorted(catalog.education_levels, key=lambda e: e.rank)
+        if e.code in accepted
+    )
     if profile.education not in accepted:
         return [Missing("education", need=ordered, have=profile.education)]
     if not _is_student(profile, exam_date):
@@ -271,7 +282,14 @@ def _check_education(catalog: Catalog, route: Route, profile: Profile, exam_date
         return [Missing("graduation_window", need=window, have=None)]
     if graduation > add_months(exam_date, window):
         # A later exam brings the graduation date inside the window.
-        return [Missing("graduation_window", need=window, have=graduation, met_on=add_months(graduation, -window))]
+        return [
+            Missing(
+                "graduation_window",
+                need=window,
+                have=graduation,
+                met_on=add_months(graduation, -window),
+            )
+        ]
     return []
 
 
@@ -282,10 +300,19 @@ def _check_major(catalog: Catalog, route: Route, profile: Profile) -> list[Missi
     if not profile.major and profile.major_code is None:
         return [Missing("related_major", need=list_name, have=None)]
     # Off-list is "not eligible by the automatic check", never a refusal: staff decide.
-    return [Missing("related_major", need=list_name, have=profile.major or profile.major_code, reviewable=True)]
+    return [
+        Missing(
+            "related_major",
+            need=list_name,
+            have=profile.major or profile.major_code,
+            reviewable=True,
+        )
+    ]
 
 
-def _check_title(catalog: Catalog, route: Route, profile: Profile, exam_date: date) -> list[Missing]:
+def _check_title(
+    catalog: Catalog, route: Route, profile: Profile, exam_date: date
+) -> list[Missing]:
     c = route.conditions
     if c.title_at_least is None:
         return []
@@ -296,7 +323,9 @@ def _check_title(catalog: Catalog, route: Route, profile: Profile, exam_date: da
     held_from = profile.title_date
     if held_from is not None and held_from > exam_date:
         # A title obtained after the exam day does not count for that exam.
-        missing.append(Missing("title", need=c.title_at_least, have=profile.title, met_on=held_from))
+        missing.append(
+            Missing("title", need=c.title_at_least, have=profile.title, met_on=held_from)
+        )
     if c.years_since_title:
         if held_from is None:
             missing.append(Missing("years_since_title", need=c.years_since_title, have=None))
@@ -326,10 +355,22 @@ def _check_prior_level(route: Route, profile: Profile, exam_date: date) -> list[
         return [Missing("prior_level", need=c.prior_level, have=held)]
     missing = []
     if obtained > exam_date:
-        missing.append(Missing("prior_level", need=c.prior_level, have=c.prior_level, met_on=obtained))
-    if c.years_since_prior_level and (years := full_years(obtained, exam_date)) < c.years_since_prior_level:
+        missing.append(
+            Missing("prior_level", need=c.prior_level, have=c.prior_level, met_on=obtained)
+        )
+    if (
+        c.years_since_prior_level
+        and (years := full_years(obtained, exam_date)) < c.years_since_prior_level
+    ):
         met_on = add_years(obtained, c.years_since_prior_level)
-        missing.append(Missing("years_since_prior_level", need=c.years_since_prior_level, have=years, met_on=met_on))
+        missing.append(
+            Missing(
+                "years_since_prior_level",
+                need=c.years_since_prior_level,
+                have=years,
+                met_on=met_on,
+            )
+        )
     return missing
 
 
@@ -346,10 +387,14 @@ def _check_work(route: Route, profile: Profile, exam_date: date) -> list[Missing
     years = full_years(profile.work_start, exam_date)
     if years >= need:
         return []
-    return [Missing("work_years", need=need, have=years, met_on=add_years(profile.work_start, need))]
+    return [
+        Missing("work_years", need=need, have=years, met_on=add_years(profile.work_start, need))
+    ]
 
 
-def _evaluate_route(catalog: Catalog, route: Route, profile: Profile, exam_date: date) -> RouteResult:
+def _evaluate_route(
+    catalog: Catalog, route: Route, profile: Profile, exam_date: date
+) -> RouteResult:
     education = _check_education(catalog, route, profile, exam_date)
     # A major is judged against the list of the route's education level; with the wrong
     # education the comparison means nothing and would only add noise.
@@ -367,7 +412,13 @@ def _evaluate_route(catalog: Catalog, route: Route, profile: Profile, exam_date:
     manual = bool(missing) and all(m.reviewable for m in missing)
     dates = [m.met_on for m in missing]
     eligible_from = max(dates) if missing and all(d is not None for d in dates) else None  # type: ignore[type-var]
-    return RouteResult(route.code, ok=not missing, manual_review=manual, missing=missing, eligible_from=eligible_from)
+    return RouteResult(
+        route.code,
+        ok=not missing,
+        manual_review=manual,
+        missing=missing,
+        eligible_from=eligible_from,
+    )
 
 
 # --- entry points -----------------------------------------------------------------------
@@ -376,7 +427,9 @@ def _evaluate_route(catalog: Catalog, route: Route, profile: Profile, exam_date:
 def _check_codes(catalog: Catalog, level_code: str | None, profile: Profile) -> None:
     if level_code is not None and level_code not in {lvl.code for lvl in catalog.levels}:
         raise ProfileError("level", level_code)
-    if profile.education is not None and profile.education not in {e.code for e in catalog.education_levels}:
+    if profile.education is not None and profile.education not in {
+        e.code for e in catalog.education_levels
+    }:
         raise ProfileError("education", profile.education)
     if profile.title is not None and profile.title not in {t.code for t in catalog.titles}:
         raise ProfileError("title", profile.title)
@@ -393,12 +446,21 @@ def _status(results: list[RouteResult]) -> Status:
     return Status.NOT_ELIGIBLE
 
 
-def _route_results(catalog: Catalog, level_code: str, profile: Profile, exam_date: date) -> list[RouteResult]:
-    return [_evaluate_route(catalog, route, profile, exam_date) for route in catalog.routes_for(level_code)]
+def _route_results(
+    catalog: Catalog, level_code: str, profile: Profile, exam_date: date
+) -> list[RouteResult]:
+    return [
+        _evaluate_route(catalog, route, profile, exam_date)
+        for route in catalog.routes_for(level_code)
+    ]
 
 
 def _suggestions(
-    catalog: Catalog, level_code: str, profile: Profile, exam_date: date, results: list[RouteResult]
+    catalog: Catalog,
+    level_code: str,
+    profile: Profile,
+    exam_date: date,
+    results: list[RouteResult],
 ) -> list[Suggestion]:
     suggestions = []
     # A lower level open now comes first: it is what the candidate can do this session
@@ -414,8 +476,14 @@ def _suggestions(
     if waiting:
         soonest = min(waiting, key=lambda r: r.eligible_from)  # type: ignore[arg-type, return-value]
         on = soonest.eligible_from
-        session = next((s.code for s in catalog.sessions_for(level_code) if s.exam_date >= on), None)  # type: ignore[operator]
-        suggestions.append(Suggestion("eligible_from", level=level_code, route=soonest.route, on=on, session=session))
+        session = next(
+            (s.code for s in catalog.sessions_for(level_code) if s.exam_date >= on), None
+        )  # type: ignore[operator]
+        suggestions.append(
+            Suggestion(
+                "eligible_from", level=level_code, route=soonest.route, on=on, session=session
+            )
+        )
     return suggestions
 
 
@@ -425,8 +493,14 @@ def evaluate(catalog: Catalog, level_code: str, profile: Profile, exam_date: dat
     results = _route_results(catalog, level_code, profile, exam_date)
     status = _status(results)
     matched = next((r.route for r in results if r.ok), None)
-    suggestions = [] if status is Status.ELIGIBLE else _suggestions(catalog, level_code, profile, exam_date, results)
-    requirements = [Requirement("training_hours", catalog.level(level_code).training_hours_required)]
+    suggestions = (
+        []
+        if status is Status.ELIGIBLE
+        else _suggestions(catalog, level_code, profile, exam_date, results)
+    )
+    requirements = [
+        Requirement("training_hours", catalog.level(level_code).training_hours_required)
+    ]
     return Verdict(
         level=level_code,
         exam_date=exam_date,

@@ -25,7 +25,15 @@ from datetime import date
 from typing import Any, TextIO
 
 from bot.domain.catalog import Catalog
-from bot.domain.eligibility import Missing, Profile, ProfileError, Status, Verdict, evaluate, suggest_level
+from bot.domain.eligibility import (
+    Missing,
+    Profile,
+    ProfileError,
+    Status,
+    Verdict,
+    evaluate,
+    suggest_level,
+)
 
 __all__ = [
     "INPUT_COLUMNS",
@@ -106,7 +114,9 @@ def _read_header(reader: Any) -> list[str]:
     header = [cell.strip().lstrip("\ufeff").strip().lower() for cell in raw]  # Excel writes a BOM
     unknown = [name for name in header if name not in INPUT_COLUMNS]
     if unknown:
-        raise CsvFormatError(f"line 1: unknown column(s) {', '.join(unknown)}; expected {', '.join(INPUT_COLUMNS)}")
+        raise CsvFormatError(
+            f"line 1: unknown column(s) {', '.join(unknown)}; expected {', '.join(INPUT_COLUMNS)}"
+        )
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if missing:
         raise CsvFormatError(f"line 1: missing required column(s) {', '.join(missing)}")
@@ -123,10 +133,14 @@ def _rows(reader: Any, header: list[str]) -> Iterable[tuple[int, dict[str, str],
         start, previous_end = previous_end + 1, reader.line_num
         if not any(cell.strip() for cell in raw):
             continue
-        cells = {column: "" for column in INPUT_COLUMNS}
+        cells = dict.fromkeys(INPUT_COLUMNS, "")
         cells.update({column: value.strip() for column, value in zip(header, raw)})
         # Fewer cells than columns: trailing blanks some tools drop. More: a shifted row.
-        problem = f"has {len(raw)} cells but the header has {len(header)} columns" if len(raw) > len(header) else None
+        problem = (
+            f"has {len(raw)} cells but the header has {len(header)} columns"
+            if len(raw) > len(header)
+            else None
+        )
         yield start, cells, problem
 
 
@@ -173,7 +187,9 @@ class _RowParser:
             final_year=bool(final_year),
             title=title,
             title_date=title_date,
-            prior_levels={prior_level: prior_level_date} if prior_level and prior_level_date else {},
+            prior_levels={prior_level: prior_level_date}
+            if prior_level and prior_level_date
+            else {},
             work_start=work_start,
         )
         return level, profile, exam_date  # type: ignore[return-value]
@@ -182,7 +198,9 @@ class _RowParser:
     def _bad(self) -> set[str]:
         return {problem.split(":", 1)[0] for problem in self.problems}
 
-    def _code(self, cells: dict[str, str], column: str, items: Iterable[Any], *, required: bool = False) -> str | None:
+    def _code(
+        self, cells: dict[str, str], column: str, items: Iterable[Any], *, required: bool = False
+    ) -> str | None:
         text = cells[column]
         if not text:
             if required:
@@ -220,7 +238,9 @@ class _RowParser:
 
     def _next_exam_date(self, level: str) -> date | None:
         # No exam date given: the next catalogue session offering the level.
-        upcoming = [s.exam_date for s in self.catalog.sessions_for(level) if s.exam_date >= self.today]
+        upcoming = [
+            s.exam_date for s in self.catalog.sessions_for(level) if s.exam_date >= self.today
+        ]
         if not upcoming:
             self.problems.append(f"exam_date: required (no upcoming session offers {level})")
             return None
@@ -254,7 +274,9 @@ def _reasons(verdict: Verdict) -> str:
             if result.manual_review and not result.missing:
                 parts.append(f"{result.route}: manual review")
             else:
-                parts.append(f"{result.route}: " + ", ".join(_describe_missing(m) for m in result.missing))
+                parts.append(
+                    f"{result.route}: " + ", ".join(_describe_missing(m) for m in result.missing)
+                )
         for suggestion in verdict.suggestions:
             if suggestion.kind == "apply_level":
                 parts.append(f"suggest {suggestion.level} via {suggestion.route}")
@@ -282,7 +304,9 @@ def _check_row(catalog: Catalog, line: int, cells: dict[str, str], today: date) 
     )
 
 
-def check_csv(catalog: Catalog, in_text_stream: TextIO, out_text_stream: TextIO, *, today: date) -> CsvReport:
+def check_csv(
+    catalog: Catalog, in_text_stream: TextIO, out_text_stream: TextIO, *, today: date
+) -> CsvReport:
     """Check every row of the input CSV and write the results CSV; see the module docstring."""
     reader = csv.reader(in_text_stream)
     header = _read_header(reader)
@@ -299,5 +323,14 @@ def check_csv(catalog: Catalog, in_text_stream: TextIO, out_text_stream: TextIO,
             errors.append(CsvRowError(line, str(exc)))
             result = CsvRowResult(line, cells["name"], VERDICT_ERROR, "", str(exc), "")
         rows.append(result)
-        writer.writerow([result.name, result.line, result.verdict, result.matched_route, result.reasons, result.suggested_level])
+        writer.writerow(
+            [
+                result.name,
+                result.line,
+                result.verdict,
+                result.matched_route,
+                result.reasons,
+                result.suggested_level,
+            ]
+        )
     return CsvReport(rows=rows, errors=errors)

@@ -105,7 +105,7 @@ class SenderCounters:
 class Pacer:
     """Send slots evenly spaced at `rate` per second, with `burst` slots of catch-up (GCRA)."""
 
-    __slots__ = ("interval", "tolerance", "tat", "paused_until")
+    __slots__ = ("interval", "paused_until", "tat", "tolerance")
 
     def __init__(self, rate: float, burst: float = 1.0) -> None:
         self.interval = 1.0 / rate
@@ -134,7 +134,7 @@ class Pacer:
 class _Lane:
     """The claimed rows of one chat, sent one at a time by one task."""
 
-    __slots__ = ("chat_id", "queue", "task", "busy")
+    __slots__ = ("busy", "chat_id", "queue", "task")
 
     def __init__(self, chat_id: int) -> None:
         self.chat_id = chat_id
@@ -190,12 +190,20 @@ class _Recorder:
             try:
                 await self._outbox.record(results)
                 return None
-            except Exception as exc:  # noqa: BLE001 - the database may come back
-                log.warning("recording %d send result(s) failed (%s); attempt %d", len(results), exc, attempt + 1)
+            except Exception as exc:
+                log.warning(
+                    "recording %d send result(s) failed (%s); attempt %d",
+                    len(results),
+                    exc,
+                    attempt + 1,
+                )
                 last = exc
                 await asyncio.sleep(delay)
                 delay *= 4
-        log.error("gave up recording %d result(s); those rows are sent again after their lease", len(results))
+        log.error(
+            "gave up recording %d result(s); those rows are sent again after their lease",
+            len(results),
+        )
         return last
 
     async def close(self) -> None:
@@ -220,7 +228,9 @@ def retry_after_seconds(exc: RetryAfter) -> float:
     with warnings.catch_warnings():  # PTB 22 warns that `retry_after` becomes a timedelta
         warnings.simplefilter("ignore", PTBDeprecationWarning)
         retry_after = exc.retry_after
-    return float(retry_after.total_seconds() if isinstance(retry_after, timedelta) else retry_after)
+    return float(
+        retry_after.total_seconds() if isinstance(retry_after, timedelta) else retry_after
+    )
 
 
 class OutboxSender:
@@ -249,7 +259,9 @@ class OutboxSender:
         self._batch = self.config.batch_size or int(min(500, max(20, lim.per_second * 4)))
         self._low_water = self._batch // 2
         self._pacer = Pacer(lim.per_second, max(1.0, lim.per_second * lim.burst_seconds))
-        self._paid_pacer = Pacer(lim.paid_per_second, max(1.0, lim.paid_per_second * lim.burst_seconds))
+        self._paid_pacer = Pacer(
+            lim.paid_per_second, max(1.0, lim.paid_per_second * lim.burst_seconds)
+        )
         self._chat_pacers: dict[int, Pacer] = {}
         self._recent_429: deque[tuple[float, int, bool]] = deque()
         self._lanes: dict[int, _Lane] = {}
@@ -290,7 +302,9 @@ class OutboxSender:
         for lane in lanes:
             if not lane.busy and lane.task is not None:
                 lane.task.cancel()
-        await asyncio.gather(*(lane.task for lane in lanes if lane.task is not None), return_exceptions=True)
+        await asyncio.gather(
+            *(lane.task for lane in lanes if lane.task is not None), return_exceptions=True
+        )
         await self._recorder.close()
         unsent, self._unsent = self._unsent, []
         if unsent:
@@ -310,7 +324,7 @@ class OutboxSender:
 
     @property
     def in_flight(self) -> int:
-        return self.config.max_in_flight - self._slots._value  # noqa: SLF001 - read only
+        return self.config.max_in_flight - self._slots._value
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -352,7 +366,9 @@ class OutboxSender:
     def _dispatch(self, rows: list[ClaimedMessage]) -> None:
         if len(self._chat_pacers) > 4 * self._batch:
             now = self._mono()
-            for chat_id in [c for c, p in self._chat_pacers.items() if p.idle(now) and c not in self._lanes]:
+            for chat_id in [
+                c for c, p in self._chat_pacers.items() if p.idle(now) and c not in self._lanes
+            ]:
                 del self._chat_pacers[chat_id]
         for msg in rows:
             if msg.id in self._held:
@@ -362,7 +378,9 @@ class OutboxSender:
             if lane is None:
                 lane = self._lanes[msg.chat_id] = _Lane(msg.chat_id)
                 lane.queue.append(msg)
-                lane.task = asyncio.create_task(self._run_lane(lane), name=f"examdesk:outbox-chat-{msg.chat_id}")
+                lane.task = asyncio.create_task(
+                    self._run_lane(lane), name=f"examdesk:outbox-chat-{msg.chat_id}"
+                )
             else:
                 lane.queue.append(msg)
 
@@ -374,7 +392,10 @@ class OutboxSender:
 
     async def _renew_leases(self) -> None:
         """Keep the leases of rows waiting in the lanes, so only a dead worker's rows expire."""
-        if not self._held or self._mono() - self._renewed_at < self.config.lease.total_seconds() / 3:
+        if (
+            not self._held
+            or self._mono() - self._renewed_at < self.config.lease.total_seconds() / 3
+        ):
             return
         self._renewed_at = self._mono()
         await self.outbox.extend_leases(sorted(self._held), self.config.lease)
@@ -393,7 +414,9 @@ class OutboxSender:
         except (asyncio.CancelledError, _LaneStop):
             pass
         except Exception:
-            log.exception("outbox: chat %s lane failed; its rows return after the lease", lane.chat_id)
+            log.exception(
+                "outbox: chat %s lane failed; its rows return after the lease", lane.chat_id
+            )
             self._settled(*lane.queue)
             lane.queue.clear()
         finally:
@@ -413,10 +436,19 @@ class OutboxSender:
         results = []
         for m in rest:
             if template.outcome == "unreachable":
-                results.append(SendResult(m.id, "unreachable", template.error, candidate_id=m.candidate_id))
+                results.append(
+                    SendResult(m.id, "unreachable", template.error, candidate_id=m.candidate_id)
+                )
             else:
-                results.append(SendResult(m.id, "retry", template.error, not_before=template.not_before,
-                                          count_attempt=False))
+                results.append(
+                    SendResult(
+                        m.id,
+                        "retry",
+                        template.error,
+                        not_before=template.not_before,
+                        count_attempt=False,
+                    )
+                )
         lane.busy = True
         try:
             await self._recorder.record(*results)
@@ -449,8 +481,13 @@ class OutboxSender:
         ahead = chat.peek(self._mono()) - self._mono()
         if ahead > self.config.defer_after:
             # The chat is paced or paused for a while: give its rows back instead of holding them.
-            result = SendResult(msg.id, "retry", "waiting for the chat's rate limit",
-                                not_before=self._clock() + timedelta(seconds=ahead), count_attempt=False)
+            result = SendResult(
+                msg.id,
+                "retry",
+                "waiting for the chat's rate limit",
+                not_before=self._clock() + timedelta(seconds=ahead),
+                count_attempt=False,
+            )
             await self._record(lane, result)
             return result
         await self._wait_until(chat.reserve(self._mono()))
@@ -493,8 +530,14 @@ class OutboxSender:
             return self._unreachable(msg, exc), True
         except ChatMigrated as exc:
             self.counters.retried += 1
-            return SendResult(msg.id, "retry", _describe(exc), not_before=self._clock(), count_attempt=False,
-                              chat_id=exc.new_chat_id), False
+            return SendResult(
+                msg.id,
+                "retry",
+                _describe(exc),
+                not_before=self._clock(),
+                count_attempt=False,
+                chat_id=exc.new_chat_id,
+            ), False
         except BadRequest as exc:
             if any(gone in exc.message.lower() for gone in _GONE):
                 return self._unreachable(msg, exc), True
@@ -505,11 +548,16 @@ class OutboxSender:
             log.error("outbox: Telegram refused the bot token (%s); pausing sends for 60 s", exc)
             self._pacer.pause(self._mono() + 60)
             self._paid_pacer.pause(self._mono() + 60)
-            return SendResult(msg.id, "retry", _describe(exc), not_before=self._clock() + timedelta(seconds=60),
-                              count_attempt=False), False
+            return SendResult(
+                msg.id,
+                "retry",
+                _describe(exc),
+                not_before=self._clock() + timedelta(seconds=60),
+                count_attempt=False,
+            ), False
         except (TimedOut, NetworkError, TelegramError) as exc:
             return self._transient(msg, exc), False
-        except Exception as exc:  # noqa: BLE001 - a bug or an HTTP-library surprise: retry, capped
+        except Exception as exc:
             log.exception("outbox: unexpected error sending row %s", msg.id)
             return self._transient(msg, exc), False
         self.counters.sent += 1
@@ -521,15 +569,24 @@ class OutboxSender:
 
     async def _send(self, msg: ClaimedMessage, rendered: Rendered) -> None:
         t = self.config.send_timeout
-        kwargs: dict[str, Any] = {"read_timeout": t, "write_timeout": t, "connect_timeout": t, "pool_timeout": t}
+        kwargs: dict[str, Any] = {
+            "read_timeout": t,
+            "write_timeout": t,
+            "connect_timeout": t,
+            "pool_timeout": t,
+        }
         if rendered.reply_markup is not None:
             kwargs["reply_markup"] = rendered.reply_markup
         if msg.paid:
             kwargs["allow_paid_broadcast"] = True
         if rendered.photo:
-            await self.bot.send_photo(msg.chat_id, rendered.photo, caption=rendered.text or None, **kwargs)
+            await self.bot.send_photo(
+                msg.chat_id, rendered.photo, caption=rendered.text or None, **kwargs
+            )
         elif rendered.document:
-            await self.bot.send_document(msg.chat_id, rendered.document, caption=rendered.text or None, **kwargs)
+            await self.bot.send_document(
+                msg.chat_id, rendered.document, caption=rendered.text or None, **kwargs
+            )
         else:
             await self.bot.send_message(msg.chat_id, rendered.text, **kwargs)
 
@@ -546,11 +603,19 @@ class OutboxSender:
         if any(chat != msg.chat_id and paid == msg.paid for _, chat, paid in self._recent_429):
             self.counters.bot_wide_pauses += 1
             (self._paid_pacer if msg.paid else self._pacer).pause(now + seconds)
-            log.warning("outbox: bot-wide flood limit; pausing %s sends for %.0f s", "paid" if msg.paid else "all",
-                        seconds)
+            log.warning(
+                "outbox: bot-wide flood limit; pausing %s sends for %.0f s",
+                "paid" if msg.paid else "all",
+                seconds,
+            )
         self._recent_429.append((now, msg.chat_id, msg.paid))
-        return SendResult(msg.id, "retry", _describe(exc), not_before=self._clock() + timedelta(seconds=seconds),
-                          count_attempt=False)
+        return SendResult(
+            msg.id,
+            "retry",
+            _describe(exc),
+            not_before=self._clock() + timedelta(seconds=seconds),
+            count_attempt=False,
+        )
 
     def _unreachable(self, msg: ClaimedMessage, exc: TelegramError) -> SendResult:
         self.counters.unreachable += 1
@@ -559,11 +624,15 @@ class OutboxSender:
     def _transient(self, msg: ClaimedMessage, exc: BaseException) -> SendResult:
         if msg.attempts >= self.config.max_attempts:
             self.counters.failed += 1
-            return SendResult(msg.id, "failed", f"gave up after {msg.attempts} attempts: {_describe(exc)}")
+            return SendResult(
+                msg.id, "failed", f"gave up after {msg.attempts} attempts: {_describe(exc)}"
+            )
         self.counters.retried += 1
         delay = min(self.config.backoff_max, self.config.backoff_base * 2 ** (msg.attempts - 1))
-        delay *= random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
-        return SendResult(msg.id, "retry", _describe(exc), not_before=self._clock() + timedelta(seconds=delay))
+        delay *= random.uniform(0.8, 1.2)
+        return SendResult(
+            msg.id, "retry", _describe(exc), not_before=self._clock() + timedelta(seconds=delay)
+        )
 
 
 def _describe(exc: BaseException) -> str:

@@ -41,7 +41,9 @@ class UpdateDispatcher:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._queues: dict[int, deque[dict[str, Any]]] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
-        self._queued: set[int] = set()  # update ids queued or running: a recovery sweep may offer one again
+        self._queued: set[int] = (
+            set()
+        )  # update ids queued or running: a recovery sweep may offer one again
         self._since: dict[int, float] = {}  # update id -> when it was submitted (monotonic)
         self._idle = asyncio.Event()
         self._idle.set()
@@ -109,7 +111,9 @@ class UpdateDispatcher:
         try:
             gave_up = await self._inbox.retry_later(update_id)
         except Exception:
-            log.exception("update %s failed and could not be rescheduled; its lease still expires", update_id)
+            log.exception(
+                "update %s failed and could not be rescheduled; its lease still expires", update_id
+            )
             return
         if gave_up:
             log.error("update %s failed on every attempt; kept in the inbox for staff", update_id)

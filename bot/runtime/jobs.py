@@ -100,12 +100,28 @@ class Jobs:
 
     def setup(self, job_queue: JobQueue) -> None:  # type: ignore[type-arg]
         every = job_queue.run_repeating
-        every(self.expire_waitlist_offers, interval=OFFER_SWEEP_SECONDS, first=5,
-              name="expire_waitlist_offers")
-        every(self.expire_unpaid_registrations, interval=OFFER_SWEEP_SECONDS, first=7,
-              name="expire_unpaid_registrations")
-        every(self.issue_due_tickets, interval=TICKET_SWEEP_SECONDS, first=10,
-              name="issue_due_tickets")
+        every(
+            self.expire_waitlist_offers,
+            interval=OFFER_SWEEP_SECONDS,
+            first=5,
+            name="expire_waitlist_offers",
+        )
+        every(
+            self.expire_unpaid_registrations,
+            interval=OFFER_SWEEP_SECONDS,
+            first=7,
+            name="expire_unpaid_registrations",
+        )
+        every(
+            self.issue_due_tickets,
+            interval=TICKET_SWEEP_SECONDS,
+            first=10,
+            name="issue_due_tickets",
+        )
         every(self.plan_reminders, interval=REMINDER_PLAN_SECONDS, first=3, name="plan_reminders")
-        every(self.broadcast_progress, interval=BROADCAST_TICK_SECONDS, first=2,
-              name="broadcast_progress")
+        every(
+            self.broadcast_progress,
+            interval=BROADCAST_TICK_SECONDS,
+            first=2,
+            name="broadcast_progress",
+        )

@@ -16,7 +16,12 @@ from typing import Protocol
 from aiohttp import web
 
 from bot.services.inbox import InboxService
-from bot.services.payments_provider import BadSignature, MalformedNotice, ProviderAdapter, ProviderPaymentService
+from bot.services.payments_provider import (
+    BadSignature,
+    MalformedNotice,
+    ProviderAdapter,
+    ProviderPaymentService,
+)
 from bot.services.tickets import TicketService
 from storage.db import Database
 
@@ -47,7 +52,9 @@ DEPS = web.AppKey("deps", WebDeps)
 async def telegram_webhook(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     given = request.headers.get(SECRET_HEADER, "")
-    if not deps.webhook_secret or not hmac.compare_digest(given.encode(), deps.webhook_secret.encode()):
+    if not deps.webhook_secret or not hmac.compare_digest(
+        given.encode(), deps.webhook_secret.encode()
+    ):
         log.warning("webhook call with a wrong or missing secret token from %s", request.remote)
         return web.Response(status=403, text="forbidden")
     try:
@@ -66,12 +73,15 @@ async def telegram_webhook(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     database_ok = await deps.database.ping()
-    body: dict[str, object] = {"status": "ok" if database_ok else "unavailable", "database": database_ok, "mode": deps.mode}
+    body: dict[str, object] = {
+        "status": "ok" if database_ok else "unavailable",
+        "database": database_ok,
+        "mode": deps.mode,
+    }
     if database_ok:
         backlog = await deps.inbox.backlog()
         body |= {"inbox_pending": backlog.inbox_pending, "outbox_pending": backlog.outbox_pending}
     return web.json_response(body, status=200 if database_ok else 503)
-
 
 
 async def verify_ticket(request: web.Request) -> web.Response:
@@ -82,10 +92,15 @@ async def verify_ticket(request: web.Request) -> web.Response:
     check = await tickets.verify(request.query.get("ref", ""))
     if not check.valid:
         return web.json_response({"valid": False}, status=404)
-    return web.json_response({
-        "valid": True, "ticket_number": check.ticket_number, "name_masked": check.name_masked,
-        "session": check.session_code, "level": check.level_code,
-    })
+    return web.json_response(
+        {
+            "valid": True,
+            "ticket_number": check.ticket_number,
+            "name_masked": check.name_masked,
+            "session": check.session_code,
+            "level": check.level_code,
+        }
+    )
 
 
 async def payment_notice(request: web.Request) -> web.Response:
@@ -96,21 +111,32 @@ async def payment_notice(request: web.Request) -> web.Response:
     """
     deps = request.app[DEPS]
     if deps.provider_adapter is None or deps.provider_payments is None:
-        log.warning("payment notice from %s refused: no provider secret is configured", request.remote)
+        log.warning(
+            "payment notice from %s refused: no provider secret is configured", request.remote
+        )
         return web.json_response({"error": "not_configured"}, status=503)
     body = await request.read()
     try:
         notice = deps.provider_adapter.parse(body, request.headers)
     except BadSignature:
-        log.warning("payment notice with a bad or missing signature from %s refused", request.remote)
+        log.warning(
+            "payment notice with a bad or missing signature from %s refused", request.remote
+        )
         return web.json_response({"error": "bad_signature"}, status=401)
     except MalformedNotice as exc:
         log.warning("malformed payment notice from %s refused: %s", request.remote, exc.reason)
         return web.json_response({"error": "malformed", "field": exc.reason}, status=400)
     result = await deps.provider_payments.record(notice, method=deps.provider_adapter.name)
-    log.info("payment notice %s (payment %s): %s%s", notice.transaction_id, result.payment_id, result.status,
-             " (replay, nothing changed)" if result.replay else "")
-    return web.json_response({"status": result.status, "replay": result.replay}, status=result.http_status)
+    log.info(
+        "payment notice %s (payment %s): %s%s",
+        notice.transaction_id,
+        result.payment_id,
+        result.status,
+        " (replay, nothing changed)" if result.replay else "",
+    )
+    return web.json_response(
+        {"status": result.status, "replay": result.replay}, status=result.http_status
+    )
 
 
 def create_web_app(deps: WebDeps) -> web.Application:

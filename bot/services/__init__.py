@@ -57,9 +57,14 @@ class Services:
 
 
 def build_services(
-    database: Database, clock: Callable[[], datetime] = utcnow, *, secret_key: str | None = None,
+    database: Database,
+    clock: Callable[[], datetime] = utcnow,
+    *,
+    secret_key: str | None = None,
     public_url: str | None = None,
-    staff_ids: frozenset[int] = frozenset(), site_zone: str = "Asia/Shanghai", paid_broadcasts: bool = False,
+    staff_ids: frozenset[int] = frozenset(),
+    site_zone: str = "Asia/Shanghai",
+    paid_broadcasts: bool = False,
     payment_config: PaymentConfig | None = None,
     after_outbox_commit: Callable[[], None] | None = None,
 ) -> Services:

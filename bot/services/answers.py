@@ -23,7 +23,9 @@ _DATE_PATTERNS = (
 EARLIEST_YEAR = 1940
 
 
-def parse_date(step: str, text: str | None, *, today: date, past_only: bool, max_future_years: int = 0) -> date:
+def parse_date(
+    step: str, text: str | None, *, today: date, past_only: bool, max_future_years: int = 0
+) -> date:
     """A calendar date from `2024-06-30`, `2024/6/30`, `2024年6月30日` or a month (`2024-06`,
     taken as the month's last day). `past_only` refuses dates after today."""
     if text is None:

@@ -31,23 +31,28 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.domain.lifecycle import (
+    BROADCAST_OPEN,
+    BROADCAST_STATE_GROUPS,
+    OUTBOX_ATTEMPTED,
+    BroadcastStatus,
+    OutboxStatus,
+)
 from bot.services.errors import InvalidAnswer, InvalidState, NotFound, NotStaff, StaleStep
+from bot.services.notify import Template, audit, notify_staff
 from bot.services.outbox import check_payload
-from storage.models import AuditEntry, Broadcast, BroadcastStatus, OutboxStatus
-from storage.repositories import BROADCAST_STATE_GROUPS
+from storage.models import Broadcast
 from storage.uow import UnitOfWork, UowFactory
 
 FLOW = "broadcast"
 AUDIENCE_KINDS = ("all", "session", "level", "state")
 STATE_GROUPS = tuple(BROADCAST_STATE_GROUPS)  # unpaid, waitlisted, paid
-REPORT_TEMPLATE = "broadcast_report"
 REPORT_LIST_LIMIT = 30  # names in the report message; the CSV has them all
 TEXT_LIMIT = 4096  # Telegram's limits for a message and a caption
 CAPTION_LIMIT = 1024
 SCHEDULE_FORMAT = "%Y-%m-%d %H:%M"
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
 UNREACHABLE_BEFORE = "unreachable before the broadcast"
-_OPEN = (BroadcastStatus.SCHEDULED, BroadcastStatus.SENDING, BroadcastStatus.PAUSED)
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,16 @@ class Progress:
 
     @property
     def fingerprint(self) -> str:
-        shown = (self.status, self.sent, self.failed, self.unreachable, self.cancelled, self.remaining,
-                 self.eta_seconds, self.scheduled_at.isoformat() if self.scheduled_at else None)
+        shown = (
+            self.status,
+            self.sent,
+            self.failed,
+            self.unreachable,
+            self.cancelled,
+            self.remaining,
+            self.eta_seconds,
+            self.scheduled_at.isoformat() if self.scheduled_at else None,
+        )
         return hashlib.sha256(repr(shown).encode()).hexdigest()[:40]
 
 
@@ -146,8 +159,13 @@ class BroadcastService:
         self._check_staff(actor_id)
         async with self._uow() as uow:
             broadcast = Broadcast(
-                created_by=actor_id, chat_id=chat_id, language=language, status=BroadcastStatus.DRAFT,
-                audience={}, paid=self._paid, created_at=self._clock(),
+                created_by=actor_id,
+                chat_id=chat_id,
+                language=language,
+                status=BroadcastStatus.DRAFT,
+                audience={},
+                paid=self._paid,
+                created_at=self._clock(),
             )
             uow.broadcasts.add(broadcast)
             await uow.flush()
@@ -163,7 +181,13 @@ class BroadcastService:
             return Draft(found[0].id, found[1]) if found else None
 
     async def set_content(
-        self, actor_id: int, chat_id: int, *, text: str | None, photo: str | None = None, document: str | None = None
+        self,
+        actor_id: int,
+        chat_id: int,
+        *,
+        text: str | None,
+        photo: str | None = None,
+        document: str | None = None,
     ) -> Draft:
         """The announcement: text, or a photo or document with an optional caption."""
         self._check_staff(actor_id)
@@ -175,7 +199,11 @@ class BroadcastService:
             raise InvalidAnswer("content", "too_long", limit=limit)
         async with self._uow() as uow:
             found = await self._flow(uow, actor_id)
-            if found is None or found[1] not in ("content", "audience", "confirm") or found[0].chat_id != chat_id:
+            if (
+                found is None
+                or found[1] not in ("content", "audience", "confirm")
+                or found[0].chat_id != chat_id
+            ):
                 raise StaleStep("content")
             broadcast = found[0]
             broadcast.text, broadcast.photo, broadcast.document = text, photo, document
@@ -190,7 +218,9 @@ class BroadcastService:
             levels = await uow.catalog.list_active_level_codes()
             return AudienceOptions(tuple(sessions), tuple(levels))
 
-    async def choose_audience(self, actor_id: int, broadcast_id: int, kind: str, value: str | None) -> Preview:
+    async def choose_audience(
+        self, actor_id: int, broadcast_id: int, kind: str, value: str | None
+    ) -> Preview:
         """Set the audience of a draft and count it exactly."""
         self._check_staff(actor_id)
         async with self._uow() as uow:
@@ -201,7 +231,9 @@ class BroadcastService:
             broadcast.audience = {"kind": kind, "value": value if kind != "all" else None}
             broadcast.scheduled_at = None
             preview = await self._preview(uow, broadcast)
-            await self._set_step(uow, broadcast.created_by, broadcast.id, "confirm", only_if_on=True)
+            await self._set_step(
+                uow, broadcast.created_by, broadcast.id, "confirm", only_if_on=True
+            )
             await uow.commit()
             return preview
 
@@ -221,7 +253,9 @@ class BroadcastService:
         self._check_staff(actor_id)
         now = self._clock()
         try:
-            at = datetime.strptime((when or "").strip(), SCHEDULE_FORMAT).replace(tzinfo=self._zone)
+            at = datetime.strptime((when or "").strip(), SCHEDULE_FORMAT).replace(
+                tzinfo=self._zone
+            )
         except ValueError:
             raise InvalidAnswer("schedule", "datetime_format") from None
         if at <= now:
@@ -242,7 +276,13 @@ class BroadcastService:
     # -- confirming and controlling -----------------------------------------------------
 
     async def confirm(
-        self, actor_id: int, broadcast_id: int, progress_chat_id: int, progress_message_id: int, *, scheduled: bool
+        self,
+        actor_id: int,
+        broadcast_id: int,
+        progress_chat_id: int,
+        progress_message_id: int,
+        *,
+        scheduled: bool,
     ) -> Progress:
         """Queue one outbox row per recipient, now or for the scheduled time; the first press wins."""
         self._check_staff(actor_id)
@@ -257,41 +297,75 @@ class BroadcastService:
                 raise InvalidAnswer("schedule", "datetime_format")
             if scheduled and broadcast.scheduled_at <= now:
                 raise InvalidAnswer("schedule", "datetime_past")
-            audience = await uow.broadcasts.list_audience(broadcast.audience["kind"], broadcast.audience.get("value"))
+            audience = await uow.broadcasts.list_audience(
+                broadcast.audience["kind"], broadcast.audience.get("value")
+            )
             reachable = [(cid, chat) for cid, chat, gone in audience if not gone]
             if not reachable:
                 raise InvalidAnswer("audience", "no_recipients")
             status = BroadcastStatus.SCHEDULED if scheduled else BroadcastStatus.SENDING
             start_at = broadcast.scheduled_at if scheduled else now
             won = await uow.broadcasts.transition(
-                broadcast.id, [BroadcastStatus.DRAFT], status=status, confirmed_by=actor_id, confirmed_at=now,
-                started_at=start_at, scheduled_at=broadcast.scheduled_at if scheduled else None,
-                progress_chat_id=progress_chat_id, progress_message_id=progress_message_id,
-                recipients=len(reachable), skipped=len(audience) - len(reachable),
+                broadcast.id,
+                [BroadcastStatus.DRAFT],
+                status=status,
+                confirmed_by=actor_id,
+                confirmed_at=now,
+                started_at=start_at,
+                scheduled_at=broadcast.scheduled_at if scheduled else None,
+                progress_chat_id=progress_chat_id,
+                progress_message_id=progress_message_id,
+                recipients=len(reachable),
+                skipped=len(audience) - len(reachable),
             )
             if not won:  # another staff member confirmed or cancelled it a moment ago
-                await uow.session.refresh(broadcast)
+                await uow.broadcasts.refresh(broadcast)
                 raise InvalidState(broadcast.status)
-            payload = {key: value for key, value in (
-                ("text", broadcast.text), ("photo", broadcast.photo), ("document", broadcast.document),
-            ) if value is not None}
+            payload = {
+                key: value
+                for key, value in (
+                    ("text", broadcast.text),
+                    ("photo", broadcast.photo),
+                    ("document", broadcast.document),
+                )
+                if value is not None
+            }
             if broadcast.paid:
                 payload["paid"] = True
             check_payload(payload)
             rows = [
-                {"idempotency_key": f"broadcast:{broadcast.id}:{cid}", "chat_id": chat, "candidate_id": cid,
-                 "kind": "broadcast", "payload": payload, "broadcast_id": broadcast.id, "not_before": start_at,
-                 "status": OutboxStatus.PENDING if not gone else OutboxStatus.UNREACHABLE,
-                 "last_error": None if not gone else UNREACHABLE_BEFORE, "created_at": now}
+                {
+                    "idempotency_key": f"broadcast:{broadcast.id}:{cid}",
+                    "chat_id": chat,
+                    "candidate_id": cid,
+                    "kind": "broadcast",
+                    "payload": payload,
+                    "broadcast_id": broadcast.id,
+                    "not_before": start_at,
+                    "status": OutboxStatus.PENDING if not gone else OutboxStatus.UNREACHABLE,
+                    "last_error": None if not gone else UNREACHABLE_BEFORE,
+                    "created_at": now,
+                }
                 for cid, chat, gone in audience
             ]
             await uow.outbox.add_many(rows)
-            await uow.session.refresh(broadcast)
+            uow.queued = True  # wake the sender (a scheduled broadcast: so it notes the time)
+            await uow.broadcasts.refresh(broadcast)
             await self._leave(uow, broadcast, actor_id)
-            self._audit(uow, actor_id, broadcast, "confirmed", BroadcastStatus.DRAFT, status,
-                        details={"recipients": broadcast.recipients, "skipped": broadcast.skipped,
-                                 "audience": broadcast.audience,
-                                 "scheduled_at": start_at.isoformat() if scheduled else None})
+            self._audit(
+                uow,
+                actor_id,
+                broadcast,
+                "confirmed",
+                BroadcastStatus.DRAFT,
+                status,
+                details={
+                    "recipients": broadcast.recipients,
+                    "skipped": broadcast.skipped,
+                    "audience": broadcast.audience,
+                    "scheduled_at": start_at.isoformat() if scheduled else None,
+                },
+            )
             view = await self._progress(uow, broadcast, now)
             await uow.broadcasts.set_fingerprint(broadcast.id, view.fingerprint)
             await uow.commit()
@@ -299,27 +373,54 @@ class BroadcastService:
 
     async def pause(self, actor_id: int, broadcast_id: int) -> Progress:
         """Hold the pending rows (the sender finishes what it already holds)."""
-        return await self._move(actor_id, broadcast_id, "paused", (BroadcastStatus.SENDING, BroadcastStatus.SCHEDULED),
-                                lambda b, now: BroadcastStatus.PAUSED)
+        return await self._move(
+            actor_id,
+            broadcast_id,
+            "paused",
+            (BroadcastStatus.SENDING, BroadcastStatus.SCHEDULED),
+            lambda b, now: BroadcastStatus.PAUSED,
+        )
 
     async def resume(self, actor_id: int, broadcast_id: int) -> Progress:
         """Send the held rows again (or wait for the scheduled time if it is still ahead)."""
+
         def target(b: Broadcast, now: datetime) -> str:
-            return BroadcastStatus.SCHEDULED if b.scheduled_at and b.scheduled_at > now else BroadcastStatus.SENDING
-        return await self._move(actor_id, broadcast_id, "resumed", (BroadcastStatus.PAUSED,), target)
+            return (
+                BroadcastStatus.SCHEDULED
+                if b.scheduled_at and b.scheduled_at > now
+                else BroadcastStatus.SENDING
+            )
+
+        return await self._move(
+            actor_id, broadcast_id, "resumed", (BroadcastStatus.PAUSED,), target
+        )
 
     async def cancel(self, actor_id: int, broadcast_id: int) -> Progress:
         """Stop for good: pending rows become cancelled; a draft is simply dropped."""
-        return await self._move(actor_id, broadcast_id, "cancelled", (BroadcastStatus.DRAFT, *_OPEN),
-                                lambda b, now: BroadcastStatus.CANCELLED)
+        return await self._move(
+            actor_id,
+            broadcast_id,
+            "cancelled",
+            (BroadcastStatus.DRAFT, *BROADCAST_OPEN),
+            lambda b, now: BroadcastStatus.CANCELLED,
+        )
 
     async def drop(self, actor_id: int, broadcast_id: int) -> Progress:
         """Cancel a draft only (the Cancel button of the compose steps: never a confirmed one)."""
-        return await self._move(actor_id, broadcast_id, "cancelled", (BroadcastStatus.DRAFT,),
-                                lambda b, now: BroadcastStatus.CANCELLED)
+        return await self._move(
+            actor_id,
+            broadcast_id,
+            "cancelled",
+            (BroadcastStatus.DRAFT,),
+            lambda b, now: BroadcastStatus.CANCELLED,
+        )
 
     async def _move(
-        self, actor_id: int, broadcast_id: int, action: str, from_states: Sequence[str],
+        self,
+        actor_id: int,
+        broadcast_id: int,
+        action: str,
+        from_states: Sequence[str],
         target: Callable[[Broadcast, datetime], str],
     ) -> Progress:
         self._check_staff(actor_id)
@@ -331,13 +432,15 @@ class BroadcastService:
             values: dict[str, object] = {"status": new}
             if new == BroadcastStatus.CANCELLED and old == BroadcastStatus.DRAFT:
                 values["finished_at"] = now  # nothing was queued: nothing to report
-            if old not in from_states or not await uow.broadcasts.transition(broadcast.id, [old], **values):
-                await uow.session.refresh(broadcast)
+            if old not in from_states or not await uow.broadcasts.transition(
+                broadcast.id, [old], **values
+            ):
+                await uow.broadcasts.refresh(broadcast)
                 raise InvalidState(broadcast.status)
             if new == BroadcastStatus.CANCELLED:
                 await uow.outbox.cancel_unleased(broadcast.id, now, "broadcast cancelled")
                 await self._leave(uow, broadcast, actor_id)
-            await uow.session.refresh(broadcast)
+            await uow.broadcasts.refresh(broadcast)
             self._audit(uow, actor_id, broadcast, action, old, new)
             view = await self._progress(uow, broadcast, now)
             await uow.broadcasts.set_fingerprint(broadcast.id, view.fingerprint)
@@ -355,17 +458,25 @@ class BroadcastService:
         async with self._uow() as uow:
             for broadcast in await uow.broadcasts.list_ticking():
                 if broadcast.status == BroadcastStatus.SCHEDULED and broadcast.scheduled_at <= now:
-                    await uow.broadcasts.transition(broadcast.id, [BroadcastStatus.SCHEDULED], status=BroadcastStatus.SENDING)
+                    await uow.broadcasts.transition(
+                        broadcast.id, [BroadcastStatus.SCHEDULED], status=BroadcastStatus.SENDING
+                    )
                 if broadcast.status == BroadcastStatus.CANCELLED:
                     # Rows a sender held at the cancel and then gave back: cancel them now.
                     await uow.outbox.cancel_unleased(broadcast.id, now, "broadcast cancelled")
-                await uow.session.refresh(broadcast)
+                await uow.broadcasts.refresh(broadcast)
                 view = await self._progress(uow, broadcast, now)
                 if view.remaining == 0 and broadcast.status != BroadcastStatus.SCHEDULED:
-                    final = BroadcastStatus.CANCELLED if broadcast.status == BroadcastStatus.CANCELLED else BroadcastStatus.DONE
+                    final = (
+                        BroadcastStatus.CANCELLED
+                        if broadcast.status == BroadcastStatus.CANCELLED
+                        else BroadcastStatus.DONE
+                    )
                     # Conditional: of two instances ticking at once, one finishes and reports.
-                    if await uow.broadcasts.transition(broadcast.id, [broadcast.status], status=final, finished_at=now):
-                        await uow.session.refresh(broadcast)
+                    if await uow.broadcasts.transition(
+                        broadcast.id, [broadcast.status], status=final, finished_at=now
+                    ):
+                        await uow.broadcasts.refresh(broadcast)
                         view = await self._progress(uow, broadcast, now, finished_now=True)
                         await self._queue_report(uow, broadcast, view)
                 if await uow.broadcasts.set_fingerprint(broadcast.id, view.fingerprint):
@@ -378,7 +489,9 @@ class BroadcastService:
         self._check_staff(actor_id)
         async with self._uow() as uow:
             await self._get(uow, broadcast_id)
-            return [NotReached(*row) for row in await uow.broadcasts.list_not_reached(broadcast_id)]
+            return [
+                NotReached(*row) for row in await uow.broadcasts.list_not_reached(broadcast_id)
+            ]
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -403,9 +516,13 @@ class BroadcastService:
     async def _check_audience(uow: UnitOfWork, kind: str, value: str | None) -> None:
         if kind == "all":
             return
-        if kind == "session" and value and await uow.sessions.get_by_code(value) is not None:
+        if kind == "session" and value and await uow.exam_sessions.get_by_code(value) is not None:
             return
-        if kind == "level" and value and value in {lv.code for lv in await uow.catalog.list_levels()}:
+        if (
+            kind == "level"
+            and value
+            and value in {lv.code for lv in await uow.catalog.list_levels()}
+        ):
             return
         if kind == "state" and value in STATE_GROUPS:
             return
@@ -415,40 +532,79 @@ class BroadcastService:
         kind, value = broadcast.audience["kind"], broadcast.audience.get("value")
         reachable, unreachable = await uow.broadcasts.count_audience(kind, value)
         return Preview(
-            broadcast.id, broadcast.text, broadcast.photo, broadcast.document, kind, value,
-            reachable, unreachable, broadcast.paid, broadcast.scheduled_at,
+            broadcast.id,
+            broadcast.text,
+            broadcast.photo,
+            broadcast.document,
+            kind,
+            value,
+            reachable,
+            unreachable,
+            broadcast.paid,
+            broadcast.scheduled_at,
         )
 
-    async def _progress(self, uow: UnitOfWork, b: Broadcast, now: datetime, *, finished_now: bool = False) -> Progress:
+    async def _progress(
+        self, uow: UnitOfWork, b: Broadcast, now: datetime, *, finished_now: bool = False
+    ) -> Progress:
         counts = await uow.outbox.count_by_status(b.id)
         remaining = counts.get(OutboxStatus.PENDING, 0)
-        settled = sum(counts.get(s, 0) for s in (OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.UNREACHABLE))
+        settled = sum(counts.get(s, 0) for s in OUTBOX_ATTEMPTED)
         settled -= b.skipped  # known unreachable rows were never sent: no part of the rate
         eta = None
-        if b.status == BroadcastStatus.SENDING and remaining and settled > 0 and b.started_at is not None:
+        if (
+            b.status == BroadcastStatus.SENDING
+            and remaining
+            and settled > 0
+            and b.started_at is not None
+        ):
             elapsed = (now - b.started_at).total_seconds()
             if elapsed > 0:
                 eta = _eta_bucket(remaining / (settled / elapsed))
         audience = b.audience or {}
         return Progress(
-            id=b.id, status=b.status, language=b.language, chat_id=b.progress_chat_id,
-            message_id=b.progress_message_id, audience_kind=audience.get("kind", ""),
-            audience_value=audience.get("value"), recipients=b.recipients, skipped=b.skipped,
-            sent=counts.get(OutboxStatus.SENT, 0), failed=counts.get(OutboxStatus.FAILED, 0),
-            unreachable=counts.get(OutboxStatus.UNREACHABLE, 0), cancelled=counts.get(OutboxStatus.CANCELLED, 0),
-            remaining=remaining, eta_seconds=eta, scheduled_at=b.scheduled_at, finished_now=finished_now,
+            id=b.id,
+            status=b.status,
+            language=b.language,
+            chat_id=b.progress_chat_id,
+            message_id=b.progress_message_id,
+            audience_kind=audience.get("kind", ""),
+            audience_value=audience.get("value"),
+            recipients=b.recipients,
+            skipped=b.skipped,
+            sent=counts.get(OutboxStatus.SENT, 0),
+            failed=counts.get(OutboxStatus.FAILED, 0),
+            unreachable=counts.get(OutboxStatus.UNREACHABLE, 0),
+            cancelled=counts.get(OutboxStatus.CANCELLED, 0),
+            remaining=remaining,
+            eta_seconds=eta,
+            scheduled_at=b.scheduled_at,
+            finished_now=finished_now,
         )
 
     async def _queue_report(self, uow: UnitOfWork, b: Broadcast, view: Progress) -> None:
         missed = await uow.broadcasts.list_not_reached(b.id)
         params = {
-            "broadcast_id": b.id, "status": b.status, "recipients": b.recipients, "skipped": b.skipped, "sent": view.sent, "failed": view.failed,
-            "unreachable": view.unreachable, "cancelled": view.cancelled, "not_reached_total": len(missed),
-            "not_reached": [[name, tid, status] for name, tid, status, _ in missed[:REPORT_LIST_LIMIT]],
+            "broadcast_id": b.id,
+            "status": b.status,
+            "recipients": b.recipients,
+            "skipped": b.skipped,
+            "sent": view.sent,
+            "failed": view.failed,
+            "unreachable": view.unreachable,
+            "cancelled": view.cancelled,
+            "not_reached_total": len(missed),
+            "not_reached": [
+                [name, tid, status] for name, tid, status, _ in missed[:REPORT_LIST_LIMIT]
+            ],
         }
-        await uow.outbox.add_if_new(
-            idempotency_key=f"broadcast_report:{b.id}", chat_id=b.chat_id, candidate_id=None, kind="staff",
-            payload={"template": REPORT_TEMPLATE, "params": params}, not_before=self._clock(),
+        await notify_staff(
+            uow,
+            b.chat_id,
+            self._clock(),
+            key=f"broadcast_report:{b.id}",
+            template=Template.BROADCAST_REPORT,
+            params=params,
         )
 
     async def _flow(self, uow: UnitOfWork, actor_id: int) -> tuple[Broadcast, str] | None:
@@ -457,22 +613,27 @@ class BroadcastService:
         state = await uow.flows.get(candidate.id) if candidate is not None else None
         if state is None or state.flow != FLOW:
             return None
-        broadcast = await uow.broadcasts.get(int(state.answers.get(FLOW, {}).get("id", 0)))
+        broadcast = await uow.broadcasts.get(int(state.answers_of(FLOW).get("id", 0)))
         if broadcast is None or broadcast.status != BroadcastStatus.DRAFT:
             return None
         return broadcast, state.step or "content"
 
     @staticmethod
-    async def _set_step(uow: UnitOfWork, telegram_id: int, broadcast_id: int, step: str, *, only_if_on: bool = False) -> None:
+    async def _set_step(
+        uow: UnitOfWork,
+        telegram_id: int,
+        broadcast_id: int,
+        step: str,
+        *,
+        only_if_on: bool = False,
+    ) -> None:
         candidate = await uow.candidates.get_by_telegram_id(telegram_id)
         if candidate is None:
             raise NotFound("candidate")
         state = await uow.flows.get_or_add(candidate.id)
-        if only_if_on and (state.flow != FLOW or state.answers.get(FLOW, {}).get("id") != broadcast_id):
+        if only_if_on and (state.flow != FLOW or state.answers_of(FLOW).get("id") != broadcast_id):
             return
-        state.flow, state.step = FLOW, step
-        state.answers = {**state.answers, FLOW: {"id": broadcast_id}}
-        state.version += 1
+        state.enter(FLOW, step, answers={"id": broadcast_id})
 
     @staticmethod
     async def _leave(uow: UnitOfWork, broadcast: Broadcast, actor_id: int) -> None:
@@ -480,15 +641,29 @@ class BroadcastService:
         for telegram_id in {broadcast.created_by, actor_id}:
             candidate = await uow.candidates.get_by_telegram_id(telegram_id)
             state = await uow.flows.get(candidate.id) if candidate is not None else None
-            if state is not None and state.flow == FLOW and state.answers.get(FLOW, {}).get("id") == broadcast.id:
-                state.flow, state.step = None, None
-                state.version += 1
+            if state is None or state.flow != FLOW:
+                continue
+            if state.answers_of(FLOW).get("id") == broadcast.id:
+                state.leave()
 
     def _audit(
-        self, uow: UnitOfWork, actor_id: int, b: Broadcast, action: str, old: str | None, new: str | None,
+        self,
+        uow: UnitOfWork,
+        actor_id: int,
+        b: Broadcast,
+        action: str,
+        old: str | None,
+        new: str | None,
         details: dict[str, object] | None = None,
     ) -> None:
-        uow.audit.add(AuditEntry(
-            actor=f"tg:{actor_id}", entity="broadcast", entity_id=str(b.id), action=action,
-            from_state=old, to_state=new, at=self._clock(), details=details or {},
-        ))
+        audit(
+            uow,
+            f"tg:{actor_id}",
+            "broadcast",
+            b.id,
+            action,
+            self._clock(),
+            from_state=old,
+            to_state=new,
+            details=details,
+        )

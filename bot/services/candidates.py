@@ -11,7 +11,8 @@ from datetime import datetime
 
 from bot.config import SUPPORTED_LANGUAGES
 from bot.services.errors import NotFound, UnsupportedLanguage
-from storage.models import AuditEntry, Candidate, FlowState
+from bot.services.notify import audit
+from storage.models import Candidate, FlowState
 from storage.uow import UnitOfWork, UowFactory
 
 
@@ -58,12 +59,20 @@ class CandidateService:
             candidate = await uow.candidates.get_by_telegram_id(telegram_id)
             if candidate is None:
                 await uow.candidates.add_if_missing(
-                    telegram_id, chat_id=chat_id, first_name=name, username=username, telegram_language=telegram_language,
+                    telegram_id,
+                    chat_id=chat_id,
+                    first_name=name,
+                    username=username,
+                    telegram_language=telegram_language,
                 )
                 candidate = await uow.candidates.get_by_telegram_id(telegram_id)
                 assert candidate is not None
             # Assigning an unchanged value writes nothing (SQLAlchemy compares history).
-            candidate.first_name, candidate.username, candidate.telegram_language = name, username, telegram_language
+            candidate.first_name, candidate.username, candidate.telegram_language = (
+                name,
+                username,
+                telegram_language,
+            )
             if chat_id is not None:
                 candidate.chat_id = chat_id
                 candidate.unreachable_at = None  # writing to us again proves they can be reached
@@ -88,11 +97,15 @@ class CandidateService:
                 raise NotFound("candidate")
             old = candidate.language
             candidate.language = language
-            uow.audit.add(
-                AuditEntry(
-                    actor=f"tg:{telegram_id}", entity="candidate", entity_id=str(candidate.id),
-                    action="set_language", from_state=old, to_state=language, at=self._clock(),
-                )
+            audit(
+                uow,
+                f"tg:{telegram_id}",
+                "candidate",
+                candidate.id,
+                "set_language",
+                self._clock(),
+                from_state=old,
+                to_state=language,
             )
             await uow.commit()
 
@@ -106,7 +119,6 @@ class CandidateService:
             if state is None or state.flow is None:
                 return None
             left = state.flow
-            state.flow, state.step = None, None
-            state.version += 1
+            state.leave()
             await uow.commit()
             return left

@@ -15,7 +15,8 @@ from datetime import datetime
 
 from bot.domain.catalog import Catalog, CatalogError, Problem, parse_catalog
 from bot.services.errors import CatalogMissing
-from storage.models import AuditEntry, CatalogVersion, Direction, ExamSession, Level, SessionComponent
+from bot.services.notify import audit
+from storage.models import CatalogVersion, Direction, ExamSession, Level, SessionComponent
 from storage.uow import UowFactory
 
 
@@ -50,27 +51,38 @@ class CatalogService:
         async with self._uow() as uow:
             current = await uow.catalog.get_current()
             if current is not None and current.content_hash == content_hash:
-                return LoadResult(changed=False, version=catalog.version, content_hash=content_hash)
+                return LoadResult(
+                    changed=False, version=catalog.version, content_hash=content_hash
+                )
             result = LoadResult(changed=True, version=catalog.version, content_hash=content_hash)
             await self._upsert_levels(uow, catalog)
             await self._upsert_sessions(uow, catalog, result)
             previous = await uow.catalog.get_version_by_hash(content_hash)
             if previous is not None:  # going back to an earlier file: make it the newest again
-                await uow.session.delete(previous)
-                await uow.flush()
+                await uow.catalog.remove_version(previous)
             uow.catalog.add(
                 CatalogVersion(
-                    version=catalog.version, content_hash=content_hash,
-                    document=catalog.model_dump(mode="json"), loaded_at=self._clock(), loaded_by=actor[:64],
+                    version=catalog.version,
+                    content_hash=content_hash,
+                    document=catalog.model_dump(mode="json"),
+                    loaded_at=self._clock(),
+                    loaded_by=actor[:64],
                 )
             )
-            uow.audit.add(
-                AuditEntry(
-                    actor=actor[:64], entity="catalog", entity_id=catalog.version, action="load",
-                    from_state=current.version if current else None, to_state=catalog.version,
-                    details={"hash": content_hash, "added": result.sessions_added, "updated": result.sessions_updated},
-                    at=self._clock(),
-                )
+            audit(
+                uow,
+                actor[:64],
+                "catalog",
+                catalog.version,
+                "load",
+                self._clock(),
+                from_state=current.version if current else None,
+                to_state=catalog.version,
+                details={
+                    "hash": content_hash,
+                    "added": result.sessions_added,
+                    "updated": result.sessions_updated,
+                },
             )
             await uow.commit()
             self._cache[content_hash] = catalog
@@ -81,7 +93,10 @@ class CatalogService:
         for level in catalog.levels:
             row = levels.pop(level.code, None) or Level(code=level.code)
             row.rank, row.names, row.training_hours, row.active = (
-                level.rank, level.name.model_dump(), level.training_hours_required, True,
+                level.rank,
+                level.name.model_dump(),
+                level.training_hours_required,
+                True,
             )
             uow.catalog.add(row)
         for row in levels.values():
@@ -107,7 +122,10 @@ class CatalogService:
             else:
                 if session.capacity < row.seats_taken:
                     problems.append(
-                        Problem(f"sessions[{index}].capacity", f"{row.seats_taken} seats are already taken")
+                        Problem(
+                            f"sessions[{index}].capacity",
+                            f"{row.seats_taken} seats are already taken",
+                        )
                     )
                     continue
                 result.sessions_updated.append(session.code)
@@ -129,7 +147,9 @@ class CatalogService:
             for code, slot in slots.items():
                 component = by_code.get(code) or SessionComponent(component=code)
                 component.starts_at, component.ends_at, component.room = (
-                    slot.starts_at, slot.ends_at, slot.room.model_dump(),
+                    slot.starts_at,
+                    slot.ends_at,
+                    slot.room.model_dump(),
                 )
                 if code not in by_code:
                     row.components.append(component)

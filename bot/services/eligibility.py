@@ -24,18 +24,28 @@ from bot.services.answers import parse_choice, parse_date, parse_text
 from bot.services.candidates import candidate_and_flow
 from bot.services.catalog import CatalogService
 from bot.services.errors import AlreadyDecided, InvalidAnswer, NotFound, StaleStep
-from storage.models import AuditEntry, Candidate, EligibilityReview, FlowState
-from storage.uow import UnitOfWork, UowFactory
+from bot.services.notify import Template, audit, notify_candidate, notify_staff
+from storage.models import Candidate, EligibilityReview, FlowState
+from storage.uow import UowFactory
 
 FLOW = "eligibility"
 AUTO_LEVEL = "auto"  # "which level fits me?"
 NONE = "none"  # an explicit "I have none" answer (title, prior level, work)
 #: Profile keys the check asks for; "check again with new answers" clears exactly these.
+REVIEW = "eligibility_review"  # the audit log's entity
 ANSWER_KEYS = frozenset(
-    {"education", "graduation_date", "major", "major_code", "title", "title_date", "prior_level", "prior_level_date", "work_start"}
+    {
+        "education",
+        "graduation_date",
+        "major",
+        "major_code",
+        "title",
+        "title_date",
+        "prior_level",
+        "prior_level_date",
+        "work_start",
+    }
 )
-REVIEW_TEMPLATE = "eligibility_review_request"
-DECIDED_TEMPLATE = "eligibility_review_decided"
 
 # Profile fields (from the rules engine) → the steps that ask them, in order.
 _FIELD_STEPS = {
@@ -120,25 +130,31 @@ def profile_from(data: dict[str, Any]) -> Profile:
 
 
 class EligibilityService:
-    def __init__(self, uow: UowFactory, clock: Callable[[], datetime], catalog: CatalogService) -> None:
+    def __init__(
+        self, uow: UowFactory, clock: Callable[[], datetime], catalog: CatalogService
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._catalog = catalog
 
     # -- the question-by-question check ---------------------------------------------
 
-    async def start(self, telegram_id: int, level: str | None = None, *, fresh: bool = False) -> Question | Outcome:
+    async def start(
+        self, telegram_id: int, level: str | None = None, *, fresh: bool = False
+    ) -> Question | Outcome:
         """Begin a check (for `level`, or "auto" to find the level that fits)."""
         catalog = await self._catalog.current()
         async with self._uow() as uow:
             candidate, state = await candidate_and_flow(uow, telegram_id)
             if fresh:
-                candidate.profile = {k: v for k, v in candidate.profile.items() if k not in ANSWER_KEYS}
+                candidate.profile = {
+                    k: v for k, v in candidate.profile.items() if k not in ANSWER_KEYS
+                }
             answers = {"level": level} if level else {}
             if level and level != AUTO_LEVEL:
                 parse_choice("level", level, [lv.code for lv in catalog.levels])
-            self._go(state, answers)
-            result = self._advance(catalog, candidate, state)
+            state.enter(FLOW, answers=answers)
+            result = self._advance(catalog, candidate, state, answers)
             await uow.commit()
             return result
 
@@ -149,7 +165,7 @@ class EligibilityService:
             candidate, state = await candidate_and_flow(uow, telegram_id)
             if state.flow != FLOW or state.step is None:
                 return None
-            return self._question(catalog, state.step, candidate.profile, state.answers.get(FLOW, {}))
+            return self._question(catalog, state.step, candidate.profile, state.answers_of(FLOW))
 
     async def answer(self, telegram_id: int, step: str, value: str | None) -> Question | Outcome:
         """Save one answer (validated) and return the next question or the outcome."""
@@ -158,15 +174,21 @@ class EligibilityService:
             candidate, state = await candidate_and_flow(uow, telegram_id)
             if state.flow != FLOW or state.step != step:
                 raise StaleStep(step)
-            flow_answers = dict(state.answers.get(FLOW, {}))
+            flow_answers = state.answers_of(FLOW)
             question = self._question(catalog, step, candidate.profile, flow_answers)
             self._store(catalog, candidate, flow_answers, question, value)
-            state.answers = {**state.answers, FLOW: flow_answers}
-            result = self._advance(catalog, candidate, state)
+            result = self._advance(catalog, candidate, state, flow_answers)
             await uow.commit()
             return result
 
-    def _store(self, catalog: Catalog, candidate: Candidate, flow: dict[str, Any], q: Question, value: str | None) -> None:
+    def _store(
+        self,
+        catalog: Catalog,
+        candidate: Candidate,
+        flow: dict[str, Any],
+        q: Question,
+        value: str | None,
+    ) -> None:
         today = self._clock().date()
         profile = dict(candidate.profile)
         step = q.step
@@ -177,13 +199,20 @@ class EligibilityService:
             profile.pop("major", None)  # the list of majors depends on the education
             profile.pop("major_code", None)
         elif step == "graduation_date":
-            profile["graduation_date"] = _iso(parse_date(step, value, today=today, past_only=False, max_future_years=6))
+            profile["graduation_date"] = _iso(
+                parse_date(step, value, today=today, past_only=False, max_future_years=6)
+            )
         elif step == "major":
             if value in q.options:
-                major = next(m for m in catalog.related_majors[q.list_name or "degree"] if m.code == value)
+                major = next(
+                    m for m in catalog.related_majors[q.list_name or "degree"] if m.code == value
+                )
                 profile["major_code"], profile["major"] = major.code, major.name.zh_Hans
             else:
-                profile["major_code"], profile["major"] = None, parse_text(step, value, max_length=60)
+                profile["major_code"], profile["major"] = (
+                    None,
+                    parse_text(step, value, max_length=60),
+                )
         elif step in ("title", "prior_level"):
             chosen = parse_choice(step, value, (*q.options, NONE))
             profile[step] = chosen
@@ -192,15 +221,14 @@ class EligibilityService:
         elif step in ("title_date", "prior_level_date"):
             profile[step] = _iso(parse_date(step, value, today=today, past_only=True))
         elif step == "work_start":
-            profile[step] = NONE if value == NONE else _iso(parse_date(step, value, today=today, past_only=True))
+            profile[step] = (
+                NONE
+                if value == NONE
+                else _iso(parse_date(step, value, today=today, past_only=True))
+            )
         else:  # pragma: no cover - steps come from _question
             raise StaleStep(step)
         candidate.profile = profile
-
-    def _go(self, state: FlowState, flow_answers: dict[str, Any]) -> None:
-        state.flow = FLOW
-        state.answers = {**state.answers, FLOW: flow_answers}
-        state.version += 1
 
     def _steps(self, catalog: Catalog, level: str | None) -> list[str]:
         steps: list[str] = []
@@ -212,40 +240,62 @@ class EligibilityService:
         if step == "title_date":
             return profile.get("title") not in (None, NONE) and not profile.get("title_date")
         if step == "prior_level_date":
-            return profile.get("prior_level") not in (None, NONE) and not profile.get("prior_level_date")
+            return profile.get("prior_level") not in (None, NONE) and not profile.get(
+                "prior_level_date"
+            )
         return profile.get(step) is None
 
-    def _advance(self, catalog: Catalog, candidate: Candidate, state: FlowState) -> Question | Outcome:
-        flow = state.answers.get(FLOW, {})
+    def _advance(
+        self, catalog: Catalog, candidate: Candidate, state: FlowState, flow: dict[str, Any]
+    ) -> Question | Outcome:
+        """Save the check's answers (`flow`) and move to the first unanswered step, or leave
+        the flow with the outcome once everything the level's routes need is known."""
         level = flow.get("level")
         if level is None:
-            state.step = "level"
+            state.advance("level", answers=flow)
             return self._question(catalog, "level", candidate.profile, flow)
         for step in self._steps(catalog, level):
             if self._unanswered(step, candidate.profile):
-                state.step = step
+                state.advance(step, answers=flow)
                 return self._question(catalog, step, candidate.profile, flow)
         outcome = self._evaluate(catalog, level, candidate.profile)
         verdicts = dict(candidate.profile.get("verdicts", {}))
         verdicts[outcome.level] = {
-            "status": outcome.verdict.status.value, "route": outcome.verdict.matched_route,
-            "exam_date": outcome.verdict.exam_date.isoformat(), "at": self._clock().isoformat(),
+            "status": outcome.verdict.status.value,
+            "route": outcome.verdict.matched_route,
+            "exam_date": outcome.verdict.exam_date.isoformat(),
+            "at": self._clock().isoformat(),
         }
         candidate.profile = {**candidate.profile, "verdicts": verdicts}
-        state.flow, state.step = None, None
+        state.leave(answers=flow)
         return outcome
 
-    def _question(self, catalog: Catalog, step: str, profile: dict[str, Any], flow: dict[str, Any]) -> Question:
+    def _question(
+        self, catalog: Catalog, step: str, profile: dict[str, Any], flow: dict[str, Any]
+    ) -> Question:
         if step == "level":
             return Question(step, (*(lv.code for lv in catalog.levels), AUTO_LEVEL))
         if step == "education":
-            return Question(step, tuple(e.code for e in sorted(catalog.education_levels, key=lambda e: -e.rank)))
+            return Question(
+                step,
+                tuple(e.code for e in sorted(catalog.education_levels, key=lambda e: -e.rank)),
+            )
         if step == "major":
-            list_name = "associate" if profile.get("education") in ("associate", "technical_school") else "degree"
+            list_name = (
+                "associate"
+                if profile.get("education") in ("associate", "technical_school")
+                else "degree"
+            )
             majors = catalog.related_majors.get(list_name, ())
-            return Question(step, tuple(m.code for m in majors), allow_text=True, list_name=list_name)
+            return Question(
+                step, tuple(m.code for m in majors), allow_text=True, list_name=list_name
+            )
         if step == "title":
-            return Question(step, tuple(t.code for t in sorted(catalog.titles, key=lambda t: t.rank)), allow_none=True)
+            return Question(
+                step,
+                tuple(t.code for t in sorted(catalog.titles, key=lambda t: t.rank)),
+                allow_none=True,
+            )
         if step == "prior_level":
             return Question(step, tuple(lv.code for lv in catalog.levels), allow_none=True)
         if step == "work_start":
@@ -259,7 +309,9 @@ class EligibilityService:
             (s for s in catalog.sessions if level in (None, AUTO_LEVEL) or level in s.levels),
             key=lambda s: s.exam_date,
         )
-        upcoming = [s for s in sessions if catalog.session_timeline(s.code).registration_closes_at > now]
+        upcoming = [
+            s for s in sessions if catalog.session_timeline(s.code).registration_closes_at > now
+        ]
         if upcoming:
             return upcoming[0].exam_date, upcoming[0].code
         return now.date(), None
@@ -271,7 +323,9 @@ class EligibilityService:
             exam_date, _ = self._exam(catalog, None)
             level = suggest_level(catalog, profile, exam_date) or catalog.levels_by_rank()[0].code
         exam_date, session = self._exam(catalog, level)
-        return Outcome(level, evaluate(catalog, level, profile, exam_date), session, suggested_from_auto=auto)
+        return Outcome(
+            level, evaluate(catalog, level, profile, exam_date), session, suggested_from_auto=auto
+        )
 
     # -- standing, review, override -----------------------------------------------------
 
@@ -289,10 +343,16 @@ class EligibilityService:
         allowed = status in ("eligible", "approved", "overridden")
         return Standing(level, allowed, status, record.get("route"))
 
-    async def request_review(self, telegram_id: int, level: str, staff_chat_id: int | None) -> ReviewTicket:
+    async def request_review(
+        self, telegram_id: int, level: str, staff_chat_id: int | None
+    ) -> ReviewTicket:
         """File a manual review of the last check for `level` and queue the staff card."""
         catalog = await self._catalog.current()
-        level_names = catalog.level(level).name.model_dump() if level in {lv.code for lv in catalog.levels} else {}
+        level_names = (
+            catalog.level(level).name.model_dump()
+            if level in {lv.code for lv in catalog.levels}
+            else {}
+        )
         async with self._uow() as uow:
             candidate, _ = await candidate_and_flow(uow, telegram_id)
             pending = await uow.reviews.get_pending(candidate.id, level)
@@ -302,44 +362,49 @@ class EligibilityService:
             if standing.status not in ("manual_review", "not_eligible"):
                 raise InvalidAnswer("review", "nothing_to_review")
             review = EligibilityReview(
-                candidate_id=candidate.id, level_code=level, status="pending",
+                candidate_id=candidate.id,
+                level_code=level,
+                status="pending",
                 profile={k: v for k, v in candidate.profile.items() if k != "verdicts"},
-                verdict=candidate.profile["verdicts"][level], requested_at=self._clock(),
+                verdict=candidate.profile["verdicts"][level],
+                requested_at=self._clock(),
             )
             uow.reviews.add(review)
             await uow.flush()
             verdicts = dict(candidate.profile["verdicts"])
             verdicts[level] = {**verdicts[level], "status": "pending_review"}
             candidate.profile = {**candidate.profile, "verdicts": verdicts}
-            if staff_chat_id is not None:
-                await uow.outbox.add_if_new(
-                    idempotency_key=f"review_request:{review.id}", chat_id=staff_chat_id, candidate_id=None,
-                    kind="staff", payload={"template": REVIEW_TEMPLATE, "params": {
-                        "review_id": review.id, "name": candidate.full_name or candidate.first_name,
-                        "telegram_id": candidate.telegram_id, "level": level, "profile": review.profile,
-                        "status": standing.status, "level_names": level_names,
-                    }},
-                    not_before=self._clock(),
-                )
-            self._audit(uow, f"tg:{telegram_id}", review, "review_requested", None, "pending", None)
+            await notify_staff(
+                uow,
+                staff_chat_id,
+                self._clock(),
+                key=f"review_request:{review.id}",
+                template=Template.ELIGIBILITY_REVIEW_REQUEST,
+                params={
+                    "review_id": review.id,
+                    "name": candidate.full_name or candidate.first_name,
+                    "telegram_id": candidate.telegram_id,
+                    "level": level,
+                    "profile": review.profile,
+                    "status": standing.status,
+                    "level_names": level_names,
+                },
+            )
+            audit(
+                uow,
+                f"tg:{telegram_id}",
+                REVIEW,
+                review.id,
+                "review_requested",
+                self._clock(),
+                to_state="pending",
+            )
             await uow.commit()
             return ReviewTicket(review.id, created=True)
 
-    async def review_card(self, review_id: int) -> dict[str, Any]:
-        """What the staff card shows (no ID number: the review needs none)."""
-        async with self._uow() as uow:
-            review = await uow.reviews.get(review_id)
-            if review is None:
-                raise NotFound("review")
-            candidate = await uow.candidates.get(review.candidate_id)
-            return {
-                "review_id": review.id, "level": review.level_code, "status": review.status,
-                "name": candidate.full_name or candidate.first_name, "telegram_id": candidate.telegram_id,
-                "username": candidate.username, "profile": review.profile, "verdict": review.verdict,
-                "decided_by": review.decided_by, "reason": review.reason,
-            }
-
-    async def decide_review(self, review_id: int, staff_id: int, *, approve: bool, reason: str | None) -> ReviewDecision:
+    async def decide_review(
+        self, review_id: int, staff_id: int, *, approve: bool, reason: str | None
+    ) -> ReviewDecision:
         """Approve or reject a pending review; a second decision raises AlreadyDecided."""
         status = "approved" if approve else "rejected"
         async with self._uow() as uow:
@@ -347,51 +412,68 @@ class EligibilityService:
             if review is None:
                 raise NotFound("review")
             if not await uow.reviews.decide(review_id, status, staff_id, self._clock(), reason):
-                await uow.session.refresh(review)
+                await uow.reviews.refresh(review)
                 raise AlreadyDecided(review.decided_by, review.status)
             candidate = await uow.candidates.get(review.candidate_id, for_update=True)
             self._set_verdict(candidate, review.level_code, status, review.verdict.get("route"))
-            self._audit(uow, f"tg:{staff_id}", review, "review_decided", "pending", status, reason)
-            if candidate.chat_id is not None:
-                await uow.outbox.add_if_new(
-                    idempotency_key=f"review_decided:{review.id}", chat_id=candidate.chat_id,
-                    candidate_id=candidate.id, kind="notification",
-                    payload={"template": DECIDED_TEMPLATE, "params": {"level": review.level_code, "approved": approve, "reason": reason}},
-                    not_before=self._clock(),
-                )
+            audit(
+                uow,
+                f"tg:{staff_id}",
+                REVIEW,
+                review.id,
+                "review_decided",
+                self._clock(),
+                from_state="pending",
+                to_state=status,
+                reason=reason,
+            )
+            await notify_candidate(
+                uow,
+                candidate.id,
+                self._clock(),
+                key=f"review_decided:{review.id}",
+                template=Template.ELIGIBILITY_REVIEW_DECIDED,
+                params={"level": review.level_code, "approved": approve, "reason": reason},
+            )
             await uow.commit()
             return ReviewDecision(review.id, candidate.telegram_id, review.level_code, approve)
 
-    async def override(self, staff_id: int, candidate_telegram_id: int, level: str, *, eligible: bool, reason: str) -> None:
+    async def override(
+        self, staff_id: int, candidate_telegram_id: int, level: str, *, eligible: bool, reason: str
+    ) -> None:
         """Staff set the result for a level by hand; the reason is required and recorded."""
         catalog = await self._catalog.current()
         parse_choice("level", level, [lv.code for lv in catalog.levels])
         reason = parse_text("reason", reason, max_length=500, min_length=3)
         async with self._uow() as uow:
-            candidate = await uow.candidates.get_by_telegram_id(candidate_telegram_id, for_update=True)
+            candidate = await uow.candidates.get_by_telegram_id(
+                candidate_telegram_id, for_update=True
+            )
             if candidate is None:
                 raise NotFound("candidate")
             old = self._standing(candidate, level).status
             self._set_verdict(candidate, level, "overridden" if eligible else "not_eligible", None)
-            uow.audit.add(
-                AuditEntry(
-                    actor=f"tg:{staff_id}", entity="eligibility", entity_id=f"{candidate.id}:{level}",
-                    action="override", from_state=old, to_state="eligible" if eligible else "not_eligible",
-                    reason=reason, at=self._clock(),
-                )
+            audit(
+                uow,
+                f"tg:{staff_id}",
+                "eligibility",
+                f"{candidate.id}:{level}",
+                "override",
+                self._clock(),
+                from_state=old,
+                reason=reason,
+                to_state="eligible" if eligible else "not_eligible",
             )
             await uow.commit()
 
-    def _set_verdict(self, candidate: Candidate, level: str, status: str, route: str | None) -> None:
+    def _set_verdict(
+        self, candidate: Candidate, level: str, status: str, route: str | None
+    ) -> None:
         verdicts = dict(candidate.profile.get("verdicts", {}))
-        verdicts[level] = {**verdicts.get(level, {}), "status": status, "route": route, "at": self._clock().isoformat()}
+        verdicts[level] = {
+            **verdicts.get(level, {}),
+            "status": status,
+            "route": route,
+            "at": self._clock().isoformat(),
+        }
         candidate.profile = {**candidate.profile, "verdicts": verdicts}
-
-    def _audit(self, uow: UnitOfWork, actor: str, review: EligibilityReview, action: str, old: str | None, new: str | None, reason: str | None) -> None:
-        uow.audit.add(
-            AuditEntry(
-                actor=actor, entity="eligibility_review", entity_id=str(review.id), action=action,
-                from_state=old, to_state=new, reason=reason, at=self._clock(),
-            )
-        )
-

@@ -64,7 +64,9 @@ class InboxService:
         """Mark an update done and drop its content: the raw update may hold personal data
         (an ID number typed as text), which is kept encrypted elsewhere once processed."""
         async with self._uow() as uow:
-            await uow.inbox.mark_processed(update_id, self._clock(), error, {"update_id": update_id, "redacted": True})
+            await uow.inbox.mark_processed(
+                update_id, self._clock(), error, {"update_id": update_id, "redacted": True}
+            )
             await uow.commit()
 
     async def renew_lease(self, update_id: int) -> bool:
@@ -87,11 +89,15 @@ class InboxService:
                 await uow.inbox.give_up(update_id, now, "failed_every_attempt")
                 await uow.commit()
                 return True
-            await uow.inbox.postpone(update_id, now + RETRY_BACKOFF * max(1, attempts), "handler_failed")
+            await uow.inbox.postpone(
+                update_id, now + RETRY_BACKOFF * max(1, attempts), "handler_failed"
+            )
             await uow.commit()
             return False
 
-    async def claim_stale(self, limit: int = 100, *, ignore_leases: bool = False) -> list[dict[str, Any]]:
+    async def claim_stale(
+        self, limit: int = 100, *, ignore_leases: bool = False
+    ) -> list[dict[str, Any]]:
         """Claim stored but unprocessed updates whose lease has run out, oldest first.
 
         `ignore_leases` is for a single instance starting up (SQLite): every unprocessed

@@ -6,7 +6,9 @@ renderers live in `handlers/` (each module's `TEMPLATES`); a test checks that ev
 member of `Template` has one. After a commit that queued a row, the unit of work wakes
 the sender (`UnitOfWork.queued`), so nothing waits for the sender's next poll.
 
-Entry points: `notify_candidate`, `notify_staff`, `audit`, `Template`.
+Entry points: `notify_candidate`, `notify_staff`, `audit`, `Template`; `queue` for a row
+that is not a template notification (`OutboxService.enqueue`), `payload` for rows planned
+in bulk by a repository (reminders), whose service then sets `uow.queued` itself.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from bot.services.errors import InvalidPayload
+from bot.services.notify import queue
 from storage.uow import UowFactory
 
 
@@ -81,7 +82,9 @@ class OutboxStats:
 def check_payload(payload: dict[str, Any]) -> None:
     """A payload names a template, or carries text and/or a file; anything else is a bug."""
     if "template" in payload:
-        if not isinstance(payload["template"], str) or not isinstance(payload.get("params", {}), dict):
+        if not isinstance(payload["template"], str) or not isinstance(
+            payload.get("params", {}), dict
+        ):
             raise InvalidPayload("template must be a name and params a mapping")
         return
     if not any(payload.get(key) for key in ("text", "photo", "document")):
@@ -102,16 +105,23 @@ class OutboxService:
         return bool(await self.enqueue_many([message]))
 
     async def enqueue_many(self, messages: Iterable[OutgoingMessage]) -> int:
-        """Queue messages in one transaction; returns how many were new."""
+        """Queue messages in one transaction (the sender is woken once it commits); returns how
+        many were new."""
         now = self._clock()
         created = 0
         async with self._uow() as uow:
             for m in messages:
                 check_payload(m.payload)
-                created += await uow.outbox.add_if_new(
-                    idempotency_key=m.idempotency_key, chat_id=m.chat_id, candidate_id=m.candidate_id,
-                    kind=m.kind, payload=m.payload, not_before=m.not_before or now,
-                    expires_at=m.expires_at, broadcast_id=m.broadcast_id,
+                created += await queue(
+                    uow,
+                    key=m.idempotency_key,
+                    chat_id=m.chat_id,
+                    candidate_id=m.candidate_id,
+                    kind=m.kind,
+                    payload=m.payload,
+                    not_before=m.not_before or now,
+                    expires_at=m.expires_at,
+                    broadcast_id=m.broadcast_id,
                 )
             await uow.commit()
         return created
@@ -121,7 +131,9 @@ class OutboxService:
         async with self._uow() as uow:
             if broadcast_id is not None:
                 return OutboxStats(await uow.outbox.count_by_status(broadcast_id))
-            return OutboxStats(await uow.outbox.count_by_status(), await uow.outbox.count_by_broadcast())
+            return OutboxStats(
+                await uow.outbox.count_by_status(), await uow.outbox.count_by_broadcast()
+            )
 
     # --- the sender's side -----------------------------------------------------------
 
@@ -143,13 +155,21 @@ class OutboxService:
         by_chat = {tid: (cid, lang, tg) for cid, tid, lang, tg in recipients}
         claimed = []
         for r in rows:
-            found = by_id.get(r.candidate_id) if r.candidate_id is not None else by_chat.get(r.chat_id)
+            found = (
+                by_id.get(r.candidate_id) if r.candidate_id is not None else by_chat.get(r.chat_id)
+            )
             candidate_id, language, telegram_language = found or (r.candidate_id, None, None)
             claimed.append(
                 ClaimedMessage(
-                    id=r.id, chat_id=r.chat_id, payload=r.payload, attempts=r.attempts,
-                    candidate_id=candidate_id, language=language, telegram_language=telegram_language,
-                    expires_at=r.expires_at, broadcast_id=r.broadcast_id,
+                    id=r.id,
+                    chat_id=r.chat_id,
+                    payload=r.payload,
+                    attempts=r.attempts,
+                    candidate_id=candidate_id,
+                    language=language,
+                    telegram_language=telegram_language,
+                    expires_at=r.expires_at,
+                    broadcast_id=r.broadcast_id,
                 )
             )
         return claimed
@@ -162,7 +182,11 @@ class OutboxService:
             for r in results:
                 if r.outcome == "retry":
                     await uow.outbox.retry_later(
-                        r.id, r.not_before or now, r.error, count_attempt=r.count_attempt, chat_id=r.chat_id
+                        r.id,
+                        r.not_before or now,
+                        r.error,
+                        count_attempt=r.count_attempt,
+                        chat_id=r.chat_id,
                     )
                     continue
                 groups.setdefault((r.outcome, r.error), []).append(r.id)

@@ -30,6 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.domain.catalog import Catalog
+from bot.domain.lifecycle import PAYABLE, SETTLEABLE, PaymentStatus, RegistrationState
 from bot.services.catalog import CatalogService
 from bot.services.errors import (
     AlreadyDecided,
@@ -39,16 +40,13 @@ from bot.services.errors import (
     PaymentUnavailable,
     StaleStep,
 )
+from bot.services.notify import Template, audit, notify_candidate, notify_staff
 from bot.services.registration import release_seat_and_promote
-from storage.models import AuditEntry, Candidate, ExamSession, Payment, Registration, RegistrationState
+from storage.models import Candidate, ExamSession, Payment, Registration
 from storage.uow import UnitOfWork, UowFactory
 
 S = RegistrationState
-#: States in which money is accepted for a registration.
-PAYABLE = (S.SUBMITTED, S.AWAITING_PAYMENT)
-SETTLEABLE = (S.SUBMITTED, S.AWAITING_PAYMENT, S.PAYMENT_REVIEW)
-#: Expiry never touches PAYMENT_REVIEW: a receipt staff have not looked at keeps the seat.
-EXPIRABLE = (S.SUBMITTED, S.AWAITING_PAYMENT)
+P = PaymentStatus
 ELIGIBLE = ("eligible", "approved", "overridden")
 #: How long after pressing "other reason" the staff member's next staff-chat text counts
 #: as the reason; later text is ordinary conversation.
@@ -153,7 +151,9 @@ class RegistrationHistory:
     reference: str
     state: str
     entries: tuple[HistoryEntry, ...]
-    payments: tuple[tuple[int, str, str, int, str, bool], ...]  # id, method, status, amount, currency, refund
+    payments: tuple[
+        tuple[int, str, str, int, str, bool], ...
+    ]  # id, method, status, amount, currency, refund
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,40 +184,20 @@ def expected_amount(catalog: Catalog, level_code: str, currency: str) -> int | N
     return fee.amount_minor_units if currency == catalog.fees.currency else None
 
 
-def audit(
-    uow: UnitOfWork, actor: str, entity: str, entity_id: int | str, action: str, at: datetime, *,
-    from_state: str | None = None, to_state: str | None = None, reason: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> None:
-    uow.audit.add(AuditEntry(
-        actor=actor, entity=entity, entity_id=str(entity_id), action=action, from_state=from_state,
-        to_state=to_state, reason=reason, details=details or {}, at=at,
-    ))
-
-
-async def notify_candidate(uow: UnitOfWork, candidate_id: int, now: datetime, key: str, template: str, params: dict[str, Any]) -> None:
-    candidate = await uow.candidates.get(candidate_id)
-    if candidate is None or candidate.chat_id is None:
-        return
-    await uow.outbox.add_if_new(
-        idempotency_key=key, chat_id=candidate.chat_id, candidate_id=candidate_id, kind="notification",
-        payload={"template": template, "params": params}, not_before=now,
-    )
-
-
-async def notify_staff(uow: UnitOfWork, staff_chat_id: int | None, now: datetime, key: str, template: str, params: dict[str, Any]) -> None:
-    if staff_chat_id is None:
-        return
-    await uow.outbox.add_if_new(
-        idempotency_key=key, chat_id=staff_chat_id, candidate_id=None, kind="staff",
-        payload={"template": template, "params": params}, not_before=now,
-    )
-
-
 async def record_payment(
-    uow: UnitOfWork, *, registration: Registration | None, method: str, external_id: str,
-    amount_minor: int, currency: str, expected: int | None, now: datetime, actor: str,
-    staff_chat_id: int | None, raw: dict[str, Any] | None = None, notify: bool = True,
+    uow: UnitOfWork,
+    *,
+    registration: Registration | None,
+    method: str,
+    external_id: str,
+    amount_minor: int,
+    currency: str,
+    expected: int | None,
+    now: datetime,
+    actor: str,
+    staff_chat_id: int | None,
+    raw: dict[str, Any] | None = None,
+    notify: bool = True,
 ) -> PaymentOutcome:
     """Record money that arrived, once per (method, external_id), and settle the registration.
 
@@ -227,58 +207,144 @@ async def record_payment(
     """
     reference = registration.reference if registration is not None else None
     payment_id = await uow.payments.add_if_new(
-        registration_id=registration.id if registration is not None else None, method=method,
-        external_id=external_id, amount_minor=amount_minor, currency=currency, status="received",
-        raw=raw or {}, created_at=now,
+        registration_id=registration.id if registration is not None else None,
+        method=method,
+        external_id=external_id,
+        amount_minor=amount_minor,
+        currency=currency,
+        status=P.RECEIVED,
+        raw=raw or {},
+        created_at=now,
     )
     if payment_id is None:
         existing = await uow.payments.get_by_external_id(method, external_id)
         assert existing is not None
-        return PaymentOutcome(existing.id, existing.registration_id, reference, existing.status, replay=True)
+        return PaymentOutcome(
+            existing.id, existing.registration_id, reference, existing.status, replay=True
+        )
 
     if registration is None:
-        status, why = "unmatched", "unknown_reference"
+        status, why = P.UNMATCHED, "unknown_reference"
     elif expected is None or amount_minor != expected:
-        status, why = "mismatch", "amount_mismatch"
+        status, why = P.MISMATCH, "amount_mismatch"
     else:
         state = registration.state
-        paid = await uow.registrations.transition(registration.id, SETTLEABLE, state=S.PAID, state_changed_at=now)
+        paid = await uow.registrations.transition(
+            registration.id, SETTLEABLE, state=S.PAID, state_changed_at=now
+        )
         if paid:
-            await uow.payments.decide(payment_id, "received", status="paid", decided_at=now)
+            await uow.payments.decide(payment_id, P.RECEIVED, status=P.PAID, decided_at=now)
             await uow.payments.supersede_pending(registration.id, now, f"paid:{method}")
-            audit(uow, actor, "payment", payment_id, "recorded", now, to_state="paid",
-                  details={"method": method, "external_id": external_id, "amount_minor": amount_minor, "currency": currency})
-            audit(uow, actor, "registration", registration.id, "paid", now, from_state=state, to_state=S.PAID,
-                  reason=method, details={"payment_id": payment_id})
+            audit(
+                uow,
+                actor,
+                "payment",
+                payment_id,
+                "recorded",
+                now,
+                to_state=P.PAID,
+                details={
+                    "method": method,
+                    "external_id": external_id,
+                    "amount_minor": amount_minor,
+                    "currency": currency,
+                },
+            )
+            audit(
+                uow,
+                actor,
+                "registration",
+                registration.id,
+                "paid",
+                now,
+                from_state=state,
+                to_state=S.PAID,
+                reason=method,
+                details={"payment_id": payment_id},
+            )
             if notify:
-                await notify_candidate(uow, registration.candidate_id, now, f"payment_received:{registration.id}",
-                                       "payment_received", {"reference": reference, "method": method})
-            return PaymentOutcome(payment_id, registration.id, reference, "paid")
+                await notify_candidate(
+                    uow,
+                    registration.candidate_id,
+                    now,
+                    key=f"payment_received:{registration.id}",
+                    template=Template.PAYMENT_RECEIVED,
+                    params={"reference": reference, "method": method},
+                )
+            return PaymentOutcome(payment_id, registration.id, reference, P.PAID)
         current = await uow.registrations.get(registration.id)
         state = current.state if current is not None else "missing"
-        status, why = "refund_due", ("double_payment" if state == S.PAID else f"registration_{state}")
+        status, why = (
+            P.REFUND_DUE,
+            ("double_payment" if state == S.PAID else f"registration_{state}"),
+        )
 
-    await uow.payments.decide(payment_id, "received", status=status, needs_refund=True, decided_at=now, reason=why)
-    audit(uow, actor, "payment", payment_id, "flagged", now, to_state=status, reason=why,
-          details={"method": method, "external_id": external_id, "amount_minor": amount_minor,
-                   "currency": currency, "expected": expected})
+    await uow.payments.decide(
+        payment_id, P.RECEIVED, status=status, needs_refund=True, decided_at=now, reason=why
+    )
+    audit(
+        uow,
+        actor,
+        "payment",
+        payment_id,
+        "flagged",
+        now,
+        to_state=status,
+        reason=why,
+        details={
+            "method": method,
+            "external_id": external_id,
+            "amount_minor": amount_minor,
+            "currency": currency,
+            "expected": expected,
+        },
+    )
     if registration is not None:
-        audit(uow, actor, "registration", registration.id, "payment_flagged", now, reason=why,
-              details={"payment_id": payment_id})
+        audit(
+            uow,
+            actor,
+            "registration",
+            registration.id,
+            "payment_flagged",
+            now,
+            reason=why,
+            details={"payment_id": payment_id},
+        )
         if notify:
-            await notify_candidate(uow, registration.candidate_id, now, f"payment_refund:{payment_id}",
-                                   "payment_refund_due", {"reference": reference, "why": why})
-    await notify_staff(uow, staff_chat_id, now, f"payment_flagged:{payment_id}", "payment_flagged", {
-        "payment_id": payment_id, "reference": reference or (raw or {}).get("reference"), "method": method,
-        "external_id": external_id, "amount_minor": amount_minor, "currency": currency,
-        "expected": expected, "why": why,
-    })
+            await notify_candidate(
+                uow,
+                registration.candidate_id,
+                now,
+                key=f"payment_refund:{payment_id}",
+                template=Template.PAYMENT_REFUND_DUE,
+                params={"reference": reference, "why": why},
+            )
+    await notify_staff(
+        uow,
+        staff_chat_id,
+        now,
+        key=f"payment_flagged:{payment_id}",
+        template=Template.PAYMENT_FLAGGED,
+        params={
+            "payment_id": payment_id,
+            "reference": reference or (raw or {}).get("reference"),
+            "method": method,
+            "external_id": external_id,
+            "amount_minor": amount_minor,
+            "currency": currency,
+            "expected": expected,
+            "why": why,
+        },
+    )
     return PaymentOutcome(payment_id, registration.id if registration else None, reference, status)
 
 
 class PaymentService:
     def __init__(
-        self, uow: UowFactory, clock: Callable[[], datetime], catalog: CatalogService,
+        self,
+        uow: UowFactory,
+        clock: Callable[[], datetime],
+        catalog: CatalogService,
         config: PaymentConfig | None = None,
     ) -> None:
         self._uow = uow
@@ -291,9 +357,11 @@ class PaymentService:
     def methods(self, catalog: Catalog, fee_confirmed: bool) -> tuple[str, ...]:
         """Methods offered now: listed in the catalogue, enabled in the settings, and for
         invoices only once the fee is confirmed (an invoice states an amount)."""
-        enabled = {"bank_transfer": catalog.payment.bank_account is not None,
-                   "telegram": self.config.telegram and fee_confirmed,
-                   "stars": self.config.stars and fee_confirmed}
+        enabled = {
+            "bank_transfer": catalog.payment.bank_account is not None,
+            "telegram": self.config.telegram and fee_confirmed,
+            "stars": self.config.stars and fee_confirmed,
+        }
         return tuple(m for m in catalog.payment.methods if enabled.get(m, False))
 
     async def offer(self, telegram_id: int, registration_id: int) -> PaymentOffer:
@@ -309,13 +377,26 @@ class PaymentService:
             fee = catalog.fee(registration.level_code)
             account = catalog.payment.bank_account
             return PaymentOffer(
-                registration_id=registration.id, reference=registration.reference, state=registration.state,
-                level_code=registration.level_code, session_code=session.code, timezone=session.timezone,
-                currency=catalog.fees.currency, amount=fee.amount if fee.confirmed else None,
-                stars=fee.stars if fee.confirmed else None, due_at=session.payment_due_at,
-                deadline_at=deadline_of(session), methods=self.methods(catalog, fee.confirmed),
-                bank=BankDetails(account.account_name, account.bank_name, account.account_number, account.placeholder)
-                if account is not None else None,
+                registration_id=registration.id,
+                reference=registration.reference,
+                state=registration.state,
+                level_code=registration.level_code,
+                session_code=session.code,
+                timezone=session.timezone,
+                currency=catalog.fees.currency,
+                amount=fee.amount if fee.confirmed else None,
+                stars=fee.stars if fee.confirmed else None,
+                due_at=session.payment_due_at,
+                deadline_at=deadline_of(session),
+                methods=self.methods(catalog, fee.confirmed),
+                bank=BankDetails(
+                    account.account_name,
+                    account.bank_name,
+                    account.account_number,
+                    account.placeholder,
+                )
+                if account is not None
+                else None,
             )
 
     # --- Telegram Payments and Stars --------------------------------------------------------
@@ -328,16 +409,26 @@ class PaymentService:
             registration, session = await self._own(uow, telegram_id, registration_id)
             await self._check_payable(registration)
             fee = catalog.fee(registration.level_code)
-            if method not in self.methods(catalog, fee.confirmed) or method not in ("telegram", "stars"):
-                raise PaymentUnavailable("fee_unconfirmed" if not fee.confirmed else "method_disabled")
+            if method not in self.methods(catalog, fee.confirmed) or method not in (
+                "telegram",
+                "stars",
+            ):
+                raise PaymentUnavailable(
+                    "fee_unconfirmed" if not fee.confirmed else "method_disabled"
+                )
             if now >= deadline_of(session):
                 raise PaymentUnavailable("deadline_passed")
             currency = STARS if method == "stars" else catalog.fees.currency
             amount = expected_amount(catalog, registration.level_code, currency)
             assert amount is not None
             return InvoiceSpec(
-                registration_id=registration.id, reference=registration.reference, level_code=registration.level_code,
-                session_code=session.code, payload=f"pay:{registration.id}:{method}", currency=currency, amount_minor=amount,
+                registration_id=registration.id,
+                reference=registration.reference,
+                level_code=registration.level_code,
+                session_code=session.code,
+                payload=f"pay:{registration.id}:{method}",
+                currency=currency,
+                amount_minor=amount,
             )
 
     async def check_pre_checkout(self, payload: str, currency: str, total_amount: int) -> None:
@@ -350,7 +441,7 @@ class PaymentService:
             registration = await uow.registrations.get(registration_id)
             if registration is None:
                 raise PaymentUnavailable("unknown_invoice")
-            session = await uow.sessions.get(registration.session_id)
+            session = await uow.exam_sessions.get(registration.session_id)
             assert session is not None
             if registration.state == S.PAID:
                 raise AlreadyPaid()
@@ -363,7 +454,12 @@ class PaymentService:
                 raise PaymentUnavailable("amount_mismatch")
 
     async def record_telegram_payment(
-        self, payload: str, currency: str, total_amount: int, charge_id: str, provider_charge_id: str | None,
+        self,
+        payload: str,
+        currency: str,
+        total_amount: int,
+        charge_id: str,
+        provider_charge_id: str | None,
     ) -> PaymentOutcome:
         """A `successful_payment`: recorded once per charge id; late or double money is flagged."""
         catalog = await self._catalog.current()
@@ -374,12 +470,27 @@ class PaymentService:
             registration_id = 0
         method = "stars" if currency == STARS else "telegram"
         async with self._uow() as uow:
-            registration = await uow.registrations.get(registration_id) if registration_id else None
-            expected = expected_amount(catalog, registration.level_code, currency) if registration else None
+            registration = (
+                await uow.registrations.get(registration_id) if registration_id else None
+            )
+            expected = (
+                expected_amount(catalog, registration.level_code, currency)
+                if registration
+                else None
+            )
             outcome = await record_payment(
-                uow, registration=registration, method=method, external_id=charge_id, amount_minor=total_amount,
-                currency=currency, expected=expected, now=now, actor="telegram", staff_chat_id=self.config.staff_chat_id,
-                raw={"payload": payload, "provider_payment_charge_id": provider_charge_id}, notify=False,
+                uow,
+                registration=registration,
+                method=method,
+                external_id=charge_id,
+                amount_minor=total_amount,
+                currency=currency,
+                expected=expected,
+                now=now,
+                actor="telegram",
+                staff_chat_id=self.config.staff_chat_id,
+                raw={"payload": payload, "provider_payment_charge_id": provider_charge_id},
+                notify=False,
             )
             await uow.commit()
             return outcome
@@ -397,12 +508,18 @@ class PaymentService:
             if "bank_transfer" not in self.methods(catalog, True):
                 raise PaymentUnavailable("method_disabled")
             state = await uow.flows.get_or_add(registration.candidate_id)
-            state.flow, state.step = FLOW, f"{RECEIPT_STEP}{registration.id}"
+            state.enter(FLOW, f"{RECEIPT_STEP}{registration.id}")
             await uow.commit()
             return registration.reference
 
     async def submit_receipt(
-        self, telegram_id: int, *, file_id: str, file_unique_id: str, kind: str, mime_type: str | None = None,
+        self,
+        telegram_id: int,
+        *,
+        file_id: str,
+        file_unique_id: str,
+        kind: str,
+        mime_type: str | None = None,
         content_sha256: str | None = None,
     ) -> ReceiptResult:
         """The receipt (photo or PDF) for the registration the candidate is paying: under review.
@@ -419,22 +536,35 @@ class PaymentService:
             state = await uow.flows.get_or_add(candidate.id)
             if state.flow != FLOW or not (state.step or "").startswith(RECEIPT_STEP):
                 raise StaleStep(FLOW)
-            registration = await uow.registrations.get_for_candidate(int(state.step.removeprefix(RECEIPT_STEP)), candidate.id)
+            registration = await uow.registrations.get_for_candidate(
+                int(state.step.removeprefix(RECEIPT_STEP)), candidate.id
+            )
             if registration is None:
                 raise StaleStep(FLOW)
-            state.flow, state.step = None, None
+            state.leave()
             external_id = f"receipt:{registration.id}:{file_unique_id}"
             if registration.state not in PAYABLE:
                 existing = await uow.payments.get_by_external_id("bank_transfer", external_id)
                 await uow.commit()
                 if existing is not None:  # the same upload processed twice
                     return ReceiptResult(existing.id, registration.reference, (), replay=True)
-                raise AlreadyPaid() if registration.state == S.PAID else InvalidState(registration.state)
+                raise (
+                    AlreadyPaid()
+                    if registration.state == S.PAID
+                    else InvalidState(registration.state)
+                )
             amount = expected_amount(catalog, registration.level_code, catalog.fees.currency) or 0
             payment_id = await uow.payments.add_if_new(
-                registration_id=registration.id, method="bank_transfer", external_id=external_id,
-                amount_minor=amount, currency=catalog.fees.currency, status="pending_review",
-                receipt_file_id=file_id, receipt_unique_id=file_unique_id, receipt_sha256=content_sha256, created_at=now,
+                registration_id=registration.id,
+                method="bank_transfer",
+                external_id=external_id,
+                amount_minor=amount,
+                currency=catalog.fees.currency,
+                status=P.PENDING_REVIEW,
+                receipt_file_id=file_id,
+                receipt_unique_id=file_unique_id,
+                receipt_sha256=content_sha256,
+                created_at=now,
                 raw={"kind": kind, "mime_type": mime_type},
             )
             if payment_id is None:
@@ -443,23 +573,70 @@ class PaymentService:
                 await uow.commit()  # the upload step is over either way
                 raise PaymentUnavailable("receipt_already_reviewed")
             old = registration.state
-            if not await uow.registrations.transition(registration.id, PAYABLE, state=S.PAYMENT_REVIEW, state_changed_at=now):
+            if not await uow.registrations.transition(
+                registration.id, PAYABLE, state=S.PAYMENT_REVIEW, state_changed_at=now
+            ):
                 raise InvalidState(registration.state)
-            others = await uow.payments.list_same_receipt(file_unique_id, content_sha256, registration.id)
-            same_on = tuple(sorted({r.reference for r in [await uow.registrations.get(p.registration_id) for p in others if p.registration_id] if r}))
-            audit(uow, f"tg:{telegram_id}", "payment", payment_id, "receipt_submitted", now, to_state="pending_review",
-                  details={"kind": kind, "same_file_on": list(same_on)})
-            audit(uow, f"tg:{telegram_id}", "registration", registration.id, "receipt_submitted", now,
-                  from_state=old, to_state=S.PAYMENT_REVIEW, details={"payment_id": payment_id})
-            session = await uow.sessions.get(registration.session_id)
+            others = await uow.payments.list_same_receipt(
+                file_unique_id, content_sha256, registration.id
+            )
+            same_on = tuple(
+                sorted(
+                    {
+                        r.reference
+                        for r in [
+                            await uow.registrations.get(p.registration_id)
+                            for p in others
+                            if p.registration_id
+                        ]
+                        if r
+                    }
+                )
+            )
+            audit(
+                uow,
+                f"tg:{telegram_id}",
+                "payment",
+                payment_id,
+                "receipt_submitted",
+                now,
+                to_state=P.PENDING_REVIEW,
+                details={"kind": kind, "same_file_on": list(same_on)},
+            )
+            audit(
+                uow,
+                f"tg:{telegram_id}",
+                "registration",
+                registration.id,
+                "receipt_submitted",
+                now,
+                from_state=old,
+                to_state=S.PAYMENT_REVIEW,
+                details={"payment_id": payment_id},
+            )
+            session = await uow.exam_sessions.get(registration.session_id)
             fee = catalog.fee(registration.level_code)
-            await notify_staff(uow, self.config.staff_chat_id, now, f"receipt_card:{payment_id}", "payment_receipt_review", {
-                "payment_id": payment_id, "reference": registration.reference,
-                "name": candidate.full_name or candidate.first_name, "telegram_id": candidate.telegram_id,
-                "level_code": registration.level_code, "session_code": session.code if session else "",
-                "amount": str(fee.amount), "currency": catalog.fees.currency, "fee_confirmed": fee.confirmed,
-                "same_file_on": list(same_on), "kind": kind, "file_id": file_id,
-            })
+            await notify_staff(
+                uow,
+                self.config.staff_chat_id,
+                now,
+                key=f"receipt_card:{payment_id}",
+                template=Template.PAYMENT_RECEIPT_REVIEW,
+                params={
+                    "payment_id": payment_id,
+                    "reference": registration.reference,
+                    "name": candidate.full_name or candidate.first_name,
+                    "telegram_id": candidate.telegram_id,
+                    "level_code": registration.level_code,
+                    "session_code": session.code if session else "",
+                    "amount": str(fee.amount),
+                    "currency": catalog.fees.currency,
+                    "fee_confirmed": fee.confirmed,
+                    "same_file_on": list(same_on),
+                    "kind": kind,
+                    "file_id": file_id,
+                },
+            )
             await uow.commit()
             return ReceiptResult(payment_id, registration.reference, same_on, replay=False)
 
@@ -478,14 +655,18 @@ class PaymentService:
         """The text a staff member typed after "other reason"; None when they owe none."""
         reason = " ".join(text.split())[:500]
         async with self._uow() as uow:
-            payment = await uow.payments.get_awaiting_reason(staff_id, self._clock() - TYPED_REASON_WINDOW)
+            payment = await uow.payments.get_awaiting_reason(
+                staff_id, self._clock() - TYPED_REASON_WINDOW
+            )
             if payment is None or not reason:
                 return None
             decision = await self._decide(uow, payment.id, staff_id, approve=False, reason=reason)
             await uow.commit()
             return decision
 
-    async def decide_receipt(self, payment_id: int, staff_id: int, *, approve: bool, reason: str | None = None) -> ReceiptDecision:
+    async def decide_receipt(
+        self, payment_id: int, staff_id: int, *, approve: bool, reason: str | None = None
+    ) -> ReceiptDecision:
         """Approve (→ PAID) or reject (→ AWAITING_PAYMENT, or EXPIRED past the deadline) a receipt.
 
         The first decision wins; a later one raises AlreadyDecided with who decided.
@@ -493,59 +674,148 @@ class PaymentService:
         if not approve and reason not in REJECT_REASONS:
             raise InvalidState("reason_required")
         async with self._uow() as uow:
-            decision = await self._decide(uow, payment_id, staff_id, approve=approve, reason=reason)
+            decision = await self._decide(
+                uow, payment_id, staff_id, approve=approve, reason=reason
+            )
             await uow.commit()
             return decision
 
-    async def _decide(self, uow: UnitOfWork, payment_id: int, staff_id: int, *, approve: bool, reason: str | None) -> ReceiptDecision:
+    async def _decide(
+        self, uow: UnitOfWork, payment_id: int, staff_id: int, *, approve: bool, reason: str | None
+    ) -> ReceiptDecision:
         now = self._clock()
         payment = await self._pending_receipt(uow, payment_id)
-        status = "approved" if approve else "rejected"
-        if not await uow.payments.decide(payment_id, "pending_review", status=status, decided_by=staff_id,
-                                         decided_at=now, reason=reason, pending_reason_by=None):
+        status = P.APPROVED if approve else P.REJECTED
+        if not await uow.payments.decide(
+            payment_id,
+            P.PENDING_REVIEW,
+            status=status,
+            decided_by=staff_id,
+            decided_at=now,
+            reason=reason,
+            pending_reason_by=None,
+        ):
             payment = await uow.payments.get(payment_id)
             assert payment is not None
             raise AlreadyDecided(payment.decided_by, payment.status)
         registration = await uow.registrations.get(payment.registration_id or 0)
         assert registration is not None
         actor = f"tg:{staff_id}"
-        audit(uow, actor, "payment", payment_id, "receipt_" + status, now, from_state="pending_review",
-              to_state=status, reason=reason)
+        audit(
+            uow,
+            actor,
+            "payment",
+            payment_id,
+            f"receipt_{status}",
+            now,
+            from_state=P.PENDING_REVIEW,
+            to_state=status,
+            reason=reason,
+        )
         old = registration.state
         needs_refund = False
-        session = await uow.sessions.get(registration.session_id)
+        session = await uow.exam_sessions.get(registration.session_id)
         assert session is not None
         if approve:
-            if await uow.registrations.transition(registration.id, SETTLEABLE, state=S.PAID, state_changed_at=now):
-                audit(uow, actor, "registration", registration.id, "paid", now, from_state=old, to_state=S.PAID,
-                      reason="bank_transfer", details={"payment_id": payment_id})
+            if await uow.registrations.transition(
+                registration.id, SETTLEABLE, state=S.PAID, state_changed_at=now
+            ):
+                audit(
+                    uow,
+                    actor,
+                    "registration",
+                    registration.id,
+                    "paid",
+                    now,
+                    from_state=old,
+                    to_state=S.PAID,
+                    reason="bank_transfer",
+                    details={"payment_id": payment_id},
+                )
             else:  # expired, cancelled or paid meanwhile: the money goes back
                 needs_refund = True
-                await uow.payments.decide(payment_id, "approved", needs_refund=True)
-                audit(uow, actor, "registration", registration.id, "payment_flagged", now,
-                      reason=f"registration_{registration.state}", details={"payment_id": payment_id})
-                await notify_staff(uow, self.config.staff_chat_id, now, f"payment_flagged:{payment_id}", "payment_flagged", {
-                    "payment_id": payment_id, "reference": registration.reference, "method": payment.method,
-                    "external_id": payment.external_id, "amount_minor": payment.amount_minor,
-                    "currency": payment.currency, "expected": payment.amount_minor,
-                    "why": "double_payment" if registration.state == S.PAID else f"registration_{registration.state}",
-                })
+                await uow.payments.decide(payment_id, P.APPROVED, needs_refund=True)
+                audit(
+                    uow,
+                    actor,
+                    "registration",
+                    registration.id,
+                    "payment_flagged",
+                    now,
+                    reason=f"registration_{registration.state}",
+                    details={"payment_id": payment_id},
+                )
+                await notify_staff(
+                    uow,
+                    self.config.staff_chat_id,
+                    now,
+                    key=f"payment_flagged:{payment_id}",
+                    template=Template.PAYMENT_FLAGGED,
+                    params={
+                        "payment_id": payment_id,
+                        "reference": registration.reference,
+                        "method": payment.method,
+                        "external_id": payment.external_id,
+                        "amount_minor": payment.amount_minor,
+                        "currency": payment.currency,
+                        "expected": payment.amount_minor,
+                        "why": "double_payment"
+                        if registration.state == S.PAID
+                        else f"registration_{registration.state}",
+                    },
+                )
         elif now >= deadline_of(session):
-            if await uow.registrations.transition(registration.id, [S.PAYMENT_REVIEW], state=S.EXPIRED, state_changed_at=now):
-                audit(uow, actor, "registration", registration.id, "expired", now, from_state=old, to_state=S.EXPIRED,
-                      reason="receipt_rejected_after_deadline")
+            if await uow.registrations.transition(
+                registration.id, [S.PAYMENT_REVIEW], state=S.EXPIRED, state_changed_at=now
+            ):
+                audit(
+                    uow,
+                    actor,
+                    "registration",
+                    registration.id,
+                    "expired",
+                    now,
+                    from_state=old,
+                    to_state=S.EXPIRED,
+                    reason="receipt_rejected_after_deadline",
+                )
                 await release_seat_and_promote(uow, registration.session_id, now)
-        elif await uow.registrations.transition(registration.id, [S.PAYMENT_REVIEW], state=S.AWAITING_PAYMENT, state_changed_at=now):
-            audit(uow, actor, "registration", registration.id, "receipt_rejected", now, from_state=old,
-                  to_state=S.AWAITING_PAYMENT, reason=reason)
+        elif await uow.registrations.transition(
+            registration.id, [S.PAYMENT_REVIEW], state=S.AWAITING_PAYMENT, state_changed_at=now
+        ):
+            audit(
+                uow,
+                actor,
+                "registration",
+                registration.id,
+                "receipt_rejected",
+                now,
+                from_state=old,
+                to_state=S.AWAITING_PAYMENT,
+                reason=reason,
+            )
         current = await uow.registrations.get(registration.id)
         assert current is not None
-        await notify_candidate(uow, registration.candidate_id, now, f"receipt_decided:{payment_id}", "payment_receipt_decided", {
-            "reference": registration.reference, "approved": approve and not needs_refund, "reason": reason,
-            "state": current.state, "refund": needs_refund, "deadline_at": deadline_of(session).isoformat(),
-            "timezone": session.timezone, "registration_id": registration.id,
-        })
-        return ReceiptDecision(payment_id, registration.reference, approve, reason, current.state, needs_refund)
+        await notify_candidate(
+            uow,
+            registration.candidate_id,
+            now,
+            key=f"receipt_decided:{payment_id}",
+            template=Template.PAYMENT_RECEIPT_DECIDED,
+            params={
+                "reference": registration.reference,
+                "approved": approve and not needs_refund,
+                "reason": reason,
+                "state": current.state,
+                "refund": needs_refund,
+                "deadline_at": deadline_of(session).isoformat(),
+                "timezone": session.timezone,
+                "registration_id": registration.id,
+            },
+        )
+        return ReceiptDecision(
+            payment_id, registration.reference, approve, reason, current.state, needs_refund
+        )
 
     # --- the deadline sweep ---------------------------------------------------------------
 
@@ -558,18 +828,38 @@ class PaymentService:
         now = self._clock()
         expired = 0
         async with self._uow() as uow:
-            for registration in await uow.payments.list_unpaid_past_deadline(now, EXPIRABLE, EXPIRE_BATCH):
-                await uow.sessions.lock(registration.session_id)
+            # Only PAYABLE ones: a receipt under review keeps its seat until staff looked at it.
+            for registration in await uow.payments.list_unpaid_past_deadline(
+                now, PAYABLE, EXPIRE_BATCH
+            ):
+                await uow.exam_sessions.lock(registration.session_id)
                 old = registration.state
-                if not await uow.registrations.transition(registration.id, EXPIRABLE, state=S.EXPIRED, state_changed_at=now):
+                if not await uow.registrations.transition(
+                    registration.id, PAYABLE, state=S.EXPIRED, state_changed_at=now
+                ):
                     continue
-                session = await uow.sessions.get(registration.session_id)
+                session = await uow.exam_sessions.get(registration.session_id)
                 assert session is not None
-                audit(uow, SYSTEM, "registration", registration.id, "expired", now, from_state=old,
-                      to_state=S.EXPIRED, reason="payment_deadline_passed",
-                      details={"deadline_at": deadline_of(session).isoformat()})
-                await notify_candidate(uow, registration.candidate_id, now, f"payment_expired:{registration.id}",
-                                       "payment_expired", {"reference": registration.reference, "session_code": session.code})
+                audit(
+                    uow,
+                    SYSTEM,
+                    "registration",
+                    registration.id,
+                    "expired",
+                    now,
+                    from_state=old,
+                    to_state=S.EXPIRED,
+                    reason="payment_deadline_passed",
+                    details={"deadline_at": deadline_of(session).isoformat()},
+                )
+                await notify_candidate(
+                    uow,
+                    registration.candidate_id,
+                    now,
+                    key=f"payment_expired:{registration.id}",
+                    template=Template.PAYMENT_EXPIRED,
+                    params={"reference": registration.reference, "session_code": session.code},
+                )
                 await release_seat_and_promote(uow, registration.session_id, now)
                 expired += 1
             await uow.commit()
@@ -589,9 +879,18 @@ class PaymentService:
                 entries.extend(await uow.audit.list_for("payment", str(p.id)))
             entries.sort(key=lambda e: (e.at, e.id))
             return RegistrationHistory(
-                reference=registration.reference, state=registration.state,
-                entries=tuple(HistoryEntry(e.at, e.actor, e.entity, e.action, e.from_state, e.to_state, e.reason) for e in entries),
-                payments=tuple((p.id, p.method, p.status, p.amount_minor, p.currency, p.needs_refund) for p in payments),
+                reference=registration.reference,
+                state=registration.state,
+                entries=tuple(
+                    HistoryEntry(
+                        e.at, e.actor, e.entity, e.action, e.from_state, e.to_state, e.reason
+                    )
+                    for e in entries
+                ),
+                payments=tuple(
+                    (p.id, p.method, p.status, p.amount_minor, p.currency, p.needs_refund)
+                    for p in payments
+                ),
             )
 
     async def list_paid(self, session_code: str | None = None) -> list[PaidRegistration]:
@@ -599,16 +898,23 @@ class PaymentService:
         async with self._uow() as uow:
             session_id = None
             if session_code is not None:
-                session = await uow.sessions.get_by_code(session_code)
+                session = await uow.exam_sessions.get_by_code(session_code)
                 if session is None:
                     raise NotFound("session")
                 session_id = session.id
             rows = await uow.payments.list_paid(session_id)
             return [
                 PaidRegistration(
-                    registration_id=r.id, reference=r.reference, candidate_id=c.id, telegram_id=c.telegram_id,
-                    full_name=c.full_name, session_code=s.code, level_code=r.level_code, direction_code=r.direction_code,
-                    components=tuple(r.components), paid_at=paid_at or r.state_changed_at,
+                    registration_id=r.id,
+                    reference=r.reference,
+                    candidate_id=c.id,
+                    telegram_id=c.telegram_id,
+                    full_name=c.full_name,
+                    session_code=s.code,
+                    level_code=r.level_code,
+                    direction_code=r.direction_code,
+                    components=tuple(r.components),
+                    paid_at=paid_at or r.state_changed_at,
                 )
                 for r, c, s, paid_at in rows
             ]
@@ -616,14 +922,18 @@ class PaymentService:
     # --- helpers ---------------------------------------------------------------------------
 
     @staticmethod
-    async def _own(uow: UnitOfWork, telegram_id: int, registration_id: int) -> tuple[Registration, ExamSession]:
+    async def _own(
+        uow: UnitOfWork, telegram_id: int, registration_id: int
+    ) -> tuple[Registration, ExamSession]:
         candidate: Candidate | None = await uow.candidates.get_by_telegram_id(telegram_id)
         registration = (
-            await uow.registrations.get_for_candidate(registration_id, candidate.id) if candidate is not None else None
+            await uow.registrations.get_for_candidate(registration_id, candidate.id)
+            if candidate is not None
+            else None
         )
         if registration is None:
             raise NotFound("registration")
-        session = await uow.sessions.get(registration.session_id)
+        session = await uow.exam_sessions.get(registration.session_id)
         assert session is not None
         return registration, session
 
@@ -641,13 +951,18 @@ class PaymentService:
         payment = await uow.payments.get(payment_id)
         if payment is None or payment.method != "bank_transfer":
             raise NotFound("payment")
-        if payment.status != "pending_review":
+        if payment.status != P.PENDING_REVIEW:
             raise AlreadyDecided(payment.decided_by, payment.status)
         return payment
 
 
 def _parse_payload(payload: str) -> tuple[int, str]:
     parts = payload.split(":")
-    if len(parts) != 3 or parts[0] != "pay" or not parts[1].isdigit() or parts[2] not in ("telegram", "stars"):
+    if (
+        len(parts) != 3
+        or parts[0] != "pay"
+        or not parts[1].isdigit()
+        or parts[2] not in ("telegram", "stars")
+    ):
         raise PaymentUnavailable("unknown_invoice")
     return int(parts[1]), parts[2]

@@ -25,17 +25,18 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from bot.domain.lifecycle import SETTLEABLE, PaymentStatus, RegistrationState
 from bot.services.catalog import CatalogService
 from bot.services.errors import AlreadyDecided, InvalidAnswer, NotFound
-from bot.services.payments import PaymentConfig, audit, expected_amount, record_payment
-from storage.models import RegistrationState, StatementImport
+from bot.services.notify import audit
+from bot.services.payments import PaymentConfig, expected_amount, record_payment
+from storage.models import StatementImport
 from storage.uow import UowFactory
 
 COLUMNS = ("date", "amount", "reference", "payer")
 REFERENCE_RE = re.compile(r"ED[A-Z2-7]{8}", re.IGNORECASE)
 MAX_ROWS = 5000
 MAX_BYTES = 2 * 1024 * 1024
-OPEN_STATES = (RegistrationState.SUBMITTED, RegistrationState.AWAITING_PAYMENT, RegistrationState.PAYMENT_REVIEW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +136,29 @@ def parse_statement(data: bytes) -> list[dict[str, Any]]:
             raise InvalidAnswer("statement", "too_many_rows", limit=MAX_ROWS)
         cell = {c: (cells[i].strip() if i < len(cells) else "") for c, i in index.items()}
         day, amount = _date(cell["date"]), _amount(cell["amount"])
-        found = REFERENCE_RE.search(cell["reference"].upper()) or REFERENCE_RE.search(cell["payer"].upper())
-        why = "bad_date" if day is None else "bad_amount" if amount is None else None if found else "no_reference"
-        rows.append({
-            "line": line, "date": day or cell["date"], "amount_minor": amount,
-            "reference": found.group(0).upper() if found else None, "payer": cell["payer"][:100], "why": why,
-            "row_id": row_id(cell["date"], cell["amount"], cell["reference"], cell["payer"]),
-        })
+        found = REFERENCE_RE.search(cell["reference"].upper()) or REFERENCE_RE.search(
+            cell["payer"].upper()
+        )
+        why = (
+            "bad_date"
+            if day is None
+            else "bad_amount"
+            if amount is None
+            else None
+            if found
+            else "no_reference"
+        )
+        rows.append(
+            {
+                "line": line,
+                "date": day or cell["date"],
+                "amount_minor": amount,
+                "reference": found.group(0).upper() if found else None,
+                "payer": cell["payer"][:100],
+                "why": why,
+                "row_id": row_id(cell["date"], cell["amount"], cell["reference"], cell["payer"]),
+            }
+        )
     if not rows:
         raise InvalidAnswer("statement", "empty")
     return rows
@@ -149,7 +166,11 @@ def parse_statement(data: bytes) -> list[dict[str, Any]]:
 
 class StatementService:
     def __init__(
-        self, uow: UowFactory, clock: Callable[[], datetime], catalog: CatalogService, config: PaymentConfig | None = None,
+        self,
+        uow: UowFactory,
+        clock: Callable[[], datetime],
+        catalog: CatalogService,
+        config: PaymentConfig | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -182,20 +203,42 @@ class StatementService:
                         status, why = "ambiguous", "amount_differs"
                     elif registration.state == RegistrationState.PAID:
                         status, why = "ambiguous", "already_paid"
-                    elif registration.state not in OPEN_STATES:
+                    elif registration.state not in SETTLEABLE:
                         status, why = "ambiguous", f"registration_{registration.state}"
                     else:
                         status = "matched"
-                rows.append(StatementRow(
-                    line=r["line"], date=r["date"], amount_minor=r["amount_minor"], reference=r["reference"],
-                    payer=r["payer"], status=status, why=why, row_id=r["row_id"], expected_minor=expected,
-                ))
-            statement = StatementImport(staff_id=staff_id, file_name=(file_name or "")[:256],
-                                        rows=[row.to_json() for row in rows], status="pending", created_at=now)
+                rows.append(
+                    StatementRow(
+                        line=r["line"],
+                        date=r["date"],
+                        amount_minor=r["amount_minor"],
+                        reference=r["reference"],
+                        payer=r["payer"],
+                        status=status,
+                        why=why,
+                        row_id=r["row_id"],
+                        expected_minor=expected,
+                    )
+                )
+            statement = StatementImport(
+                staff_id=staff_id,
+                file_name=(file_name or "")[:256],
+                rows=[row.to_json() for row in rows],
+                status="pending",
+                created_at=now,
+            )
             uow.statements.add(statement)
             await uow.flush()
-            audit(uow, f"tg:{staff_id}", "statement_import", statement.id, "previewed", now, to_state="pending",
-                  details={"file_name": file_name, "rows": len(rows)})
+            audit(
+                uow,
+                f"tg:{staff_id}",
+                "statement_import",
+                statement.id,
+                "previewed",
+                now,
+                to_state="pending",
+                details={"file_name": file_name, "rows": len(rows)},
+            )
             await uow.commit()
             return StatementPreview(statement.id, tuple(rows), currency)
 
@@ -214,20 +257,42 @@ class StatementService:
                     continue
                 registration = await uow.payments.registration_by_reference(row["reference"])
                 outcome = await record_payment(
-                    uow, registration=registration, method="bank_statement", external_id=row["row_id"],
-                    amount_minor=row["amount_minor"], currency=currency,
-                    expected=expected_amount(catalog, registration.level_code, currency) if registration else None,
-                    now=now, actor=f"tg:{staff_id}", staff_chat_id=self._config.staff_chat_id,
-                    raw={"import_id": import_id, "line": row["line"], "date": row["date"], "payer": row["payer"]},
+                    uow,
+                    registration=registration,
+                    method="bank_statement",
+                    external_id=row["row_id"],
+                    amount_minor=row["amount_minor"],
+                    currency=currency,
+                    expected=expected_amount(catalog, registration.level_code, currency)
+                    if registration
+                    else None,
+                    now=now,
+                    actor=f"tg:{staff_id}",
+                    staff_chat_id=self._config.staff_chat_id,
+                    raw={
+                        "import_id": import_id,
+                        "line": row["line"],
+                        "date": row["date"],
+                        "payer": row["payer"],
+                    },
                 )
                 if outcome.replay:
                     recorded += 1
-                elif outcome.status == "paid":
+                elif outcome.status == PaymentStatus.PAID:
                     paid += 1
                 else:
                     flagged += 1
-            audit(uow, f"tg:{staff_id}", "statement_import", import_id, "applied", now, from_state="pending",
-                  to_state="applied", details={"paid": paid, "flagged": flagged, "already_recorded": recorded})
+            audit(
+                uow,
+                f"tg:{staff_id}",
+                "statement_import",
+                import_id,
+                "applied",
+                now,
+                from_state="pending",
+                to_state="applied",
+                details={"paid": paid, "flagged": flagged, "already_recorded": recorded},
+            )
             await uow.commit()
             return StatementApplied(import_id, paid, flagged, recorded)
 
@@ -237,7 +302,16 @@ class StatementService:
             await self._pending(uow, import_id)
             if not await uow.statements.decide(import_id, "discarded", staff_id, now):
                 raise await self._decided(uow, import_id)
-            audit(uow, f"tg:{staff_id}", "statement_import", import_id, "discarded", now, from_state="pending", to_state="discarded")
+            audit(
+                uow,
+                f"tg:{staff_id}",
+                "statement_import",
+                import_id,
+                "discarded",
+                now,
+                from_state="pending",
+                to_state="discarded",
+            )
             await uow.commit()
 
     @staticmethod
@@ -252,4 +326,7 @@ class StatementService:
     @staticmethod
     async def _decided(uow, import_id: int) -> AlreadyDecided:  # type: ignore[no-untyped-def]
         statement = await uow.statements.get(import_id)
-        return AlreadyDecided(statement.decided_by if statement else None, statement.status if statement else "missing")
+        return AlreadyDecided(
+            statement.decided_by if statement else None,
+            statement.status if statement else "missing",
+        )

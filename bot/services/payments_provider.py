@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from bot.domain.lifecycle import PAYMENT_UNMATCHED
 from bot.services.catalog import CatalogService
 from bot.services.errors import ServiceError
 from bot.services.payments import PaymentConfig, expected_amount, record_payment
@@ -98,7 +99,10 @@ class HmacJsonAdapter:
             raise MalformedNotice("not_json") from None
         if not isinstance(data, dict):
             raise MalformedNotice("not_an_object")
-        tx, ref, amount, currency, paid_at = (data.get(k) for k in ("transaction_id", "reference", "amount_minor", "currency", "paid_at"))
+        tx, ref, amount, currency, paid_at = (
+            data.get(k)
+            for k in ("transaction_id", "reference", "amount_minor", "currency", "paid_at")
+        )
         if not isinstance(tx, str) or not 1 <= len(tx) <= 128:
             raise MalformedNotice("transaction_id")
         if not isinstance(ref, str) or not 1 <= len(ref) <= 32:
@@ -118,7 +122,11 @@ class HmacJsonAdapter:
 
 class ProviderPaymentService:
     def __init__(
-        self, uow: UowFactory, clock: Callable[[], datetime], catalog: CatalogService, config: PaymentConfig | None = None,
+        self,
+        uow: UowFactory,
+        clock: Callable[[], datetime],
+        catalog: CatalogService,
+        config: PaymentConfig | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -133,14 +141,22 @@ class ProviderPaymentService:
             registration = await uow.payments.registration_by_reference(notice.reference)
             expected = (
                 expected_amount(catalog, registration.level_code, notice.currency)
-                if registration is not None and notice.currency != "XTR" else None
+                if registration is not None and notice.currency != "XTR"
+                else None
             )
             outcome = await record_payment(
-                uow, registration=registration, method=method, external_id=notice.transaction_id,
-                amount_minor=notice.amount_minor, currency=notice.currency, expected=expected, now=now,
-                actor=f"provider:{method}", staff_chat_id=self._config.staff_chat_id,
+                uow,
+                registration=registration,
+                method=method,
+                external_id=notice.transaction_id,
+                amount_minor=notice.amount_minor,
+                currency=notice.currency,
+                expected=expected,
+                now=now,
+                actor=f"provider:{method}",
+                staff_chat_id=self._config.staff_chat_id,
                 raw={**notice.raw, "reference": notice.reference},
             )
             await uow.commit()
-        http = 409 if outcome.status in ("mismatch", "unmatched") else 200
+        http = 409 if outcome.status in PAYMENT_UNMATCHED else 200
         return NoticeResult(outcome.status, outcome.payment_id, outcome.replay, http)

@@ -34,8 +34,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy.exc import IntegrityError
-
+from bot.domain.lifecycle import (
+    MOVABLE,
+    SEAT_HOLDING,
+    SELF_CANCELLABLE,
+    DuplicateActiveRegistration,
+    RegistrationState,
+)
 from bot.services.errors import (
     AlreadyRegistered,
     CancellationClosed,
@@ -47,44 +52,18 @@ from bot.services.errors import (
     RegistrationNotOpen,
     SessionFull,
 )
-from storage.models import (
-    ACTIVE_STATES,
-    AuditEntry,
-    Candidate,
-    ExamSession,
-    Registration,
-    RegistrationState,
-)
+from bot.services.notify import Template, audit, notify_candidate
+from storage.models import Candidate, ExamSession, Registration
 from storage.uow import UnitOfWork, UowFactory
 
 #: Hours a freed seat is held for the next in line when the session does not say.
 DEFAULT_OFFER_HOURS = 24
-
-#: States in which the registration holds one of the session's seats.
-#: What a candidate may cancel alone. Once money is paid or a receipt is being checked,
-#: cancelling means a refund: the exam centre does that, so nothing is silently dropped.
-SELF_CANCELLABLE_STATES = tuple(
-    s for s in ACTIVE_STATES if s not in (RegistrationState.PAID, RegistrationState.PAYMENT_REVIEW)
-)
-SEAT_HOLDING_STATES = (
-    RegistrationState.OFFERED,
-    RegistrationState.SUBMITTED,
-    RegistrationState.AWAITING_PAYMENT,
-    RegistrationState.PAYMENT_REVIEW,
-    RegistrationState.PAID,
-)
-#: States a registration may be moved to another session in (it keeps its state).
-MOVABLE_STATES = (
-    RegistrationState.SUBMITTED,
-    RegistrationState.AWAITING_PAYMENT,
-    RegistrationState.PAYMENT_REVIEW,
-    RegistrationState.PAID,
-)
 #: Expired offers handled per sweep; a later tick takes the rest.
 EXPIRE_BATCH = 500
 
 Availability = Literal["open", "full", "not_yet_open", "closed"]
 SYSTEM = "system"
+REGISTRATION = "registration"  # the audit log's entity
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,14 +132,6 @@ def availability(session: ExamSession, now: datetime) -> Availability:
     return "open"
 
 
-def _is_active_duplicate(exc: IntegrityError) -> bool:
-    """True when the error is one of the one-active-registration unique indexes."""
-    text = str(exc.orig).lower()
-    return "uq_registrations_active" in text or (
-        "unique" in text and "registrations.candidate_id" in text
-    )
-
-
 async def release_seat_and_promote(
     uow: UnitOfWork, session_id: int, now: datetime, *, offer_hours: int | None = None
 ) -> int | None:
@@ -172,63 +143,56 @@ async def release_seat_and_promote(
     and each promotion is compare-and-set, so two concurrent releases make two offers to
     two different people, never one seat to two.
     """
-    await uow.sessions.lock(session_id)
-    session = await uow.sessions.get(session_id)
+    await uow.exam_sessions.lock(session_id)
+    session = await uow.exam_sessions.get(session_id)
     if session is None:
         raise NotFound("session")
     if not session.cancelled:
         hours = offer_hours or session.waitlist_offer_hours or DEFAULT_OFFER_HOURS
         expires_at = now + timedelta(hours=hours)
         tried: list[int] = []
-        while (waiting := await uow.registrations.next_waitlisted(session_id, skip=tried)) is not None:
+        while (
+            waiting := await uow.registrations.next_waitlisted(session_id, skip=tried)
+        ) is not None:
             offered = await uow.registrations.transition(
-                waiting.id, [RegistrationState.WAITLISTED],
-                state=RegistrationState.OFFERED, offer_expires_at=expires_at, state_changed_at=now,
+                waiting.id,
+                [RegistrationState.WAITLISTED],
+                state=RegistrationState.OFFERED,
+                offer_expires_at=expires_at,
+                state_changed_at=now,
             )
             if not offered:  # the candidate left the line meanwhile; next one
                 tried.append(waiting.id)
                 continue
-            _audit(uow, SYSTEM, waiting.id, "offer", RegistrationState.WAITLISTED, RegistrationState.OFFERED,
-                   now, reason="seat_freed", details={"offer_expires_at": expires_at.isoformat()})
-            await _notify(
-                uow, waiting.candidate_id, now,
+            audit(
+                uow,
+                SYSTEM,
+                REGISTRATION,
+                waiting.id,
+                "offer",
+                now,
+                from_state=RegistrationState.WAITLISTED,
+                to_state=RegistrationState.OFFERED,
+                reason="seat_freed",
+                details={"offer_expires_at": expires_at.isoformat()},
+            )
+            await notify_candidate(
+                uow,
+                waiting.candidate_id,
+                now,
                 key=f"waitlist_offer:{waiting.id}:{expires_at.isoformat()}",
-                template="waitlist_offer",
+                template=Template.WAITLIST_OFFER,
                 params={
-                    "registration_id": waiting.id, "session_code": session.code,
-                    "level_code": waiting.level_code, "offer_expires_at": expires_at.isoformat(),
+                    "registration_id": waiting.id,
+                    "session_code": session.code,
+                    "level_code": waiting.level_code,
+                    "offer_expires_at": expires_at.isoformat(),
                 },
                 expires_at=expires_at,
             )
             return waiting.id
-    await uow.sessions.release_seat(session_id)
+    await uow.exam_sessions.release_seat(session_id)
     return None
-
-
-def _audit(
-    uow: UnitOfWork, actor: str, registration_id: int, action: str, from_state: str | None,
-    to_state: str | None, at: datetime, *, reason: str | None = None, details: dict[str, Any] | None = None,
-) -> None:
-    uow.audit.add(
-        AuditEntry(
-            actor=actor, entity="registration", entity_id=str(registration_id), action=action,
-            from_state=from_state, to_state=to_state, reason=reason, details=details or {}, at=at,
-        )
-    )
-
-
-async def _notify(
-    uow: UnitOfWork, candidate_id: int, now: datetime, *, key: str, template: str,
-    params: dict[str, Any], expires_at: datetime | None = None,
-) -> None:
-    """Queue a notification in the outbox (same transaction); nothing without a chat."""
-    candidate = await uow.candidates.get(candidate_id)
-    if candidate is None or candidate.chat_id is None:
-        return
-    await uow.outbox.add_if_new(
-        idempotency_key=key, chat_id=candidate.chat_id, candidate_id=candidate_id, kind="notification",
-        payload={"template": template, "params": params}, not_before=now, expires_at=expires_at,
-    )
 
 
 class RegistrationService:
@@ -241,11 +205,15 @@ class RegistrationService:
 
     # --- reading --------------------------------------------------------------------
 
-    async def list_sessions(self, level_code: str, *, include_closed: bool = False) -> list[SessionOption]:
+    async def list_sessions(
+        self, level_code: str, *, include_closed: bool = False
+    ) -> list[SessionOption]:
         """Sessions offering the level, by exam date; closed ones only when asked for."""
         now = self._clock()
         async with self._uow() as uow:
-            options = [_session_option(s, now) for s in await uow.sessions.list_for_level(level_code)]
+            options = [
+                _session_option(s, now) for s in await uow.exam_sessions.list_for_level(level_code)
+            ]
         return [o for o in options if include_closed or o.availability != "closed"]
 
     async def list_for_candidate(self, telegram_id: int) -> list[RegistrationView]:
@@ -256,7 +224,7 @@ class RegistrationService:
             if candidate is None:
                 return []
             registrations = await uow.registrations.list_for_candidate(candidate.id)
-            sessions = await uow.sessions.list_by_ids([r.session_id for r in registrations])
+            sessions = await uow.exam_sessions.list_by_ids([r.session_id for r in registrations])
             return [await self._view(uow, r, sessions[r.session_id], now) for r in registrations]
 
     async def get_for_candidate(self, telegram_id: int, registration_id: int) -> RegistrationView:
@@ -287,7 +255,7 @@ class RegistrationService:
             candidate = await uow.candidates.get_by_telegram_id(telegram_id)
             if candidate is None:
                 raise NotFound("candidate")
-            session = await uow.sessions.get_by_code(session_code)
+            session = await uow.exam_sessions.get_by_code(session_code)
             if session is None:
                 raise NotFound("session")
             if level_code not in session.levels:
@@ -298,41 +266,56 @@ class RegistrationService:
             )
             if existing is not None:
                 raise AlreadyRegistered(existing.id)
-            if direction_code is not None and await uow.catalog.get_direction(direction_code) is None:
+            if (
+                direction_code is not None
+                and await uow.catalog.get_direction(direction_code) is None
+            ):
                 raise NotFound("direction")
             offered = {c.component for c in session.components}
             unknown = sorted(set(components) - offered)
             if unknown:
                 raise NotFound(f"component:{unknown[0]}")
 
-            seat_taken = await uow.sessions.take_seat(session.id)
+            seat_taken = await uow.exam_sessions.take_seat(session.id)
             if not seat_taken:
                 waiting = await uow.registrations.count_waitlisted(session.id)
                 if not join_waitlist:
                     raise SessionFull(waiting)
                 # Serialise with releases of this session, then look again: a seat freed
                 # just now must go to us, not stay free while we wait in line.
-                await uow.sessions.lock(session.id)
-                seat_taken = await uow.sessions.take_seat(session.id)
+                await uow.exam_sessions.lock(session.id)
+                seat_taken = await uow.exam_sessions.take_seat(session.id)
 
             state = RegistrationState.SUBMITTED if seat_taken else RegistrationState.WAITLISTED
             registration = Registration(
-                candidate_id=candidate.id, session_id=session.id, level_code=level_code,
-                direction_code=direction_code, state=state, reference=new_reference(),
-                components=sorted(components or offered), eligibility=eligibility,
-                waitlisted_at=None if seat_taken else now, submitted_at=now if seat_taken else None,
-                state_changed_at=now, created_at=now,
+                candidate_id=candidate.id,
+                session_id=session.id,
+                level_code=level_code,
+                direction_code=direction_code,
+                state=state,
+                reference=new_reference(),
+                components=sorted(components or offered),
+                eligibility=eligibility,
+                waitlisted_at=None if seat_taken else now,
+                submitted_at=now if seat_taken else None,
+                state_changed_at=now,
+                created_at=now,
             )
-            uow.registrations.add(registration)
             try:
-                await uow.flush()
-            except IntegrityError as exc:
+                await uow.registrations.insert(registration)
+            except DuplicateActiveRegistration:
                 # The twin of a double tap committed first; our seat goes back with the rollback.
-                if _is_active_duplicate(exc):
-                    raise AlreadyRegistered() from None
-                raise
-            _audit(uow, f"tg:{telegram_id}", registration.id, "submit", None, state, now,
-                   details={"session": session.code, "level": level_code})
+                raise AlreadyRegistered() from None
+            audit(
+                uow,
+                f"tg:{telegram_id}",
+                REGISTRATION,
+                registration.id,
+                "submit",
+                now,
+                to_state=state,
+                details={"session": session.code, "level": level_code},
+            )
             view = await self._view(uow, registration, session, now)
             await uow.commit()
             return SubmitResult(registration=view, seat_taken=seat_taken)
@@ -347,27 +330,39 @@ class RegistrationService:
         async with self._uow() as uow:
             registration = await self._own(uow, telegram_id, registration_id)
             state = RegistrationState(registration.state)
-            if state not in SELF_CANCELLABLE_STATES:
+            if state not in SELF_CANCELLABLE:
                 raise InvalidState(state)
             session = await self._session(uow, registration.session_id)
             if now >= session.cancellation_cutoff_at:
                 raise CancellationClosed(session.cancellation_cutoff_at)
-            held_seat = state in SEAT_HOLDING_STATES
+            held_seat = state in SEAT_HOLDING
             if held_seat:
-                await uow.sessions.lock(session.id)
+                await uow.exam_sessions.lock(session.id)
             if not await uow.registrations.transition(
                 registration.id, [state], state=RegistrationState.CANCELLED, state_changed_at=now
             ):
                 raise InvalidState(await self._current_state(uow, registration.id))
-            _audit(uow, f"tg:{telegram_id}", registration.id, "cancel", state, RegistrationState.CANCELLED, now,
-                   reason=reason, details={"held_seat": held_seat, "was_paid": state == RegistrationState.PAID})
+            audit(
+                uow,
+                f"tg:{telegram_id}",
+                REGISTRATION,
+                registration.id,
+                "cancel",
+                now,
+                from_state=state,
+                to_state=RegistrationState.CANCELLED,
+                reason=reason,
+                details={"held_seat": held_seat, "was_paid": state == RegistrationState.PAID},
+            )
             if held_seat:
                 await self.release_seat_and_promote(uow, session.id, now)
             view = await self._reloaded_view(uow, registration.id, now)
             await uow.commit()
             return view
 
-    async def move(self, telegram_id: int, registration_id: int, new_session_code: str) -> RegistrationView:
+    async def move(
+        self, telegram_id: int, registration_id: int, new_session_code: str
+    ) -> RegistrationView:
         """Move a seat-holding registration to another open session of the same level.
 
         The registration keeps its id, state and reference. Moving never waitlists:
@@ -377,12 +372,12 @@ class RegistrationService:
         async with self._uow() as uow:
             registration = await self._own(uow, telegram_id, registration_id)
             state = RegistrationState(registration.state)
-            if state not in MOVABLE_STATES:
+            if state not in MOVABLE:
                 raise InvalidState(state)
             old = await self._session(uow, registration.session_id)
             if now >= old.cancellation_cutoff_at:
                 raise CancellationClosed(old.cancellation_cutoff_at)
-            new = await uow.sessions.get_by_code(new_session_code)
+            new = await uow.exam_sessions.get_by_code(new_session_code)
             if new is None:
                 raise NotFound("session")
             if new.id == old.id:
@@ -390,25 +385,35 @@ class RegistrationService:
             if registration.level_code not in new.levels:
                 raise LevelNotOffered(new.code, registration.level_code)
             await self._check_window(uow, new, registration.level_code, now)
-            clash = await uow.registrations.find_active(registration.candidate_id, session_id=new.id)
+            clash = await uow.registrations.find_active(
+                registration.candidate_id, session_id=new.id
+            )
             if clash is not None:
                 raise AlreadyRegistered(clash.id)
 
-            await uow.sessions.lock(old.id, new.id)
-            if not await uow.sessions.take_seat(new.id):
+            await uow.exam_sessions.lock(old.id, new.id)
+            if not await uow.exam_sessions.take_seat(new.id):
                 raise SessionFull(await uow.registrations.count_waitlisted(new.id))
             try:
-                moved = await uow.registrations.transition(
-                    registration.id, [state], session_id=new.id, state_changed_at=now
+                moved = await uow.registrations.move(
+                    registration.id, [state], to_session=new.id, state_changed_at=now
                 )
-            except IntegrityError as exc:  # registered at the target meanwhile (another level)
-                if _is_active_duplicate(exc):
-                    raise AlreadyRegistered() from None
-                raise
+            except DuplicateActiveRegistration:
+                # Registered at the target meanwhile (for another level).
+                raise AlreadyRegistered() from None
             if not moved:
                 raise InvalidState(await self._current_state(uow, registration.id))
-            _audit(uow, f"tg:{telegram_id}", registration.id, "move", state, state, now,
-                   details={"from_session": old.code, "to_session": new.code})
+            audit(
+                uow,
+                f"tg:{telegram_id}",
+                REGISTRATION,
+                registration.id,
+                "move",
+                now,
+                from_state=state,
+                to_state=state,
+                details={"from_session": old.code, "to_session": new.code},
+            )
             await self.release_seat_and_promote(uow, old.id, now)
             view = await self._reloaded_view(uow, registration.id, now)
             await uow.commit()
@@ -428,13 +433,28 @@ class RegistrationService:
             if now >= registration.offer_expires_at:
                 raise OfferExpired()
             if not await uow.registrations.transition(
-                registration.id, [RegistrationState.OFFERED],
-                state=RegistrationState.SUBMITTED, submitted_at=now, state_changed_at=now,
+                registration.id,
+                [RegistrationState.OFFERED],
+                state=RegistrationState.SUBMITTED,
+                submitted_at=now,
+                state_changed_at=now,
             ):
                 current = await self._current_state(uow, registration.id)
-                raise OfferExpired() if current == RegistrationState.EXPIRED else InvalidState(current)
-            _audit(uow, f"tg:{telegram_id}", registration.id, "accept_offer", state,
-                   RegistrationState.SUBMITTED, now)
+                raise (
+                    OfferExpired()
+                    if current == RegistrationState.EXPIRED
+                    else InvalidState(current)
+                )
+            audit(
+                uow,
+                f"tg:{telegram_id}",
+                REGISTRATION,
+                registration.id,
+                "accept_offer",
+                now,
+                from_state=state,
+                to_state=RegistrationState.SUBMITTED,
+            )
             view = await self._reloaded_view(uow, registration.id, now)
             await uow.commit()
             return view
@@ -447,14 +467,24 @@ class RegistrationService:
             state = RegistrationState(registration.state)
             if state != RegistrationState.OFFERED:
                 raise InvalidState(state)
-            await uow.sessions.lock(registration.session_id)
+            await uow.exam_sessions.lock(registration.session_id)
             if not await uow.registrations.transition(
-                registration.id, [RegistrationState.OFFERED],
-                state=RegistrationState.CANCELLED, state_changed_at=now,
+                registration.id,
+                [RegistrationState.OFFERED],
+                state=RegistrationState.CANCELLED,
+                state_changed_at=now,
             ):
                 raise InvalidState(await self._current_state(uow, registration.id))
-            _audit(uow, f"tg:{telegram_id}", registration.id, "decline_offer", state,
-                   RegistrationState.CANCELLED, now)
+            audit(
+                uow,
+                f"tg:{telegram_id}",
+                REGISTRATION,
+                registration.id,
+                "decline_offer",
+                now,
+                from_state=state,
+                to_state=RegistrationState.CANCELLED,
+            )
             await self.release_seat_and_promote(uow, registration.session_id, now)
             view = await self._reloaded_view(uow, registration.id, now)
             await uow.commit()
@@ -472,19 +502,33 @@ class RegistrationService:
         expired = 0
         async with self._uow() as uow:
             for offer in await uow.registrations.list_expired_offers(now, EXPIRE_BATCH):
-                await uow.sessions.lock(offer.session_id)
+                await uow.exam_sessions.lock(offer.session_id)
                 if not await uow.registrations.transition(
-                    offer.id, [RegistrationState.OFFERED], state=RegistrationState.EXPIRED, state_changed_at=now
+                    offer.id,
+                    [RegistrationState.OFFERED],
+                    state=RegistrationState.EXPIRED,
+                    state_changed_at=now,
                 ):
                     continue  # accepted, declined or expired by someone else meanwhile
                 session = await self._session(uow, offer.session_id)
                 assert offer.offer_expires_at is not None
-                _audit(uow, SYSTEM, offer.id, "offer_expired", RegistrationState.OFFERED,
-                       RegistrationState.EXPIRED, now, reason="offer_not_accepted")
-                await _notify(
-                    uow, offer.candidate_id, now,
+                audit(
+                    uow,
+                    SYSTEM,
+                    REGISTRATION,
+                    offer.id,
+                    "offer_expired",
+                    now,
+                    from_state=RegistrationState.OFFERED,
+                    to_state=RegistrationState.EXPIRED,
+                    reason="offer_not_accepted",
+                )
+                await notify_candidate(
+                    uow,
+                    offer.candidate_id,
+                    now,
                     key=f"waitlist_offer_expired:{offer.id}:{offer.offer_expires_at.isoformat()}",
-                    template="waitlist_offer_expired",
+                    template=Template.WAITLIST_OFFER_EXPIRED,
                     params={"registration_id": offer.id, "session_code": session.code},
                 )
                 await self.release_seat_and_promote(uow, offer.session_id, now)
@@ -492,7 +536,9 @@ class RegistrationService:
             await uow.commit()
         return expired
 
-    async def release_seat_and_promote(self, uow: UnitOfWork, session_id: int, now: datetime) -> int | None:
+    async def release_seat_and_promote(
+        self, uow: UnitOfWork, session_id: int, now: datetime
+    ) -> int | None:
         """See the module-level `release_seat_and_promote`; uses this service's offer hours."""
         return await release_seat_and_promote(uow, session_id, now, offer_hours=self._offer_hours)
 
@@ -510,7 +556,7 @@ class RegistrationService:
 
     @staticmethod
     async def _session(uow: UnitOfWork, session_id: int) -> ExamSession:
-        session = await uow.sessions.get(session_id)
+        session = await uow.exam_sessions.get(session_id)
         if session is None:
             raise NotFound("session")
         return session
@@ -520,26 +566,38 @@ class RegistrationService:
         registration = await uow.registrations.get(registration_id)
         return registration.state if registration is not None else "missing"
 
-    async def _check_window(self, uow: UnitOfWork, session: ExamSession, level_code: str, now: datetime) -> None:
+    async def _check_window(
+        self, uow: UnitOfWork, session: ExamSession, level_code: str, now: datetime
+    ) -> None:
         if session.cancelled or now >= session.registration_closes_at:
-            raise RegistrationClosed(await self._next_open_session(uow, level_code, now, exclude=session.id))
+            raise RegistrationClosed(
+                await self._next_open_session(uow, level_code, now, exclude=session.id)
+            )
         if now < session.registration_opens_at:
             raise RegistrationNotOpen(session.registration_opens_at)
 
     @staticmethod
-    async def _next_open_session(uow: UnitOfWork, level_code: str, now: datetime, *, exclude: int) -> str | None:
-        for session in await uow.sessions.list_for_level(level_code):
+    async def _next_open_session(
+        uow: UnitOfWork, level_code: str, now: datetime, *, exclude: int
+    ) -> str | None:
+        for session in await uow.exam_sessions.list_for_level(level_code):
             if session.id != exclude and availability(session, now) in ("open", "full"):
                 return session.code
         return None
 
-    async def _reloaded_view(self, uow: UnitOfWork, registration_id: int, now: datetime) -> RegistrationView:
+    async def _reloaded_view(
+        self, uow: UnitOfWork, registration_id: int, now: datetime
+    ) -> RegistrationView:
         registration = await uow.registrations.get(registration_id)
         assert registration is not None
         return await self._view(uow, registration, None, now)
 
     async def _view(
-        self, uow: UnitOfWork, registration: Registration, session: ExamSession | None, now: datetime
+        self,
+        uow: UnitOfWork,
+        registration: Registration,
+        session: ExamSession | None,
+        now: datetime,
     ) -> RegistrationView:
         if session is None or session.id != registration.session_id:
             session = await self._session(uow, registration.session_id)
@@ -560,11 +618,13 @@ class RegistrationService:
             state=state.value,
             reference=registration.reference,
             waitlist_position=position,
-            offer_expires_at=registration.offer_expires_at if state == RegistrationState.OFFERED else None,
+            offer_expires_at=registration.offer_expires_at
+            if state == RegistrationState.OFFERED
+            else None,
             payment_due_at=session.payment_due_at,
             cancellation_cutoff_at=session.cancellation_cutoff_at,
-            can_cancel=state in SELF_CANCELLABLE_STATES and before_cutoff,
-            can_move=state in MOVABLE_STATES and before_cutoff,
+            can_cancel=state in SELF_CANCELLABLE and before_cutoff,
+            can_move=state in MOVABLE and before_cutoff,
             submitted_at=registration.submitted_at,
         )
 
@@ -581,8 +641,9 @@ def _session_option(session: ExamSession, now: datetime) -> SessionOption:
         registration_closes_at=session.registration_closes_at,
         availability=availability(session, now),
         components=tuple(
-            ComponentView(component=c.component, starts_at=c.starts_at, ends_at=c.ends_at, room=dict(c.room))
+            ComponentView(
+                component=c.component, starts_at=c.starts_at, ends_at=c.ends_at, room=dict(c.room)
+            )
             for c in session.components
         ),
     )
-

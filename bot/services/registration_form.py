@@ -1,7 +1,7 @@
 """Registration form flow: collect the candidate's registration data, one saved answer at a time.
 
 Entry points: `start(telegram_id, level)`, `current`, `answer(telegram_id, step, Input)`,
-`edit(telegram_id, field)` (from the summary), `summary`, `submit(telegram_id, join_waitlist)`.
+`edit(telegram_id, field)` (from the summary), `submit(telegram_id, join_waitlist)`.
 Each answer is validated and written when given: personal fields on the candidate row
 (the ID number encrypted, with a keyed hash for duplicates and a masked copy for display),
 choices (level, direction, session) in the flow state. A candidate who leaves, or whose bot
@@ -19,12 +19,17 @@ from datetime import date, datetime
 from typing import Any
 
 import phonenumbers
-from sqlalchemy.exc import IntegrityError
 from email_validator import EmailNotValidError, validate_email
 
-from bot.domain.catalog import Catalog
 from bot.crypto import Vault
-from bot.domain.idcard import InvalidIdNumber, InvalidPassportNumber, mask_id_number, normalise_passport_number, parse_id_number
+from bot.domain.catalog import Catalog
+from bot.domain.idcard import (
+    InvalidIdNumber,
+    InvalidPassportNumber,
+    mask_id_number,
+    normalise_passport_number,
+    parse_id_number,
+)
 from bot.services.answers import parse_choice, parse_date, parse_text
 from bot.services.candidates import candidate_and_flow
 from bot.services.catalog import CatalogService
@@ -47,8 +52,19 @@ _NAME_RE = re.compile(r"^[^\W\d_]+(?:[ ·.'\-][^\W\d_]+)*\.?$")
 #: The form in order; `gender` and `birth_date` are asked only for passports (a resident
 #: ID number carries both), `prior_certificate` only from holders of a lower level.
 STEPS = (
-    "full_name", "id_type", "id_number", "gender", "birth_date", "phone", "email",
-    "school", "work_unit", "prior_certificate", "direction", "session", "photo",
+    "full_name",
+    "id_type",
+    "id_number",
+    "gender",
+    "birth_date",
+    "phone",
+    "email",
+    "school",
+    "work_unit",
+    "prior_certificate",
+    "direction",
+    "session",
+    "photo",
 )
 EDITABLE = frozenset(STEPS)
 
@@ -61,7 +77,9 @@ class Input:
     choice: str | None = None
     contact_phone: str | None = None
     contact_is_own: bool = False
-    photo: dict[str, Any] | None = None  # file_id, file_unique_id, width, height, file_size, mime_type
+    photo: dict[str, Any] | None = (
+        None  # file_id, file_unique_id, width, height, file_size, mime_type
+    )
 
 
 @dataclass(frozen=True)
@@ -124,13 +142,11 @@ class RegistrationFormService:
             verdict = candidate.profile.get("verdicts", {}).get(level, {})
             if verdict.get("status") not in ("eligible", "approved", "overridden"):
                 raise NotEligible(level, verdict.get("status", "unknown"))
-            form = dict(state.answers.get(FLOW, {}))
+            form = state.answers_of(FLOW)
             if form.get("level") != level:
                 form = {"level": level}  # another level: the session chosen before no longer fits
-            state.flow = FLOW
-            state.answers = {**state.answers, FLOW: form}
-            state.version += 1
-            name = self._next(candidate, state)
+            state.enter(FLOW)
+            name = self._next(candidate, state, form)
             snapshot = self._summary(candidate, form)
             await uow.commit()
         return await self._build(name, snapshot, catalog)
@@ -140,7 +156,7 @@ class RegistrationFormService:
             candidate, state = await candidate_and_flow(uow, telegram_id)
             if state.flow != FLOW or state.step is None:
                 return None
-            name, snapshot = state.step, self._summary(candidate, state.answers.get(FLOW, {}))
+            name, snapshot = state.step, self._summary(candidate, state.answers_of(FLOW))
         return await self._build(name, snapshot)
 
     async def edit(self, telegram_id: int, field_name: str) -> Step:
@@ -151,10 +167,9 @@ class RegistrationFormService:
             candidate, state = await candidate_and_flow(uow, telegram_id)
             if state.flow != FLOW or state.step != SUMMARY:
                 raise StaleStep(field_name)
-            state.step = field_name
-            form = {**state.answers[FLOW], "editing": True}
+            form = {**state.answers_of(FLOW), "editing": True}
             form.pop("review", None)
-            state.answers = {**state.answers, FLOW: form}
+            state.advance(field_name, answers=form)
             snapshot = self._summary(candidate, form)
             await uow.commit()
         return await self._build(field_name, snapshot)
@@ -175,31 +190,25 @@ class RegistrationFormService:
             candidate, state = await candidate_and_flow(uow, telegram_id)
             if state.flow != FLOW or state.step != step or step == SUMMARY:
                 raise StaleStep(step)
-            form = dict(state.answers.get(FLOW, {}))
+            form = state.answers_of(FLOW)
             await self._save(uow, candidate, form, step, value, catalog, sessions)
             if form.pop("editing", False) and self._complete(candidate, form):
                 form["review"] = True
-            state.answers = {**state.answers, FLOW: form}
-            state.version += 1
-            name = self._next(candidate, state)
+            name = self._next(candidate, state, form)
             snapshot = self._summary(candidate, form)
-            try:
-                await uow.commit()
-            except IntegrityError:
-                # Another account saved the same ID number at the same moment (unique hash).
-                raise InvalidAnswer(step, "id_in_use") from None
+            await uow.commit()
         return await self._build(name, snapshot, catalog)
 
     async def _form_level(self, telegram_id: int) -> str | None:
         async with self._uow() as uow:
             _, state = await candidate_and_flow(uow, telegram_id)
-            return state.answers.get(FLOW, {}).get("level")
+            return state.answers_of(FLOW).get("level")
 
     async def submit(self, telegram_id: int, *, join_waitlist: bool = False) -> SubmitResult:
         """Confirm the summary: take a seat (or join the waitlist) and close the form."""
         async with self._uow() as uow:
             candidate, state = await candidate_and_flow(uow, telegram_id)
-            form = state.answers.get(FLOW, {})
+            form = state.answers_of(FLOW)
             if state.flow != FLOW or state.step != SUMMARY or not self._complete(candidate, form):
                 raise StaleStep(SUMMARY)
             level, session, direction = form["level"], form["session"], form.get("direction")
@@ -209,15 +218,19 @@ class RegistrationFormService:
                 raise NotEligible(level, eligibility.get("status", "unknown"))
         catalog = await self._catalog.current()
         result = await self._registrations.submit(
-            telegram_id, session_code=session, level_code=level, direction_code=direction,
-            components=[c.code for c in catalog.components], eligibility=eligibility, join_waitlist=join_waitlist,
+            telegram_id,
+            session_code=session,
+            level_code=level,
+            direction_code=direction,
+            components=[c.code for c in catalog.components],
+            eligibility=eligibility,
+            join_waitlist=join_waitlist,
         )
         async with self._uow() as uow:
             _, state = await candidate_and_flow(uow, telegram_id)
-            state.flow, state.step = None, None
-            form = dict(state.answers.get(FLOW, {}))
+            form = state.answers_of(FLOW)
             form.pop("session", None)  # the next registration picks its own session
-            state.answers = {**state.answers, FLOW: form}
+            state.leave(answers=form)
             await uow.commit()
         return result
 
@@ -230,24 +243,33 @@ class RegistrationFormService:
         profile = candidate.profile
         passport = candidate.id_doc_type == "passport"
         values = {
-            "full_name": candidate.full_name, "id_type": candidate.id_doc_type,
-            "id_number": candidate.id_number_hash, "gender": candidate.gender if passport else "n/a",
-            "birth_date": candidate.birth_date if passport else "n/a", "phone": candidate.phone,
-            "email": candidate.email, "school": profile.get("school"), "work_unit": profile.get("work_unit"),
-            "direction": form.get("direction"), "session": form.get("session"), "photo": profile.get("photo"),
+            "full_name": candidate.full_name,
+            "id_type": candidate.id_doc_type,
+            "id_number": candidate.id_number_hash,
+            "gender": candidate.gender if passport else "n/a",
+            "birth_date": candidate.birth_date if passport else "n/a",
+            "phone": candidate.phone,
+            "email": candidate.email,
+            "school": profile.get("school"),
+            "work_unit": profile.get("work_unit"),
+            "direction": form.get("direction"),
+            "session": form.get("session"),
+            "photo": profile.get("photo"),
             "prior_certificate": (
-                profile.get("prior_certificate") if profile.get("prior_level") not in (None, NONE) else "n/a"
+                profile.get("prior_certificate")
+                if profile.get("prior_level") not in (None, NONE)
+                else "n/a"
             ),
         }
         return values[step] is None
 
-    def _next(self, candidate: Candidate, state: FlowState) -> str:
-        """The first unanswered step (or the summary), recorded as the current step."""
-        form = state.answers.get(FLOW, {})
-        state.step = SUMMARY
+    def _next(self, candidate: Candidate, state: FlowState, form: dict[str, Any]) -> str:
+        """The first unanswered step (or the summary), recorded with the form as the current one."""
+        step = SUMMARY
         if not form.get("review"):
-            state.step = next((step for step in STEPS if self._missing(candidate, form, step)), SUMMARY)
-        return state.step
+            step = next((s for s in STEPS if self._missing(candidate, form, s)), SUMMARY)
+        state.advance(step, answers=form)
+        return step
 
     async def _build(self, step: str, summary: Summary, catalog: Catalog | None = None) -> Step:
         """What the handler shows for a step; reads the catalogue and sessions it needs."""
@@ -260,17 +282,31 @@ class RegistrationFormService:
             catalog = catalog or await self._catalog.current()
             return Step(step, tuple(d.code for d in catalog.directions), level=level)
         if step == "session":
-            sessions = [s for s in await self._registrations.list_sessions(level) if s.availability in ("open", "full")]
+            sessions = [
+                s
+                for s in await self._registrations.list_sessions(level)
+                if s.availability in ("open", "full")
+            ]
             extra: dict[str, Any] = {}
             if not sessions:  # none open now: say when the next one opens
                 upcoming = [
-                    s for s in await self._registrations.list_sessions(level, include_closed=True)
+                    s
+                    for s in await self._registrations.list_sessions(level, include_closed=True)
                     if s.availability == "not_yet_open"
                 ]
                 if upcoming:
-                    extra = {"opens_at": upcoming[0].registration_opens_at, "timezone": upcoming[0].timezone,
-                             "exam_date": upcoming[0].exam_date}
-            return Step(step, tuple(s.code for s in sessions), sessions=tuple(sessions), level=level, extra=extra)
+                    extra = {
+                        "opens_at": upcoming[0].registration_opens_at,
+                        "timezone": upcoming[0].timezone,
+                        "exam_date": upcoming[0].exam_date,
+                    }
+            return Step(
+                step,
+                tuple(s.code for s in sessions),
+                sessions=tuple(sessions),
+                level=level,
+                extra=extra,
+            )
         if step == "work_unit":
             return Step(step, (NONE,), level=level)
         if step == SUMMARY:
@@ -280,20 +316,39 @@ class RegistrationFormService:
     def _summary(self, candidate: Candidate, form: dict[str, Any]) -> Summary:
         p = candidate.profile
         return Summary(
-            level=form.get("level", ""), full_name=candidate.full_name, id_type=candidate.id_doc_type,
-            id_masked=candidate.id_number_masked, gender=candidate.gender, birth_date=candidate.birth_date,
-            phone=candidate.phone, email=candidate.email, education=p.get("education"), major=p.get("major"),
-            graduation_date=p.get("graduation_date"), school=p.get("school"), work_unit=p.get("work_unit"),
-            work_start=p.get("work_start"), title=p.get("title"), prior_level=p.get("prior_level"),
-            prior_certificate=p.get("prior_certificate"), direction=form.get("direction"),
-            session=form.get("session"), has_photo=bool(p.get("photo")),
+            level=form.get("level", ""),
+            full_name=candidate.full_name,
+            id_type=candidate.id_doc_type,
+            id_masked=candidate.id_number_masked,
+            gender=candidate.gender,
+            birth_date=candidate.birth_date,
+            phone=candidate.phone,
+            email=candidate.email,
+            education=p.get("education"),
+            major=p.get("major"),
+            graduation_date=p.get("graduation_date"),
+            school=p.get("school"),
+            work_unit=p.get("work_unit"),
+            work_start=p.get("work_start"),
+            title=p.get("title"),
+            prior_level=p.get("prior_level"),
+            prior_certificate=p.get("prior_certificate"),
+            direction=form.get("direction"),
+            session=form.get("session"),
+            has_photo=bool(p.get("photo")),
         )
 
     # -- saving one answer --------------------------------------------------------------
 
     async def _save(
-        self, uow: UnitOfWork, candidate: Candidate, form: dict[str, Any], step: str, value: Input,
-        catalog: Catalog, sessions: list[SessionOption],
+        self,
+        uow: UnitOfWork,
+        candidate: Candidate,
+        form: dict[str, Any],
+        step: str,
+        value: Input,
+        catalog: Catalog,
+        sessions: list[SessionOption],
     ) -> None:
         today = self._clock().date()
         if step == "full_name":
@@ -303,7 +358,9 @@ class RegistrationFormService:
             if chosen != candidate.id_doc_type:
                 candidate.id_doc_type = chosen
                 # A different document type needs a new number (and, for passports, gender/birth date).
-                candidate.id_number_encrypted = candidate.id_number_hash = candidate.id_number_masked = None
+                candidate.id_number_encrypted = candidate.id_number_hash = (
+                    candidate.id_number_masked
+                ) = None
                 candidate.gender = candidate.birth_date = None
         elif step == "id_number":
             await self._save_id_number(uow, candidate, value.text, today)
@@ -316,9 +373,14 @@ class RegistrationFormService:
         elif step == "email":
             candidate.email = _email(value.text)
         elif step == "school":
-            candidate.profile = {**candidate.profile, "school": parse_text(step, value.text, max_length=MAX_TEXT)}
+            candidate.profile = {
+                **candidate.profile,
+                "school": parse_text(step, value.text, max_length=MAX_TEXT),
+            }
         elif step == "work_unit":
-            unit = NONE if value.choice == NONE else parse_text(step, value.text, max_length=MAX_TEXT)
+            unit = (
+                NONE if value.choice == NONE else parse_text(step, value.text, max_length=MAX_TEXT)
+            )
             candidate.profile = {**candidate.profile, "work_unit": unit}
         elif step == "prior_certificate":
             number = parse_text(step, value.text, max_length=40).replace(" ", "")
@@ -326,15 +388,23 @@ class RegistrationFormService:
                 raise InvalidAnswer(step, "certificate_number")
             candidate.profile = {**candidate.profile, "prior_certificate": number}
         elif step == "direction":
-            form["direction"] = parse_choice(step, value.choice, [d.code for d in catalog.directions])
+            form["direction"] = parse_choice(
+                step, value.choice, [d.code for d in catalog.directions]
+            )
         elif step == "session":
-            form["session"] = parse_choice(step, value.choice, [s.code for s in sessions if s.availability in ("open", "full")])
+            form["session"] = parse_choice(
+                step,
+                value.choice,
+                [s.code for s in sessions if s.availability in ("open", "full")],
+            )
         elif step == "photo":
             candidate.profile = {**candidate.profile, "photo": _photo(value)}
         else:  # pragma: no cover - steps come from STEPS
             raise StaleStep(step)
 
-    async def _save_id_number(self, uow: UnitOfWork, candidate: Candidate, text: str | None, today: date) -> None:
+    async def _save_id_number(
+        self, uow: UnitOfWork, candidate: Candidate, text: str | None, today: date
+    ) -> None:
         if text is None:
             raise InvalidAnswer("id_number", "text_expected")
         try:
@@ -351,12 +421,14 @@ class RegistrationFormService:
         owner = await uow.candidates.get_by_id_hash(digest)
         if owner is not None and owner.id != candidate.id:
             raise InvalidAnswer("id_number", "id_in_use")
-        candidate.id_number_encrypted = self._vault.encrypt(number)
-        candidate.id_number_hash = digest
-        candidate.id_number_masked = mask_id_number(number)
+        encrypted, masked = self._vault.encrypt(number), mask_id_number(number)
+        if not await uow.candidates.set_id_number(
+            candidate, encrypted=encrypted, digest=digest, masked=masked
+        ):
+            # Another account saved the same number at the same moment (the unique hash).
+            raise InvalidAnswer("id_number", "id_in_use")
         if candidate.id_doc_type != "passport":
             candidate.gender, candidate.birth_date = info.gender.value, info.birth_date
-
 
 
 def _name(text: str | None) -> str:
@@ -404,7 +476,12 @@ def _photo(value: Input) -> dict[str, Any]:
         raise InvalidAnswer("photo", "photo_too_large", limit_mb=PHOTO_MAX_BYTES // (1024 * 1024))
     if width is not None and height is not None:
         if width < PHOTO_MIN_WIDTH or height < PHOTO_MIN_HEIGHT:
-            raise InvalidAnswer("photo", "photo_too_small", width=PHOTO_MIN_WIDTH, height=PHOTO_MIN_HEIGHT)
+            raise InvalidAnswer(
+                "photo", "photo_too_small", width=PHOTO_MIN_WIDTH, height=PHOTO_MIN_HEIGHT
+            )
         if height <= width:
             raise InvalidAnswer("photo", "photo_not_portrait")
-    return {k: photo.get(k) for k in ("file_id", "file_unique_id", "width", "height", "file_size", "mime_type")}
+    return {
+        k: photo.get(k)
+        for k in ("file_id", "file_unique_id", "width", "height", "file_size", "mime_type")
+    }

@@ -41,14 +41,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.domain.catalog import Catalog, SessionTimeline, parse_offset
+from bot.domain.lifecycle import PAYABLE, RegistrationState
 from bot.services.catalog import CatalogService
 from bot.services.errors import CatalogMissing, InvalidState, NotFound
-from storage.models import AuditEntry, ExamSession, RegistrationState
+from bot.services.notify import Template, audit, payload
+from storage.models import ExamSession
 from storage.uow import UnitOfWork, UowFactory
 
 log = logging.getLogger(__name__)
 
-TEMPLATE = "reminder"
 REGISTRATION_PREFIX = "reminder:"
 CANDIDATE_PREFIX = "reminder:c"
 CANDIDATE_KIND = "registration_closing"
@@ -57,9 +58,9 @@ ALLOWED_VERDICTS = ("eligible", "approved", "overridden")
 #: Registration states each reminder kind concerns. None: candidates without a registration.
 AUDIENCE: dict[str, tuple[str, ...] | None] = {
     CANDIDATE_KIND: None,
-    # SUBMITTED (seat taken) and AWAITING_PAYMENT still have to pay; PAYMENT_REVIEW sent a
-    # receipt that staff are checking, so a "please pay" would be wrong.
-    "payment_due": (RegistrationState.SUBMITTED, RegistrationState.AWAITING_PAYMENT),
+    # Those who still have to pay; PAYMENT_REVIEW sent a receipt that staff are checking,
+    # so a "please pay" would be wrong.
+    "payment_due": PAYABLE,
     # Unpaid registrations have expired by then (payment deadline before E−7).
     "ticket_available": (RegistrationState.PAID,),
     "exam": (RegistrationState.PAID,),
@@ -130,7 +131,9 @@ def exam_start(session: ExamSession) -> datetime:
     """Start of the session's first component (midnight in its zone when it has none)."""
     if session.components:
         return min(c.starts_at for c in session.components)
-    return datetime.combine(session.exam_date, time(0), tzinfo=ZoneInfo(session.timezone)).astimezone(UTC)
+    return datetime.combine(
+        session.exam_date, time(0), tzinfo=ZoneInfo(session.timezone)
+    ).astimezone(UTC)
 
 
 def session_slots(session: ExamSession, catalog: Catalog) -> list[ReminderSlot]:
@@ -154,7 +157,9 @@ def session_slots(session: ExamSession, catalog: Catalog) -> list[ReminderSlot]:
         "results": session.results_at,
     }
     recheck_until = (
-        timeline.recheck_until_at if timeline else session.results_at + timedelta(days=DEFAULT_RECHECK_DAYS)
+        timeline.recheck_until_at
+        if timeline
+        else session.results_at + timedelta(days=DEFAULT_RECHECK_DAYS)
     )
     moments = {
         CANDIDATE_KIND: session.registration_closes_at,
@@ -168,7 +173,9 @@ def session_slots(session: ExamSession, catalog: Catalog) -> list[ReminderSlot]:
         if reminder.kind not in AUDIENCE:
             log.warning("reminder kind %r has no audience or text; skipped", reminder.kind)
             continue
-        base = anchors.get(reminder.anchor) or (timeline.anchor(reminder.anchor) if timeline else None)
+        base = anchors.get(reminder.anchor) or (
+            timeline.anchor(reminder.anchor) if timeline else None
+        )
         if base is None:
             continue
         times = sorted((base + parse_offset(offset), offset) for offset in reminder.offsets)
@@ -177,15 +184,28 @@ def session_slots(session: ExamSession, catalog: Catalog) -> list[ReminderSlot]:
             expires = min(moment, times[index + 1][0]) if index + 1 < len(times) else moment
             if at < expires:  # a reminder at or after its moment could never go out
                 slots.append(
-                    ReminderSlot(session.id, session.code, session.timezone, reminder.kind, offset, at, moment, expires)
+                    ReminderSlot(
+                        session.id,
+                        session.code,
+                        session.timezone,
+                        reminder.kind,
+                        offset,
+                        at,
+                        moment,
+                        expires,
+                    )
                 )
     return sorted(slots, key=lambda s: (s.at, s.kind))
 
 
 class RemindersService:
     def __init__(
-        self, uow: UowFactory, clock: Callable[[], datetime], catalog: CatalogService,
-        *, plan_ahead: timedelta = timedelta(hours=24),
+        self,
+        uow: UowFactory,
+        clock: Callable[[], datetime],
+        catalog: CatalogService,
+        *,
+        plan_ahead: timedelta = timedelta(hours=24),
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -209,11 +229,16 @@ class RemindersService:
             levels = {s.id: tuple(s.levels) for s in sessions}
             components = {s.id: _components(s, catalog) for s in sessions}
             horizon = [
-                slot for per in slots.values() for slot in per
+                slot
+                for per in slots.values()
+                for slot in per
                 if slot.at <= now + self.plan_ahead and slot.expires_at > now
             ]
             fingerprint = (
-                tuple((sid, tuple((x.suffix, x.expires_at) for x in per)) for sid, per in sorted(slots.items())),
+                tuple(
+                    (sid, tuple((x.suffix, x.expires_at) for x in per))
+                    for sid, per in sorted(slots.items())
+                ),
                 tuple(sorted(f"{x.session_id}{x.suffix}" for x in horizon)),
                 await uow.reminders.fingerprint(),
             )
@@ -225,25 +250,40 @@ class RemindersService:
                 cancelled += await self._reconcile(uow, session_id, per, levels[session_id], now)
             created = 0
             for slot in horizon:
-                created += await self._insert(uow, slot, levels[slot.session_id], components[slot.session_id], now)
+                created += await self._insert(
+                    uow, slot, levels[slot.session_id], components[slot.session_id], now
+                )
+            if created:
+                uow.queued = True  # rows planned in bulk, past `notify.queue`: wake the sender
             await uow.commit()
         self._last, self._last_full = fingerprint, now
         return PlanResult(created=created, cancelled=cancelled)
 
     async def _reconcile(
-        self, uow: UnitOfWork, session_id: int, slots: list[ReminderSlot], levels: tuple[str, ...], now: datetime
+        self,
+        uow: UnitOfWork,
+        session_id: int,
+        slots: list[ReminderSlot],
+        levels: tuple[str, ...],
+        now: datetime,
     ) -> int:
         per_registration = [s for s in slots if s.states is not None]
         per_candidate = [s for s in slots if s.states is None]
         cancelled = await uow.reminders.drop_off_schedule(
             session_id,
-            registration_prefix=REGISTRATION_PREFIX, registration_suffixes=[s.suffix for s in per_registration],
-            candidate_prefix=CANDIDATE_PREFIX, candidate_suffixes=[s.suffix for s in per_candidate],
-            now=now, reason=RESCHEDULED,
+            registration_prefix=REGISTRATION_PREFIX,
+            registration_suffixes=[s.suffix for s in per_registration],
+            candidate_prefix=CANDIDATE_PREFIX,
+            candidate_suffixes=[s.suffix for s in per_candidate],
+            now=now,
+            reason=RESCHEDULED,
         )
         cancelled += await uow.reminders.drop_unconcerned_registrations(
-            session_id, prefix=REGISTRATION_PREFIX, slots=[(s.suffix, s.states or ()) for s in per_registration],
-            now=now, reason=NO_LONGER_APPLIES,
+            session_id,
+            prefix=REGISTRATION_PREFIX,
+            slots=[(s.suffix, s.states or ()) for s in per_registration],
+            now=now,
+            reason=NO_LONGER_APPLIES,
         )
         cancelled += await uow.reminders.drop_unconcerned_candidates(
             session_id, levels=levels, allowed=ALLOWED_VERDICTS, now=now, reason=NO_LONGER_APPLIES
@@ -251,29 +291,44 @@ class RemindersService:
         return cancelled
 
     async def _insert(
-        self, uow: UnitOfWork, slot: ReminderSlot, levels: tuple[str, ...], components: list[dict[str, Any]],
+        self,
+        uow: UnitOfWork,
+        slot: ReminderSlot,
+        levels: tuple[str, ...],
+        components: list[dict[str, Any]],
         now: datetime,
     ) -> int:
         params: dict[str, Any] = {
-            "kind": slot.kind, "offset": slot.offset, "session_code": slot.session_code,
-            "timezone": slot.timezone, "at": slot.at.isoformat(), "moment": slot.moment.isoformat(),
+            "kind": slot.kind,
+            "offset": slot.offset,
+            "session_code": slot.session_code,
+            "timezone": slot.timezone,
+            "at": slot.at.isoformat(),
+            "moment": slot.moment.isoformat(),
         }
         if slot.kind == "exam":
             params["components"] = components
-        payload = {"template": TEMPLATE, "params": params}
-        common = {"suffix": slot.suffix, "session_id": slot.session_id, "payload": payload,
-                  "not_before": slot.at, "expires_at": slot.expires_at, "now": now}
+        common = {
+            "suffix": slot.suffix,
+            "session_id": slot.session_id,
+            "payload": payload(Template.REMINDER, params),
+            "not_before": slot.at,
+            "expires_at": slot.expires_at,
+            "now": now,
+        }
         if slot.states is None:
             return await uow.reminders.plan_for_candidates(
                 prefix=CANDIDATE_PREFIX, levels=levels, allowed=ALLOWED_VERDICTS, **common
             )
-        return await uow.reminders.plan_for_registrations(prefix=REGISTRATION_PREFIX, states=slot.states, **common)
+        return await uow.reminders.plan_for_registrations(
+            prefix=REGISTRATION_PREFIX, states=slot.states, **common
+        )
 
     async def slots(self, session_code: str) -> list[ReminderSlot]:
         """A session's reminders as the planner sees them (staff tools, tests)."""
         catalog = await self._catalog.current()
         async with self._uow() as uow:
-            session = await uow.sessions.get_by_code(session_code)
+            session = await uow.exam_sessions.get_by_code(session_code)
             if session is None:
                 raise NotFound("session")
             return session_slots(session, catalog)
@@ -286,35 +341,44 @@ class RemindersService:
         async with self._uow() as uow:
             candidate = await uow.candidates.get_by_telegram_id(telegram_id)
             registration = (
-                await uow.registrations.get_for_candidate(registration_id, candidate.id) if candidate else None
+                await uow.registrations.get_for_candidate(registration_id, candidate.id)
+                if candidate
+                else None
             )
             if registration is None:
                 raise NotFound("registration")
             if registration.state != RegistrationState.PAID:
                 raise InvalidState(registration.state)
-            session = await uow.sessions.get(registration.session_id)
+            session = await uow.exam_sessions.get(registration.session_id)
             assert session is not None
             first = await uow.reminders.acknowledge_rules(registration.id, now)
             if first:
-                uow.audit.add(
-                    AuditEntry(
-                        actor=f"tg:{telegram_id}", entity="registration", entity_id=str(registration.id),
-                        action="rules_acknowledged", at=now, details={"session": session.code},
-                    )
+                audit(
+                    uow,
+                    f"tg:{telegram_id}",
+                    "registration",
+                    registration.id,
+                    "rules_acknowledged",
+                    now,
+                    details={"session": session.code},
                 )
             await uow.commit()
             return Acknowledgement(registration.id, session.code, first)
 
-    async def unacknowledged(self, session_code: str, page: int = 1, page_size: int = PAGE_SIZE) -> UnacknowledgedPage:
+    async def unacknowledged(
+        self, session_code: str, page: int = 1, page_size: int = PAGE_SIZE
+    ) -> UnacknowledgedPage:
         """PAID candidates of a session who have not confirmed the rules, a page at a time."""
         async with self._uow() as uow:
-            session = await uow.sessions.get_by_code(session_code)
+            session = await uow.exam_sessions.get_by_code(session_code)
             if session is None:
                 raise NotFound("session")
             total = await uow.reminders.count_unacknowledged(session.id)
             pages = max(1, math.ceil(total / page_size))
             page = min(max(page, 1), pages)
-            rows = await uow.reminders.list_unacknowledged(session.id, (page - 1) * page_size, page_size)
+            rows = await uow.reminders.list_unacknowledged(
+                session.id, (page - 1) * page_size, page_size
+            )
             people = tuple(Unacknowledged(name, tid, level) for name, tid, level in rows)
             return UnacknowledgedPage(session.code, total, page, pages, people)
 
@@ -324,8 +388,11 @@ def _components(session: ExamSession, catalog: Catalog) -> list[dict[str, Any]]:
     names = {c.code: c.name.model_dump() for c in catalog.components}
     return [
         {
-            "component": c.component, "name": names.get(c.component, {"en": c.component}),
-            "starts_at": c.starts_at.isoformat(), "ends_at": c.ends_at.isoformat(), "room": dict(c.room),
+            "component": c.component,
+            "name": names.get(c.component, {"en": c.component}),
+            "starts_at": c.starts_at.isoformat(),
+            "ends_at": c.ends_at.isoformat(),
+            "room": dict(c.room),
         }
         for c in sorted(session.components, key=lambda c: c.starts_at)
     ]

@@ -25,12 +25,14 @@ from datetime import date, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from bot.domain.catalog import Catalog
 from bot.crypto import Vault
+from bot.domain.catalog import Catalog
 from bot.domain.idcard import mask_id_number
+from bot.domain.lifecycle import RegistrationState
 from bot.services.catalog import CatalogService
 from bot.services.errors import NotFound, NotPaid, TicketNotYetAvailable
-from storage.models import AdmissionTicket, AuditEntry, Candidate, ExamSession, Registration, RegistrationState
+from bot.services.notify import Template, audit, notify_candidate
+from storage.models import AdmissionTicket, Candidate, ExamSession, Registration
 from storage.uow import UnitOfWork, UowFactory
 
 REFERENCE_PREFIX = "tk:"
@@ -114,8 +116,13 @@ def level_initial(level_code: str) -> str:
 
 class TicketService:
     def __init__(
-        self, uow: UowFactory, clock: Callable[[], datetime], catalog: CatalogService, vault: Vault,
-        *, public_url: str | None = None,
+        self,
+        uow: UowFactory,
+        clock: Callable[[], datetime],
+        catalog: CatalogService,
+        vault: Vault,
+        *,
+        public_url: str | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -140,7 +147,7 @@ class TicketService:
             registration = await self._pick(uow, candidate, registration_id, now)
             if registration.state != RegistrationState.PAID:
                 raise NotPaid(registration.state)
-            session = await uow.sessions.get(registration.session_id)
+            session = await uow.exam_sessions.get(registration.session_id)
             if session is None:
                 raise NotFound("session")
             if now < session.tickets_from_at:
@@ -164,7 +171,7 @@ class TicketService:
         paid = [r for r in registrations if r.state == RegistrationState.PAID]
         if not paid:
             raise NotPaid(registrations[0].state)
-        sessions = await uow.sessions.list_by_ids([r.session_id for r in paid])
+        sessions = await uow.exam_sessions.list_by_ids([r.session_id for r in paid])
         # The next sitting first; once every sitting has passed, the latest one.
         upcoming = [r for r in paid if sessions[r.session_id].exam_date >= now.date()]
         if upcoming:
@@ -183,7 +190,7 @@ class TicketService:
         queued = 0
         async with self._uow() as uow:
             for registration, _ in await uow.tickets.list_due(now, ISSUE_BATCH):
-                session = await uow.sessions.get(registration.session_id)
+                session = await uow.exam_sessions.get(registration.session_id)
                 assert session is not None
                 ticket, reissued = await self._issue(uow, registration, session, now)
                 if ticket.notified_at is not None and not reissued:
@@ -198,24 +205,30 @@ class TicketService:
         return queued
 
     async def _notify(
-        self, uow: UnitOfWork, registration: Registration, session: ExamSession, ticket: AdmissionTicket,
-        now: datetime, expires_at: datetime | None, reissued: bool,
+        self,
+        uow: UnitOfWork,
+        registration: Registration,
+        session: ExamSession,
+        ticket: AdmissionTicket,
+        now: datetime,
+        expires_at: datetime | None,
+        reissued: bool,
     ) -> bool:
-        candidate = await uow.candidates.get(registration.candidate_id)
-        if candidate is None or candidate.chat_id is None:
-            return False
         key = f"ticket:{registration.id}" + (f":{ticket.ticket_number}" if reissued else "")
-        return await uow.outbox.add_if_new(
-            idempotency_key=key, chat_id=candidate.chat_id, candidate_id=candidate.id, kind="notification",
-            payload={
-                "template": "ticket_ready",
-                "params": {
-                    "registration_id": registration.id, "ticket_number": ticket.ticket_number,
-                    "session_code": session.code, "level_code": registration.level_code,
-                    "exam_date": session.exam_date.isoformat(),
-                },
+        return await notify_candidate(
+            uow,
+            registration.candidate_id,
+            now,
+            key=key,
+            template=Template.TICKET_READY,
+            params={
+                "registration_id": registration.id,
+                "ticket_number": ticket.ticket_number,
+                "session_code": session.code,
+                "level_code": registration.level_code,
+                "exam_date": session.exam_date.isoformat(),
             },
-            not_before=now, expires_at=expires_at,
+            expires_at=expires_at,
         )
 
     # --- checking a scanned ticket ----------------------------------------------------
@@ -228,19 +241,28 @@ class TicketService:
         async with self._uow() as uow:
             ticket = await uow.tickets.get_by_number(reference.removeprefix(REFERENCE_PREFIX))
             registration = await uow.registrations.get(ticket.registration_id) if ticket else None
-            if ticket is None or registration is None or registration.session_id != ticket.session_id:
+            if (
+                ticket is None
+                or registration is None
+                or registration.session_id != ticket.session_id
+            ):
                 return TicketCheck(valid=False, reason="unknown")
             candidate = await uow.candidates.get(registration.candidate_id)
-            session = await uow.sessions.get(ticket.session_id)
+            session = await uow.exam_sessions.get(ticket.session_id)
             assert candidate is not None and session is not None
             name = candidate.full_name or ""
             return TicketCheck(
                 valid=registration.state == RegistrationState.PAID,
                 reason="ok" if registration.state == RegistrationState.PAID else "not_paid",
-                ticket_number=ticket.ticket_number, name_masked=mask_name(name),
-                session_code=session.code, level_code=registration.level_code, exam_date=session.exam_date,
-                full_name=name, id_number_masked=self._masked_id(candidate),
-                registration_id=registration.id, telegram_id=candidate.telegram_id,
+                ticket_number=ticket.ticket_number,
+                name_masked=mask_name(name),
+                session_code=session.code,
+                level_code=registration.level_code,
+                exam_date=session.exam_date,
+                full_name=name,
+                id_number_masked=self._masked_id(candidate),
+                registration_id=registration.id,
+                telegram_id=candidate.telegram_id,
                 seat=_seat(ticket.seat),
             )
 
@@ -272,12 +294,15 @@ class TicketService:
         ticket.session_id, ticket.seat, ticket.ticket_number = session.id, seat, number
         ticket.issued_at, ticket.notified_at = now, None
         await uow.flush()
-        uow.audit.add(
-            AuditEntry(
-                actor="system", entity="registration", entity_id=str(registration.id),
-                action="ticket_reissued" if reissued else "ticket_issued",
-                details={"ticket_number": number, "seat": seat}, at=now,
-            )
+        action = "ticket_reissued" if reissued else "ticket_issued"
+        audit(
+            uow,
+            "system",
+            "registration",
+            registration.id,
+            action,
+            now,
+            details={"ticket_number": number, "seat": seat},
         )
         return ticket, reissued
 
@@ -292,15 +317,23 @@ class TicketService:
         return self._vault.sign(REFERENCE_PREFIX + ticket_number)
 
     def _data(
-        self, catalog: Catalog, candidate: Candidate, registration: Registration, session: ExamSession,
+        self,
+        catalog: Catalog,
+        candidate: Candidate,
+        registration: Registration,
+        session: ExamSession,
         ticket: AdmissionTicket,
     ) -> TicketData:
         signed = self.signed_reference(ticket.ticket_number)
         wanted = set(registration.components or [c.component for c in session.components])
         components = tuple(
             TicketComponent(
-                code=c.component, name=_catalog_name(catalog.component, c.component),
-                starts_at=c.starts_at, ends_at=c.ends_at, room=dict(c.room), seat=_seat(ticket.seat),
+                code=c.component,
+                name=_catalog_name(catalog.component, c.component),
+                starts_at=c.starts_at,
+                ends_at=c.ends_at,
+                room=dict(c.room),
+                seat=_seat(ticket.seat),
             )
             for c in session.components
             if c.component in wanted
@@ -310,14 +343,18 @@ class TicketService:
             registration_id=registration.id,
             ticket_number=ticket.ticket_number,
             signed_reference=signed,
-            qr_payload=f"{self._public_url}/tickets/verify?ref={signed}" if self._public_url else signed,
+            qr_payload=f"{self._public_url}/tickets/verify?ref={signed}"
+            if self._public_url
+            else signed,
             full_name=candidate.full_name or "",
             gender=candidate.gender,
             id_number_masked=self._masked_id(candidate),
             photo_file_id=photo.get("file_id") if isinstance(photo, dict) else None,
             level_code=registration.level_code,
             level_name=_catalog_name(catalog.level, registration.level_code),
-            direction_name=_catalog_name(catalog.direction, registration.direction_code) if registration.direction_code else None,
+            direction_name=_catalog_name(catalog.direction, registration.direction_code)
+            if registration.direction_code
+            else None,
             session_code=session.code,
             exam_date=session.exam_date,
             timezone=session.timezone,

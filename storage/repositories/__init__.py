@@ -16,16 +16,19 @@ One module per aggregate; every public name is re-exported here, so
   eligibility reviews)
 - `payments`: `PaymentRepository`, `StatementImportRepository`
 - `tickets`: `TicketRepository`
-- `broadcasts`: `BroadcastRepository`, `BROADCAST_STATE_GROUPS`
+- `broadcasts`: `BroadcastRepository`
 - `reminders`: `ReminderRepository`
 - `_sql`: private helpers shared by the modules above (`_is_postgresql`, `_insert`,
-  `_not_held`, `_ACTIVE`)
+  `_is_unique_violation`, `_not_held`)
+
+The states rows are filtered by (which registrations are active, which broadcasts hold
+their rows, …) come from `bot.domain.lifecycle`.
 """
 
 from __future__ import annotations
 
 from storage.repositories.audit import AuditRepository
-from storage.repositories.broadcasts import BROADCAST_STATE_GROUPS, BroadcastRepository
+from storage.repositories.broadcasts import BroadcastRepository
 from storage.repositories.candidates import CandidateRepository, FlowStateRepository
 from storage.repositories.catalog import CatalogRepository, SessionRepository
 from storage.repositories.inbox import InboxRepository
@@ -36,7 +39,6 @@ from storage.repositories.reminders import ReminderRepository
 from storage.repositories.tickets import TicketRepository
 
 __all__ = [
-    "BROADCAST_STATE_GROUPS",
     "AuditRepository",
     "BroadcastRepository",
     "CandidateRepository",

@@ -1,35 +1,24 @@
 """The broadcast aggregate: `Broadcast` rows and their status changes, the audiences
 they are sent to (candidates with a private chat, chosen by session, level or
-registration state group: `BROADCAST_STATE_GROUPS`) and the recipients not reached.
+registration state group: `bot.domain.lifecycle.BROADCAST_STATE_GROUPS`) and the
+recipients not reached.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import (
-    Broadcast,
-    BroadcastStatus,
-    Candidate,
-    ExamSession,
-    OutboxMessage,
-    OutboxStatus,
-    Registration,
-    RegistrationState,
+from bot.domain.lifecycle import (
+    ACTIVE,
+    BROADCAST_STATE_GROUPS,
+    BROADCAST_TICKING,
+    OUTBOX_NOT_REACHED,
 )
-from storage.repositories._sql import _ACTIVE
-
-#: Registration states per broadcast audience "state" value.
-BROADCAST_STATE_GROUPS: dict[str, tuple[str, ...]] = {
-    "unpaid": (RegistrationState.SUBMITTED, RegistrationState.AWAITING_PAYMENT),
-    "waitlisted": (RegistrationState.WAITLISTED,),
-    "paid": (RegistrationState.PAID,),
-}
+from storage.models import Broadcast, Candidate, ExamSession, OutboxMessage, Registration
 
 
 class BroadcastRepository:
@@ -44,22 +33,18 @@ class BroadcastRepository:
     async def get(self, broadcast_id: int) -> Broadcast | None:
         return await self.session.get(Broadcast, broadcast_id, populate_existing=True)
 
-    async def transition(self, broadcast_id: int, from_states: Sequence[str], **values: Any) -> bool:
+    async def refresh(self, broadcast: Broadcast) -> None:
+        """Read the row again after a conditional UPDATE (ours, or one that lost the race)."""
+        await self.session.refresh(broadcast)
+
+    async def transition(
+        self, broadcast_id: int, from_states: Sequence[str], **values: Any
+    ) -> bool:
         """Compare-and-set on the status: False when someone else moved it first."""
         stmt = (
             update(Broadcast)
             .where(Broadcast.id == broadcast_id, Broadcast.status.in_(list(from_states)))
             .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        return bool((await self.session.execute(stmt)).rowcount)
-
-    async def finish(self, broadcast_id: int, status: str, at: datetime) -> bool:
-        """Mark a broadcast finished once (two ticks racing: one wins)."""
-        stmt = (
-            update(Broadcast)
-            .where(Broadcast.id == broadcast_id, Broadcast.finished_at.is_(None))
-            .values(status=status, finished_at=at)
             .execution_options(synchronize_session=False)
         )
         return bool((await self.session.execute(stmt)).rowcount)
@@ -70,7 +55,10 @@ class BroadcastRepository:
             update(Broadcast)
             .where(
                 Broadcast.id == broadcast_id,
-                or_(Broadcast.progress_fingerprint.is_(None), Broadcast.progress_fingerprint != fingerprint),
+                or_(
+                    Broadcast.progress_fingerprint.is_(None),
+                    Broadcast.progress_fingerprint != fingerprint,
+                ),
             )
             .values(progress_fingerprint=fingerprint)
             .execution_options(synchronize_session=False)
@@ -82,10 +70,7 @@ class BroadcastRepository:
         stmt = (
             select(Broadcast)
             .where(
-                Broadcast.status.in_(
-                    (BroadcastStatus.SCHEDULED, BroadcastStatus.SENDING, BroadcastStatus.PAUSED,
-                     BroadcastStatus.CANCELLED)
-                ),
+                Broadcast.status.in_(BROADCAST_TICKING),
                 Broadcast.confirmed_at.is_not(None),
                 Broadcast.finished_at.is_(None),
             )
@@ -98,14 +83,16 @@ class BroadcastRepository:
         """Candidate ids of an audience (`all`, `session` code, `level` code, `state` group)."""
         if kind == "all":
             return select(Candidate.id)
-        regs = select(Registration.candidate_id).where(Registration.state.in_(_ACTIVE))
+        regs = select(Registration.candidate_id).where(Registration.state.in_(ACTIVE))
         if kind == "session":
-            regs = regs.join(ExamSession, ExamSession.id == Registration.session_id).where(ExamSession.code == value)
+            regs = regs.join(ExamSession, ExamSession.id == Registration.session_id).where(
+                ExamSession.code == value
+            )
         elif kind == "level":
             regs = regs.where(Registration.level_code == value)
         elif kind == "state":
             regs = select(Registration.candidate_id).where(
-                Registration.state.in_([s.value for s in BROADCAST_STATE_GROUPS[value or ""]])
+                Registration.state.in_(BROADCAST_STATE_GROUPS[value or ""])
             )
         else:
             raise ValueError(kind)
@@ -133,14 +120,19 @@ class BroadcastRepository:
         """(name, Telegram id, outbox status, reason) of every recipient not reached, by name."""
         stmt = (
             select(
-                func.coalesce(Candidate.full_name, Candidate.first_name), Candidate.telegram_id,
-                OutboxMessage.status, OutboxMessage.last_error,
+                func.coalesce(Candidate.full_name, Candidate.first_name),
+                Candidate.telegram_id,
+                OutboxMessage.status,
+                OutboxMessage.last_error,
             )
             .join(Candidate, Candidate.id == OutboxMessage.candidate_id)
             .where(
                 OutboxMessage.broadcast_id == broadcast_id,
-                OutboxMessage.status.in_((OutboxStatus.FAILED, OutboxStatus.UNREACHABLE, OutboxStatus.CANCELLED)),
+                OutboxMessage.status.in_(OUTBOX_NOT_REACHED),
             )
             .order_by(OutboxMessage.status, Candidate.telegram_id)
         )
-        return [(str(n or ""), int(t), str(s), e) for n, t, s, e in (await self.session.execute(stmt)).all()]
+        return [
+            (str(n or ""), int(t), str(s), e)
+            for n, t, s, e in (await self.session.execute(stmt)).all()
+        ]

@@ -35,12 +35,20 @@ class CatalogRepository:
         return (await self.session.scalars(select(Direction).order_by(Direction.code))).all()
 
     async def list_sessions(self) -> Sequence[ExamSession]:
-        stmt = select(ExamSession).options(selectinload(ExamSession.components)).order_by(ExamSession.exam_date)
+        stmt = (
+            select(ExamSession)
+            .options(selectinload(ExamSession.components))
+            .order_by(ExamSession.exam_date)
+        )
         return (await self.session.scalars(stmt)).all()
 
     async def list_open_session_codes(self) -> list[str]:
         """Codes of sessions not cancelled, by exam date."""
-        stmt = select(ExamSession.code).where(ExamSession.cancelled.is_(False)).order_by(ExamSession.exam_date)
+        stmt = (
+            select(ExamSession.code)
+            .where(ExamSession.cancelled.is_(False))
+            .order_by(ExamSession.exam_date)
+        )
         return list((await self.session.scalars(stmt)).all())
 
     async def list_active_level_codes(self) -> list[str]:
@@ -50,11 +58,13 @@ class CatalogRepository:
     async def get_direction(self, code: str) -> Direction | None:
         return await self.session.get(Direction, code)
 
-    async def get_session_by_code(self, code: str) -> ExamSession | None:
-        return await self.session.scalar(select(ExamSession).where(ExamSession.code == code))
-
     def add(self, row: object) -> None:
         self.session.add(row)
+
+    async def remove_version(self, version: CatalogVersion) -> None:
+        """Delete a loaded version now (its content hash is free again for a re-load)."""
+        await self.session.delete(version)
+        await self.session.flush()
 
 
 class SessionRepository:
@@ -77,7 +87,11 @@ class SessionRepository:
         return await self.session.scalar(stmt)
 
     async def get_by_code(self, code: str) -> ExamSession | None:
-        stmt = select(ExamSession).where(ExamSession.code == code).options(selectinload(ExamSession.components))
+        stmt = (
+            select(ExamSession)
+            .where(ExamSession.code == code)
+            .options(selectinload(ExamSession.components))
+        )
         return await self.session.scalar(stmt)
 
     async def list_by_ids(self, ids: Sequence[int]) -> dict[int, ExamSession]:
@@ -93,7 +107,9 @@ class SessionRepository:
             .order_by(ExamSession.exam_date, ExamSession.code)
             .options(selectinload(ExamSession.components))
         )
-        return [row for row in (await self.session.scalars(stmt)).all() if level_code in row.levels]
+        return [
+            row for row in (await self.session.scalars(stmt)).all() if level_code in row.levels
+        ]
 
     async def lock(self, *session_ids: int) -> None:
         """Lock session rows in id order (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises)."""
@@ -126,7 +142,3 @@ class SessionRepository:
             .execution_options(synchronize_session=False)
         )
         return bool((await self.session.execute(stmt)).rowcount)
-
-    async def seats_taken(self, session_id: int) -> int:
-        stmt = select(ExamSession.seats_taken).where(ExamSession.id == session_id)
-        return int(await self.session.scalar(stmt) or 0)

@@ -25,13 +25,17 @@ class InboxRepository:
         """Store a raw update; False when this update_id was stored before (a redelivery)."""
         stmt = (
             _insert(self.session, InboxUpdate)
-            .values(update_id=update_id, user_id=user_id, payload=payload, claimed_until=claimed_until)
+            .values(
+                update_id=update_id, user_id=user_id, payload=payload, claimed_until=claimed_until
+            )
             .on_conflict_do_nothing(index_elements=["update_id"])
         )
         result = await self.session.execute(stmt)
         return bool(result.rowcount)
 
-    async def mark_processed(self, update_id: int, at: datetime, error: str | None, payload: dict[str, Any]) -> None:
+    async def mark_processed(
+        self, update_id: int, at: datetime, error: str | None, payload: dict[str, Any]
+    ) -> None:
         await self.session.execute(
             update(InboxUpdate)
             .where(InboxUpdate.update_id == update_id)
@@ -47,21 +51,32 @@ class InboxRepository:
         return bool(result.rowcount)
 
     async def get_attempts(self, update_id: int) -> int:
-        return int(await self.session.scalar(select(InboxUpdate.attempts).where(InboxUpdate.update_id == update_id)) or 0)
+        return int(
+            await self.session.scalar(
+                select(InboxUpdate.attempts).where(InboxUpdate.update_id == update_id)
+            )
+            or 0
+        )
 
     async def postpone(self, update_id: int, until: datetime, error: str) -> None:
         """Leave the update unprocessed; the recovery sweep claims it once `until` passes."""
         await self.session.execute(
-            update(InboxUpdate).where(InboxUpdate.update_id == update_id).values(claimed_until=until, error=error)
+            update(InboxUpdate)
+            .where(InboxUpdate.update_id == update_id)
+            .values(claimed_until=until, error=error)
         )
 
     async def give_up(self, update_id: int, at: datetime, error: str) -> None:
         """Processed with an error, payload kept for a person to look at."""
         await self.session.execute(
-            update(InboxUpdate).where(InboxUpdate.update_id == update_id).values(processed_at=at, error=error, claimed_until=None)
+            update(InboxUpdate)
+            .where(InboxUpdate.update_id == update_id)
+            .values(processed_at=at, error=error, claimed_until=None)
         )
 
-    async def claim_stale(self, now: datetime, lease_until: datetime, limit: int) -> list[InboxUpdate]:
+    async def claim_stale(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[InboxUpdate]:
         """Claim unprocessed updates whose lease ran out (their worker died), oldest first."""
         ids = (
             select(InboxUpdate.update_id)
@@ -82,5 +97,7 @@ class InboxRepository:
         return sorted(rows, key=lambda row: row.update_id)
 
     async def count_pending(self) -> int:
-        stmt = select(func.count()).select_from(InboxUpdate).where(InboxUpdate.processed_at.is_(None))
+        stmt = (
+            select(func.count()).select_from(InboxUpdate).where(InboxUpdate.processed_at.is_(None))
+        )
         return int(await self.session.scalar(stmt) or 0)

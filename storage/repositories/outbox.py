@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Candidate, OutboxMessage, OutboxStatus
+from bot.domain.lifecycle import OutboxStatus
+from storage.models import Candidate, OutboxMessage
 from storage.repositories._sql import _insert, _is_postgresql, _not_held
 
 #: Take back the attempt a claim counted (the row was never handed to Telegram).
@@ -26,7 +27,9 @@ class OutboxRepository:
     async def add_if_new(self, **values: Any) -> bool:
         """Queue a message; False when its idempotency key was queued before."""
         stmt = _insert(self.session, OutboxMessage).values(**values)
-        result = await self.session.execute(stmt.on_conflict_do_nothing(index_elements=["idempotency_key"]))
+        result = await self.session.execute(
+            stmt.on_conflict_do_nothing(index_elements=["idempotency_key"])
+        )
         return bool(result.rowcount)
 
     async def count_pending(self) -> int:
@@ -36,10 +39,6 @@ class OutboxRepository:
             .where(OutboxMessage.status == OutboxStatus.PENDING)
         )
         return int(await self.session.scalar(stmt) or 0)
-
-    async def get_by_key(self, idempotency_key: str) -> OutboxMessage | None:
-        stmt = select(OutboxMessage).where(OutboxMessage.idempotency_key == idempotency_key)
-        return await self.session.scalar(stmt)
 
     def _due(self, now: datetime) -> Any:
         """Pending, due (`not_before` passed), not leased by a live worker, not held."""
@@ -54,13 +53,19 @@ class OutboxRepository:
         """Cancel due rows whose `expires_at` has passed (reason "expired"); never a leased row."""
         stmt = (
             update(OutboxMessage)
-            .where(self._due(now), OutboxMessage.expires_at.is_not(None), OutboxMessage.expires_at <= now)
+            .where(
+                self._due(now),
+                OutboxMessage.expires_at.is_not(None),
+                OutboxMessage.expires_at <= now,
+            )
             .values(status=OutboxStatus.CANCELLED, last_error="expired", lease_until=None)
             .execution_options(synchronize_session=False)
         )
         return int((await self.session.execute(stmt)).rowcount or 0)
 
-    async def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[OutboxMessage]:
+    async def claim_due(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OutboxMessage]:
         """Lease up to `limit` due rows, by (`not_before`, id); each claim counts one attempt.
 
         PostgreSQL: the ids are locked with FOR UPDATE SKIP LOCKED first, so concurrent
@@ -75,7 +80,9 @@ class OutboxRepository:
             .limit(limit)
         )
         if _is_postgresql(self.session):
-            picked = list((await self.session.scalars(ids.with_for_update(skip_locked=True))).all())
+            picked = list(
+                (await self.session.scalars(ids.with_for_update(skip_locked=True))).all()
+            )
             if not picked:
                 return []
             where = OutboxMessage.id.in_(picked)
@@ -126,7 +133,12 @@ class OutboxRepository:
         return int((await self.session.execute(stmt)).rowcount or 0)
 
     async def retry_later(
-        self, row_id: int, not_before: datetime, error: str | None, *, count_attempt: bool,
+        self,
+        row_id: int,
+        not_before: datetime,
+        error: str | None,
+        *,
+        count_attempt: bool,
         chat_id: int | None = None,
     ) -> int:
         """Give a claimed row back, due again at `not_before`.
@@ -134,7 +146,11 @@ class OutboxRepository:
         `count_attempt=False` (a 429, a row never handed to Telegram) takes back the
         attempt its claim counted.
         """
-        values: dict[str, Any] = {"lease_until": None, "not_before": not_before, "last_error": error}
+        values: dict[str, Any] = {
+            "lease_until": None,
+            "not_before": not_before,
+            "last_error": error,
+        }
         if not count_attempt:
             values["attempts"] = _UNCOUNT_ATTEMPT
         if chat_id is not None:
@@ -175,7 +191,10 @@ class OutboxRepository:
         """Drop every lease (a single instance starting up: the leases were its own)."""
         stmt = (
             update(OutboxMessage)
-            .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.lease_until.is_not(None))
+            .where(
+                OutboxMessage.status == OutboxStatus.PENDING,
+                OutboxMessage.lease_until.is_not(None),
+            )
             .values(lease_until=None)
             .execution_options(synchronize_session=False)
         )
@@ -192,13 +211,20 @@ class OutboxRepository:
             return []
         stmt = select(
             Candidate.id, Candidate.telegram_id, Candidate.language, Candidate.telegram_language
-        ).where(or_(Candidate.id.in_(list(set(candidate_ids))), Candidate.telegram_id.in_(list(set(private_chat_ids)))))
+        ).where(
+            or_(
+                Candidate.id.in_(list(set(candidate_ids))),
+                Candidate.telegram_id.in_(list(set(private_chat_ids))),
+            )
+        )
         return [tuple(row) for row in (await self.session.execute(stmt)).all()]  # type: ignore[misc]
 
     async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
         """Queue many messages in one statement (a broadcast); known keys are skipped."""
         if rows:
-            stmt = _insert(self.session, OutboxMessage).on_conflict_do_nothing(index_elements=["idempotency_key"])
+            stmt = _insert(self.session, OutboxMessage).on_conflict_do_nothing(
+                index_elements=["idempotency_key"]
+            )
             await self.session.execute(stmt, list(rows))
 
     async def cancel_unleased(self, broadcast_id: int, now: datetime, reason: str) -> int:

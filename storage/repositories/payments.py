@@ -13,8 +13,11 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Candidate, ExamSession, Payment, Registration, RegistrationState, StatementImport
+from bot.domain.lifecycle import PAYMENT_ACCEPTED, PaymentStatus, RegistrationState
+from storage.models import Candidate, ExamSession, Payment, Registration, StatementImport
 from storage.repositories._sql import _insert
+
+_P = PaymentStatus
 
 
 class PaymentRepository:
@@ -41,7 +44,9 @@ class PaymentRepository:
         return await self.session.scalar(stmt.execution_options(populate_existing=True))
 
     async def list_for_registration(self, registration_id: int) -> Sequence[Payment]:
-        stmt = select(Payment).where(Payment.registration_id == registration_id).order_by(Payment.id)
+        stmt = (
+            select(Payment).where(Payment.registration_id == registration_id).order_by(Payment.id)
+        )
         return (await self.session.scalars(stmt)).all()
 
     async def list_same_receipt(
@@ -52,7 +57,11 @@ class PaymentRepository:
         same = Payment.receipt_unique_id == receipt_unique_id
         if receipt_sha256 is not None:
             same = or_(same, Payment.receipt_sha256 == receipt_sha256)
-        stmt = select(Payment).where(same, Payment.registration_id != registration_id).order_by(Payment.id)
+        stmt = (
+            select(Payment)
+            .where(same, Payment.registration_id != registration_id)
+            .order_by(Payment.id)
+        )
         return (await self.session.scalars(stmt)).all()
 
     async def decide(self, payment_id: int, from_status: str, **values: Any) -> bool:
@@ -69,8 +78,8 @@ class PaymentRepository:
         """Close receipts still under review once the registration is paid another way."""
         stmt = (
             update(Payment)
-            .where(Payment.registration_id == registration_id, Payment.status == "pending_review")
-            .values(status="superseded", decided_at=at, reason=reason, pending_reason_by=None)
+            .where(Payment.registration_id == registration_id, Payment.status == _P.PENDING_REVIEW)
+            .values(status=_P.SUPERSEDED, decided_at=at, reason=reason, pending_reason_by=None)
             .execution_options(synchronize_session=False)
         )
         return int((await self.session.execute(stmt)).rowcount or 0)
@@ -81,7 +90,9 @@ class PaymentRepository:
         stmt = select(Registration).where(Registration.reference == reference.strip().upper())
         return await self.session.scalar(stmt.execution_options(populate_existing=True))
 
-    async def list_unpaid_past_deadline(self, now: datetime, states: Sequence[str], limit: int) -> Sequence[Registration]:
+    async def list_unpaid_past_deadline(
+        self, now: datetime, states: Sequence[str], limit: int
+    ) -> Sequence[Registration]:
         """Registrations in `states` whose session's payment deadline (due + grace) has passed,
         by session then id (the lock order)."""
         deadline = func.coalesce(ExamSession.payment_deadline_at, ExamSession.payment_due_at)
@@ -94,12 +105,17 @@ class PaymentRepository:
         )
         return (await self.session.scalars(stmt)).all()
 
-    async def list_paid(self, session_id: int | None = None) -> list[tuple[Registration, Candidate, ExamSession, datetime | None]]:
+    async def list_paid(
+        self, session_id: int | None = None
+    ) -> list[tuple[Registration, Candidate, ExamSession, datetime | None]]:
         """PAID registrations with their candidate, session and when the money was accepted."""
         paid_at = (
             select(func.max(Payment.decided_at))
-            .where(Payment.registration_id == Registration.id, Payment.status.in_(["paid", "approved"]),
-                   Payment.needs_refund.is_(False))
+            .where(
+                Payment.registration_id == Registration.id,
+                Payment.status.in_(PAYMENT_ACCEPTED),
+                Payment.needs_refund.is_(False),
+            )
             .correlate(Registration)
             .scalar_subquery()
         )
@@ -120,7 +136,8 @@ class PaymentRepository:
         stmt = (
             select(Payment)
             .where(
-                Payment.pending_reason_by == staff_id, Payment.status == "pending_review",
+                Payment.pending_reason_by == staff_id,
+                Payment.status == _P.PENDING_REVIEW,
                 Payment.pending_reason_at > since,
             )
             .order_by(Payment.id.desc())
@@ -130,7 +147,9 @@ class PaymentRepository:
 
     async def clear_awaiting_reason(self, staff_id: int) -> None:
         await self.session.execute(
-            update(Payment).where(Payment.pending_reason_by == staff_id).values(pending_reason_by=None)
+            update(Payment)
+            .where(Payment.pending_reason_by == staff_id)
+            .values(pending_reason_by=None)
             .execution_options(synchronize_session=False)
         )
 

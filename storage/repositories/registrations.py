@@ -2,6 +2,10 @@
 compare-and-set UPDATEs, with the waitlist and expired-offer look-ups
 (`RegistrationRepository`), and the staff eligibility reviews decided once
 (`ReviewRepository`).
+
+The one-active-registration rule is judged by the partial unique indexes: `insert` and
+`move` write inside a savepoint and turn the index's refusal into
+`DuplicateActiveRegistration`, leaving the caller's transaction usable on both databases.
 """
 
 from __future__ import annotations
@@ -11,10 +15,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import EligibilityReview, Registration, RegistrationState
-from storage.repositories._sql import _ACTIVE
+from bot.domain.lifecycle import ACTIVE, DuplicateActiveRegistration, RegistrationState
+from storage.models import EligibilityReview, Registration
+from storage.repositories._sql import _is_unique_violation
+
+#: How each database names the one-active-registration indexes in its error message.
+_ACTIVE_INDEX = ("uq_registrations_active", "unique constraint failed: registrations.candidate_id")
 
 
 class RegistrationRepository:
@@ -26,7 +35,9 @@ class RegistrationRepository:
     async def get(self, registration_id: int) -> Registration | None:
         return await self.session.get(Registration, registration_id, populate_existing=True)
 
-    async def get_for_candidate(self, registration_id: int, candidate_id: int) -> Registration | None:
+    async def get_for_candidate(
+        self, registration_id: int, candidate_id: int
+    ) -> Registration | None:
         """The registration only if it belongs to the candidate (callback ids can be forged)."""
         stmt = (
             select(Registration)
@@ -54,14 +65,30 @@ class RegistrationRepository:
             matches.append(Registration.session_id == session_id)
         stmt = (
             select(Registration)
-            .where(Registration.candidate_id == candidate_id, Registration.state.in_(_ACTIVE), or_(*matches))
+            .where(
+                Registration.candidate_id == candidate_id,
+                Registration.state.in_(ACTIVE),
+                or_(*matches),
+            )
             .order_by(Registration.id)
             .limit(1)
         )
         return await self.session.scalar(stmt)
 
     def add(self, registration: Registration) -> None:
+        """Add a registration to the unit of work, written at the next flush (unchecked)."""
         self.session.add(registration)
+
+    async def insert(self, registration: Registration) -> None:
+        """Write a new registration now (it gets its id). Raises DuplicateActiveRegistration
+        when the candidate meanwhile got an active one for its level or at its session."""
+        try:
+            async with self.session.begin_nested():
+                self.session.add(registration)
+        except IntegrityError as exc:
+            if _is_unique_violation(exc, *_ACTIVE_INDEX):
+                raise DuplicateActiveRegistration() from None
+            raise
 
     async def transition(
         self, registration_id: int, from_states: Sequence[str], **values: Any
@@ -78,11 +105,31 @@ class RegistrationRepository:
         )
         return bool((await self.session.execute(stmt)).rowcount)
 
-    async def next_waitlisted(self, session_id: int, *, skip: Sequence[int] = ()) -> Registration | None:
+    async def move(
+        self, registration_id: int, from_states: Sequence[str], *, to_session: int, **values: Any
+    ) -> bool:
+        """`transition` to another session. Raises DuplicateActiveRegistration when the
+        candidate holds an active registration there (another level, registered meanwhile)."""
+        try:
+            async with self.session.begin_nested():
+                return await self.transition(
+                    registration_id, from_states, session_id=to_session, **values
+                )
+        except IntegrityError as exc:
+            if _is_unique_violation(exc, *_ACTIVE_INDEX):
+                raise DuplicateActiveRegistration() from None
+            raise
+
+    async def next_waitlisted(
+        self, session_id: int, *, skip: Sequence[int] = ()
+    ) -> Registration | None:
         """The registration first in line for a seat (oldest `waitlisted_at`, then id)."""
         stmt = (
             select(Registration)
-            .where(Registration.session_id == session_id, Registration.state == RegistrationState.WAITLISTED)
+            .where(
+                Registration.session_id == session_id,
+                Registration.state == RegistrationState.WAITLISTED,
+            )
             .order_by(Registration.waitlisted_at, Registration.id)
             .limit(1)
         )
@@ -94,7 +141,10 @@ class RegistrationRepository:
         stmt = (
             select(func.count())
             .select_from(Registration)
-            .where(Registration.session_id == session_id, Registration.state == RegistrationState.WAITLISTED)
+            .where(
+                Registration.session_id == session_id,
+                Registration.state == RegistrationState.WAITLISTED,
+            )
         )
         return int(await self.session.scalar(stmt) or 0)
 
@@ -119,19 +169,14 @@ class RegistrationRepository:
         """OFFERED registrations whose offer ran out, by session then id (the lock order)."""
         stmt = (
             select(Registration)
-            .where(Registration.state == RegistrationState.OFFERED, Registration.offer_expires_at <= now)
+            .where(
+                Registration.state == RegistrationState.OFFERED,
+                Registration.offer_expires_at <= now,
+            )
             .order_by(Registration.session_id, Registration.id)
             .limit(limit)
         )
         return (await self.session.scalars(stmt)).all()
-
-    async def count_in_states(self, session_id: int, states: Sequence[str]) -> int:
-        stmt = (
-            select(func.count())
-            .select_from(Registration)
-            .where(Registration.session_id == session_id, Registration.state.in_(list(states)))
-        )
-        return int(await self.session.scalar(stmt) or 0)
 
 
 class ReviewRepository:
@@ -144,6 +189,10 @@ class ReviewRepository:
     async def get(self, review_id: int) -> EligibilityReview | None:
         return await self.session.get(EligibilityReview, review_id)
 
+    async def refresh(self, review: EligibilityReview) -> None:
+        """Read the review again (after a decision lost the race: who decided, and how)."""
+        await self.session.refresh(review)
+
     async def get_pending(self, candidate_id: int, level_code: str) -> EligibilityReview | None:
         return await self.session.scalar(
             select(EligibilityReview).where(
@@ -153,7 +202,9 @@ class ReviewRepository:
             )
         )
 
-    async def decide(self, review_id: int, status: str, staff_id: int, at: datetime, reason: str | None) -> bool:
+    async def decide(
+        self, review_id: int, status: str, staff_id: int, at: datetime, reason: str | None
+    ) -> bool:
         """Conditional update: True only for the first decision on a pending review."""
         result = await self.session.execute(
             update(EligibilityReview)

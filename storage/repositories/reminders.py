@@ -10,13 +10,26 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, cast, exists, false, func, literal, literal_column, or_, select, update
+from sqlalchemy import (
+    String,
+    and_,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage.models import Candidate, OutboxMessage, OutboxStatus, Registration, RegistrationState, UTCDateTime
-from storage.repositories._sql import _ACTIVE, _insert, _is_postgresql
+from bot.domain.lifecycle import ACTIVE, OutboxStatus, RegistrationState
+from storage.models import Candidate, OutboxMessage, Registration, UTCDateTime
+from storage.repositories._sql import _insert, _is_postgresql
 
 
 class ReminderRepository:
@@ -52,8 +65,18 @@ class ReminderRepository:
 
     async def _insert_from(self, rows: Any) -> int:
         columns = [
-            "idempotency_key", "chat_id", "candidate_id", "kind", "payload", "status", "not_before",
-            "expires_at", "attempts", "registration_id", "session_id", "created_at",
+            "idempotency_key",
+            "chat_id",
+            "candidate_id",
+            "kind",
+            "payload",
+            "status",
+            "not_before",
+            "expires_at",
+            "attempts",
+            "registration_id",
+            "session_id",
+            "created_at",
         ]
         stmt = (
             _insert(self.session, OutboxMessage)
@@ -68,14 +91,24 @@ class ReminderRepository:
     ) -> tuple[list[Any], list[Any]]:
         """The constant columns: (status … attempts) and (session_id, created_at)."""
         middle = [
-            literal(OutboxStatus.PENDING.value), literal(not_before, UTCDateTime()),
-            literal(expires_at, UTCDateTime()), literal(0),
+            literal(OutboxStatus.PENDING.value),
+            literal(not_before, UTCDateTime()),
+            literal(expires_at, UTCDateTime()),
+            literal(0),
         ]
         return middle, [literal(session_id), literal(now, UTCDateTime())]
 
     async def plan_for_registrations(
-        self, *, prefix: str, suffix: str, session_id: int, states: Sequence[str], payload: dict[str, Any],
-        not_before: datetime, expires_at: datetime, now: datetime,
+        self,
+        *,
+        prefix: str,
+        suffix: str,
+        session_id: int,
+        states: Sequence[str],
+        payload: dict[str, Any],
+        not_before: datetime,
+        expires_at: datetime,
+        now: datetime,
     ) -> int:
         """One row per registration of the session in `states` whose candidate has a chat and
         is not known unreachable; existing keys are left alone. Returns the rows created."""
@@ -84,12 +117,21 @@ class ReminderRepository:
         middle, tail = self._common(session_id, not_before, expires_at, now)
         rows = (
             select(
-                key, Candidate.chat_id, Candidate.id, literal(self.KIND),
-                self._payload(payload, {
-                    "registration_id": Registration.id, "level_code": Registration.level_code,
-                    "reference": Registration.reference,
-                }),
-                *middle, Registration.id, *tail,
+                key,
+                Candidate.chat_id,
+                Candidate.id,
+                literal(self.KIND),
+                self._payload(
+                    payload,
+                    {
+                        "registration_id": Registration.id,
+                        "level_code": Registration.level_code,
+                        "reference": Registration.reference,
+                    },
+                ),
+                *middle,
+                Registration.id,
+                *tail,
             )
             .select_from(Registration)
             .join(Candidate, Candidate.id == Registration.candidate_id)
@@ -103,14 +145,16 @@ class ReminderRepository:
         )
         return await self._insert_from(rows)
 
-    def wants_to_register(self, session_id: int, levels: Sequence[str], allowed: Sequence[str]) -> Any:
+    def wants_to_register(
+        self, session_id: int, levels: Sequence[str], allowed: Sequence[str]
+    ) -> Any:
         """The candidate may register for a level the session offers (eligibility settled as
         allowed) and holds no active registration for it, nor any at this session."""
         active = aliased(Registration)
 
         def holders(*conditions: Any) -> Any:
             # Uncorrelated: computed once per statement, not once per candidate.
-            return select(active.candidate_id).where(active.state.in_(_ACTIVE), *conditions)
+            return select(active.candidate_id).where(active.state.in_(ACTIVE), *conditions)
 
         per_level = [
             and_(
@@ -125,8 +169,17 @@ class ReminderRepository:
         )
 
     async def plan_for_candidates(
-        self, *, prefix: str, suffix: str, session_id: int, levels: Sequence[str], allowed: Sequence[str],
-        payload: dict[str, Any], not_before: datetime, expires_at: datetime, now: datetime,
+        self,
+        *,
+        prefix: str,
+        suffix: str,
+        session_id: int,
+        levels: Sequence[str],
+        allowed: Sequence[str],
+        payload: dict[str, Any],
+        not_before: datetime,
+        expires_at: datetime,
+        now: datetime,
     ) -> int:
         """One row per candidate who `wants_to_register` at the session (registration_closing)."""
         key = literal(prefix) + cast(Candidate.id, String) + literal(suffix)
@@ -134,8 +187,14 @@ class ReminderRepository:
         middle, tail = self._common(session_id, not_before, expires_at, now)
         rows = (
             select(
-                key, Candidate.chat_id, Candidate.id, literal(self.KIND), self._payload(payload, {}),
-                *middle, literal(None), *tail,
+                key,
+                Candidate.chat_id,
+                Candidate.id,
+                literal(self.KIND),
+                self._payload(payload, {}),
+                *middle,
+                literal(None),
+                *tail,
             )
             .select_from(Candidate)
             .where(
@@ -168,44 +227,78 @@ class ReminderRepository:
         return int((await self.session.execute(stmt)).rowcount or 0)
 
     async def drop_off_schedule(
-        self, session_id: int, *, registration_prefix: str, registration_suffixes: Sequence[str],
-        candidate_prefix: str, candidate_suffixes: Sequence[str], now: datetime, reason: str,
+        self,
+        session_id: int,
+        *,
+        registration_prefix: str,
+        registration_suffixes: Sequence[str],
+        candidate_prefix: str,
+        candidate_suffixes: Sequence[str],
+        now: datetime,
+        reason: str,
     ) -> int:
         """Cancel pending rows whose key matches none of the session's current reminder moments
         (the session moved, a reminder left the catalogue, the session was cancelled)."""
         o = OutboxMessage
         by_registration = [
-            o.idempotency_key == literal(registration_prefix) + cast(o.registration_id, String) + literal(s)
+            o.idempotency_key
+            == literal(registration_prefix) + cast(o.registration_id, String) + literal(s)
             for s in registration_suffixes
         ]
         by_candidate = [
-            o.idempotency_key == literal(candidate_prefix) + cast(o.candidate_id, String) + literal(s)
+            o.idempotency_key
+            == literal(candidate_prefix) + cast(o.candidate_id, String) + literal(s)
             for s in candidate_suffixes
         ]
         on_schedule = or_(
-            and_(o.registration_id.is_not(None), or_(*by_registration) if by_registration else false()),
+            and_(
+                o.registration_id.is_not(None),
+                or_(*by_registration) if by_registration else false(),
+            ),
             and_(o.registration_id.is_(None), or_(*by_candidate) if by_candidate else false()),
         )
         return await self._cancel(and_(self._pending(session_id, now), ~on_schedule), reason)
 
     async def drop_unconcerned_registrations(
-        self, session_id: int, *, prefix: str, slots: Sequence[tuple[str, Sequence[str]]], now: datetime, reason: str,
+        self,
+        session_id: int,
+        *,
+        prefix: str,
+        slots: Sequence[tuple[str, Sequence[str]]],
+        now: datetime,
+        reason: str,
     ) -> int:
         """Cancel pending rows whose registration left the session or the states its reminder
         concerns (`slots`: (key suffix, states) per reminder moment)."""
         o = OutboxMessage
         r = aliased(Registration)
         matches = [
-            and_(o.idempotency_key == literal(prefix) + cast(r.id, String) + literal(suffix), r.state.in_(list(states)))
+            and_(
+                o.idempotency_key == literal(prefix) + cast(r.id, String) + literal(suffix),
+                r.state.in_(list(states)),
+            )
             for suffix, states in slots
         ]
         concerned = exists(
-            select(r.id).where(r.id == o.registration_id, r.session_id == session_id, or_(*matches) if matches else false())
+            select(r.id).where(
+                r.id == o.registration_id,
+                r.session_id == session_id,
+                or_(*matches) if matches else false(),
+            )
         )
-        return await self._cancel(and_(self._pending(session_id, now), o.registration_id.is_not(None), ~concerned), reason)
+        return await self._cancel(
+            and_(self._pending(session_id, now), o.registration_id.is_not(None), ~concerned),
+            reason,
+        )
 
     async def drop_unconcerned_candidates(
-        self, session_id: int, *, levels: Sequence[str], allowed: Sequence[str], now: datetime, reason: str,
+        self,
+        session_id: int,
+        *,
+        levels: Sequence[str],
+        allowed: Sequence[str],
+        now: datetime,
+        reason: str,
     ) -> int:
         """Cancel pending registration_closing rows of candidates who registered meanwhile (or
         whose eligibility changed)."""
@@ -215,21 +308,28 @@ class ReminderRepository:
                 Candidate.id == o.candidate_id, self.wants_to_register(session_id, levels, allowed)
             )
         )
-        return await self._cancel(and_(self._pending(session_id, now), o.registration_id.is_(None), ~still), reason)
+        return await self._cancel(
+            and_(self._pending(session_id, now), o.registration_id.is_(None), ~still), reason
+        )
 
     async def fingerprint(self) -> tuple[Any, ...]:
         """A cheap summary of what reminders depend on: it changes when a registration is
         added, changes state (version) or session, or a candidate row changes."""
         regs = (
             select(
-                Registration.state, func.count(), func.coalesce(func.sum(Registration.version), 0),
-                func.max(Registration.id), func.coalesce(func.sum(Registration.session_id), 0),
+                Registration.state,
+                func.count(),
+                func.coalesce(func.sum(Registration.version), 0),
+                func.max(Registration.id),
+                func.coalesce(func.sum(Registration.session_id), 0),
             )
             .group_by(Registration.state)
             .order_by(Registration.state)
         )
         candidates = select(
-            func.count(), func.max(Candidate.updated_at), func.count(Candidate.unreachable_at),
+            func.count(),
+            func.max(Candidate.updated_at),
+            func.count(Candidate.unreachable_at),
             func.count(Candidate.chat_id),
         )
         return (
@@ -243,7 +343,9 @@ class ReminderRepository:
         """Record "I have read the rules" once; False when it was recorded before."""
         stmt = (
             update(Registration)
-            .where(Registration.id == registration_id, Registration.rules_acknowledged_at.is_(None))
+            .where(
+                Registration.id == registration_id, Registration.rules_acknowledged_at.is_(None)
+            )
             .values(rules_acknowledged_at=at)
             .execution_options(synchronize_session=False)
         )
@@ -257,17 +359,28 @@ class ReminderRepository:
         )
 
     async def count_unacknowledged(self, session_id: int) -> int:
-        stmt = select(func.count()).select_from(Registration).where(self._unacknowledged(session_id))
+        stmt = (
+            select(func.count()).select_from(Registration).where(self._unacknowledged(session_id))
+        )
         return int(await self.session.scalar(stmt) or 0)
 
-    async def list_unacknowledged(self, session_id: int, offset: int, limit: int) -> list[tuple[str, int, str]]:
+    async def list_unacknowledged(
+        self, session_id: int, offset: int, limit: int
+    ) -> list[tuple[str, int, str]]:
         """(name, Telegram id, level code) of PAID registrations without the acknowledgement."""
         stmt = (
-            select(func.coalesce(Candidate.full_name, Candidate.first_name), Candidate.telegram_id, Registration.level_code)
+            select(
+                func.coalesce(Candidate.full_name, Candidate.first_name),
+                Candidate.telegram_id,
+                Registration.level_code,
+            )
             .join(Candidate, Candidate.id == Registration.candidate_id)
             .where(self._unacknowledged(session_id))
             .order_by(Registration.id)
             .offset(offset)
             .limit(limit)
         )
-        return [(str(n or ""), int(t), str(lv)) for n, t, lv in (await self.session.execute(stmt)).all()]
+        return [
+            (str(n or ""), int(t), str(lv))
+            for n, t, lv in (await self.session.execute(stmt)).all()
+        ]

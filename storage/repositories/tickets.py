@@ -10,7 +10,8 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import AdmissionTicket, ExamSession, Registration, RegistrationState, TicketCounter
+from bot.domain.lifecycle import RegistrationState
+from storage.models import AdmissionTicket, ExamSession, Registration, TicketCounter
 from storage.repositories._sql import _insert, _is_postgresql
 
 
@@ -41,11 +42,17 @@ class TicketRepository:
         return await self.session.scalar(stmt)
 
     async def get_by_number(self, ticket_number: str) -> AdmissionTicket | None:
-        return await self.session.scalar(select(AdmissionTicket).where(AdmissionTicket.ticket_number == ticket_number))
+        return await self.session.scalar(
+            select(AdmissionTicket).where(AdmissionTicket.ticket_number == ticket_number)
+        )
 
     async def _ensure_counter(self, session_id: int, scope: str) -> None:
-        stmt = _insert(self.session, TicketCounter).values(session_id=session_id, scope=scope, last=0)
-        await self.session.execute(stmt.on_conflict_do_nothing(index_elements=["session_id", "scope"]))
+        stmt = _insert(self.session, TicketCounter).values(
+            session_id=session_id, scope=scope, last=0
+        )
+        await self.session.execute(
+            stmt.on_conflict_do_nothing(index_elements=["session_id", "scope"])
+        )
 
     async def lock_session_counters(self, session_id: int) -> None:
         """Serialise ticket issuing within one exam session until the transaction ends."""
@@ -69,7 +76,9 @@ class TicketRepository:
         )
         return int((await self.session.execute(stmt)).scalar_one())
 
-    async def list_due(self, now: datetime, limit: int) -> list[tuple[Registration, AdmissionTicket | None]]:
+    async def list_due(
+        self, now: datetime, limit: int
+    ) -> list[tuple[Registration, AdmissionTicket | None]]:
         """PAID registrations whose session's ticket date has passed and whose candidate was
         not yet told (no ticket, not notified, or a ticket for another session: moved).
         Ordered by session then id, the order in which issuers lock sessions."""

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from telegram import Bot
 
-from bot.runtime.delivery import Limits, OutboxSender, SenderConfig
-from bot.i18n import I18n, Translator
-from bot.runtime.notifications import Rendered, Templates
 from bot.devtools.sandbox import Sandbox
+from bot.i18n import I18n, Translator
+from bot.runtime.delivery import Limits, OutboxSender, SenderConfig
+from bot.runtime.notifications import Rendered, Templates
 from bot.services.outbox import OutboxService, OutgoingMessage
 from storage.db import Database
 from storage.models import utcnow
@@ -22,7 +22,11 @@ from storage.uow import UnitOfWork
 #: Fast and roomy: tests check behaviour, not pace (that is bench/'s job).
 FAST = SenderConfig(
     limits=Limits(per_second=1000, per_private_chat_per_second=100, per_group_per_minute=6000),
-    max_in_flight=8, backoff_base=0.02, backoff_max=0.1, poll_interval=0.2, max_attempts=3,
+    max_in_flight=8,
+    backoff_base=0.02,
+    backoff_max=0.1,
+    poll_interval=0.2,
+    max_attempts=3,
     send_timeout=5.0,
 )
 
@@ -59,9 +63,16 @@ async def make_sender(bot: Bot, database: Database, i18n: I18n) -> AsyncIterator
     """Build and start senders (`FAST` with overrides); all are stopped at the end."""
     senders: list[OutboxSender] = []
 
-    async def make(clock: Callable[[], datetime] = utcnow, start: bool = True, **overrides: Any) -> OutboxSender:
+    async def make(
+        clock: Callable[[], datetime] = utcnow, start: bool = True, **overrides: Any
+    ) -> OutboxSender:
         sender = OutboxSender(
-            bot, outbox_for(database, clock), i18n, TEMPLATES, replace(FAST, **overrides), clock=clock
+            bot,
+            outbox_for(database, clock),
+            i18n,
+            TEMPLATES,
+            replace(FAST, **overrides),
+            clock=clock,
         )
         senders.append(sender)
         if start:

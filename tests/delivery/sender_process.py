@@ -18,28 +18,37 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from telegram import Bot  # noqa: E402
+from telegram import Bot
 
-from bot.runtime.delivery import Limits, OutboxSender, SenderConfig  # noqa: E402
-from bot.i18n import I18n  # noqa: E402
-from bot.runtime.notifications import Templates  # noqa: E402
-from bot.services.outbox import OutboxService  # noqa: E402
-from storage.db import Database  # noqa: E402
-from storage.models import utcnow  # noqa: E402
-from storage.uow import UnitOfWork  # noqa: E402
+from bot.i18n import I18n
+from bot.runtime.delivery import Limits, OutboxSender, SenderConfig
+from bot.runtime.notifications import Templates
+from bot.services.outbox import OutboxService
+from storage.db import Database
+from storage.models import utcnow
+from storage.uow import UnitOfWork
 
 
 async def main(args: argparse.Namespace) -> None:
     database = Database(args.db)
     config = SenderConfig(
-        limits=Limits(per_second=args.rate, per_private_chat_per_second=100, per_group_per_minute=6000),
-        max_in_flight=args.max_in_flight, batch_size=args.batch, lease=timedelta(seconds=args.lease),
-        poll_interval=0.2, backoff_base=0.05, release_leases_on_start=args.release_leases,
+        limits=Limits(
+            per_second=args.rate, per_private_chat_per_second=100, per_group_per_minute=6000
+        ),
+        max_in_flight=args.max_in_flight,
+        batch_size=args.batch,
+        lease=timedelta(seconds=args.lease),
+        poll_interval=0.2,
+        backoff_base=0.05,
+        release_leases_on_start=args.release_leases,
     )
     async with Bot(args.token, base_url=f"{args.api}/bot") as bot:
         sender = OutboxSender(
-            bot, OutboxService(lambda: UnitOfWork(database.sessions), utcnow), I18n("zh_Hans"),
-            Templates({}), config,
+            bot,
+            OutboxService(lambda: UnitOfWork(database.sessions), utcnow),
+            I18n("zh_Hans"),
+            Templates({}),
+            config,
         )
         await sender.start()
         try:

@@ -29,9 +29,19 @@ WAIT = 90  # seconds; a safety net for a hung process, never a measurement
 
 async def spawn(database: Database, sandbox: Sandbox, *args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, str(WORKER), "--db", database.url, "--api", sandbox.url, "--token", sandbox.token,
-        "--max-in-flight", str(MAX_IN_FLIGHT), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(WORKER),
+        "--db",
+        database.url,
+        "--api",
+        sandbox.url,
+        "--token",
+        sandbox.token,
+        "--max-in-flight",
+        str(MAX_IN_FLIGHT),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
 
@@ -62,17 +72,25 @@ async def test_sigkill_mid_broadcast_then_restart_loses_nothing(
     first.send_signal(signal.SIGKILL)
     await first.wait()
     sent_at_kill = sum(sends_per_chat(sandbox).values())
-    await finish(await spawn(database, sandbox, "--rate", "150", "--lease", "2", "--until-drained", *restart))
+    await finish(
+        await spawn(
+            database, sandbox, "--rate", "150", "--lease", "2", "--until-drained", *restart
+        )
+    )
     counts = sends_per_chat(sandbox)
     stats = await outbox.stats()
-    print(f"sent before SIGKILL: {sent_at_kill}; duplicates after restart: {duplicates(counts)}")  # shown with -s
+    print(
+        f"sent before SIGKILL: {sent_at_kill}; duplicates after restart: {duplicates(counts)}"
+    )  # shown with -s
     assert (first.returncode, 0 < sent_at_kill < len(chats)) == (-signal.SIGKILL, True)
     assert set(counts) == set(chats)  # every recipient got the message
     assert duplicates(counts) <= MAX_IN_FLIGHT  # only sends in flight at the kill repeat
     assert stats.by_status == {"sent": len(chats)}
 
 
-@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 async def test_two_sender_processes_drain_one_outbox_without_duplicates(
     sandbox: Sandbox, database: Database, outbox: OutboxService
 ) -> None:
@@ -87,6 +105,6 @@ async def test_two_sender_processes_drain_one_outbox_without_duplicates(
     outputs = await asyncio.gather(*(finish(w) for w in workers))
     counts = sends_per_chat(sandbox)
     claims = [json.loads(out.splitlines()[-1])["claims"] for out in outputs]
-    assert counts == {chat_id: 1 for chat_id in chats}
+    assert counts == dict.fromkeys(chats, 1)
     assert (await outbox.stats()).by_status == {"sent": len(chats)}
     assert all(n > 1 for n in claims)  # both took part

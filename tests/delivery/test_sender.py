@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 from telegram import Bot
 
-from bot.runtime.delivery import Limits
 from bot.devtools.sandbox import RateLimits, Sandbox
+from bot.runtime.delivery import Limits
 from bot.services.outbox import OutboxService, OutgoingMessage
 from storage.db import Database
 from storage.models import Candidate, OutboxMessage, utcnow
@@ -30,7 +30,9 @@ WAIT = 30  # seconds; a safety net for a hung test, never a measurement
 async def rows(database: Database) -> dict[int, OutboxMessage]:
     """Outbox rows by chat id."""
     async with UnitOfWork(database.sessions) as uow:
-        found = {row.chat_id: row for row in (await uow.session.scalars(select(OutboxMessage))).all()}
+        found = {
+            row.chat_id: row for row in (await uow.session.scalars(select(OutboxMessage))).all()
+        }
         uow.session.expunge_all()
         return found
 
@@ -64,7 +66,7 @@ async def test_send_429_on_one_chat_waits_for_that_chat_only(
     ok_order = [int(c.params["chat_id"]) for c in sandbox.calls_of("sendMessage") if c.ok]
     assert statuses(sandbox, 3001) == [429, 200]
     assert ok_order[-1] == 3001  # every other chat went out during 3001's wait
-    assert sends_per_chat(sandbox) == {chat_id: 1 for chat_id in chats}
+    assert sends_per_chat(sandbox) == dict.fromkeys(chats, 1)
     assert {row.status for row in (await rows(database)).values()} == {"sent"}
     assert (sender.counters.too_many_requests, sender.counters.bot_wide_pauses) == (1, 0)
 
@@ -81,30 +83,41 @@ async def test_send_429_on_two_chats_pauses_the_bot_wide_pace(
     sender = await make_sender()
     await drain(sender)
     assert sender.counters.bot_wide_pauses == 1
-    assert sends_per_chat(sandbox) == {chat_id: 1 for chat_id in chats}
+    assert sends_per_chat(sandbox) == dict.fromkeys(chats, 1)
 
 
 @pytest.mark.parametrize("kind", ["403", "chat_not_found"])
 async def test_send_refused_chat_marks_candidate_unreachable_and_stops(
-    kind: str, sandbox: Sandbox, outbox: OutboxService, make_sender: SenderFactory, database: Database
+    kind: str,
+    sandbox: Sandbox,
+    outbox: OutboxService,
+    make_sender: SenderFactory,
+    database: Database,
 ) -> None:
     [gone, fine] = await make_candidates(database, [4001, 4002])
     sandbox.user(4001)
     sandbox.user(4002)
     sandbox.inject_fault("sendMessage", kind=kind, chat_id=4001, times=10)
-    await outbox.enqueue_many([
-        OutgoingMessage("n:4001:a", 4001, {"text": "a"}, candidate_id=gone),
-        OutgoingMessage("n:4001:b", 4001, {"text": "b"}, candidate_id=gone),
-        OutgoingMessage("n:4002:a", 4002, {"text": "a"}, candidate_id=fine),
-    ])
+    await outbox.enqueue_many(
+        [
+            OutgoingMessage("n:4001:a", 4001, {"text": "a"}, candidate_id=gone),
+            OutgoingMessage("n:4001:b", 4001, {"text": "b"}, candidate_id=gone),
+            OutgoingMessage("n:4002:a", 4002, {"text": "a"}, candidate_id=fine),
+        ]
+    )
     sender = await make_sender()
     await drain(sender)
     sender.wake()  # a further pass finds nothing to retry
     await drain(sender)
     async with UnitOfWork(database.sessions) as uow:
-        reachability = {c.telegram_id: c.unreachable_at is not None
-                        for c in (await uow.session.scalars(select(Candidate))).all()}
-        by_key = {r.idempotency_key: r.status for r in (await uow.session.scalars(select(OutboxMessage))).all()}
+        reachability = {
+            c.telegram_id: c.unreachable_at is not None
+            for c in (await uow.session.scalars(select(Candidate))).all()
+        }
+        by_key = {
+            r.idempotency_key: r.status
+            for r in (await uow.session.scalars(select(OutboxMessage))).all()
+        }
     assert len(statuses(sandbox, 4001)) == 1  # tried once; the chat's other row was not sent
     assert reachability == {4001: True, 4002: False}
     assert by_key == {"n:4001:a": "unreachable", "n:4001:b": "unreachable", "n:4002:a": "sent"}
@@ -131,7 +144,10 @@ async def test_send_5xx_beyond_the_cap_marks_failed_with_reason(
     await drain(await make_sender(max_attempts=3))
     row = (await rows(database))[5101]
     assert statuses(sandbox, 5101) == [502, 502, 502]
-    assert (row.status, row.last_error) == ("failed", "gave up after 3 attempts: NetworkError: Bad Gateway")
+    assert (row.status, row.last_error) == (
+        "failed",
+        "gave up after 3 attempts: NetworkError: Bad Gateway",
+    )
 
 
 async def test_send_timeout_retries_and_sends(
@@ -164,7 +180,7 @@ async def test_claim_after_a_dead_workers_lease_sends_each_row_once(
     await later.start()
     await drain(later)
     assert (len(claimed), sent_before_lease) == (20, 10)
-    assert sends_per_chat(sandbox) == {chat_id: 1 for chat_id in chats}
+    assert sends_per_chat(sandbox) == dict.fromkeys(chats, 1)
 
 
 async def test_send_expired_row_is_cancelled_not_sent(
@@ -172,8 +188,12 @@ async def test_send_expired_row_is_cancelled_not_sent(
 ) -> None:
     sandbox.user(7001)
     sandbox.user(7002)
-    await outbox.enqueue(OutgoingMessage("old", 7001, {"text": "late"}, expires_at=utcnow() - timedelta(seconds=1)))
-    await outbox.enqueue(OutgoingMessage("new", 7002, {"text": "on time"}, expires_at=utcnow() + timedelta(hours=1)))
+    await outbox.enqueue(
+        OutgoingMessage("old", 7001, {"text": "late"}, expires_at=utcnow() - timedelta(seconds=1))
+    )
+    await outbox.enqueue(
+        OutgoingMessage("new", 7002, {"text": "on time"}, expires_at=utcnow() + timedelta(hours=1))
+    )
     await drain(await make_sender())
     by_chat = await rows(database)
     assert (by_chat[7001].status, by_chat[7001].last_error) == ("cancelled", "expired")
@@ -185,7 +205,9 @@ async def test_send_future_not_before_waits_until_due(
 ) -> None:
     sandbox.user(7101)
     sandbox.user(7102)
-    await outbox.enqueue(OutgoingMessage("later", 7101, {"text": "later"}, not_before=utcnow() + timedelta(hours=1)))
+    await outbox.enqueue(
+        OutgoingMessage("later", 7101, {"text": "later"}, not_before=utcnow() + timedelta(hours=1))
+    )
     await outbox.enqueue(OutgoingMessage("now", 7102, {"text": "now"}))
     sender = await make_sender()
     await sandbox.wait_for_message(7102, timeout=WAIT)
@@ -208,13 +230,17 @@ async def test_render_template_in_each_recipients_language(
     sandbox.user(8002)
     sandbox.group(-1008003, "Staff")
     payload = {"template": "test.delivery.menu", "params": {}}
-    await outbox.enqueue_many([
-        OutgoingMessage("m:1", 8001, payload, candidate_id=chosen_en),
-        OutgoingMessage("m:2", 8002, payload),  # no candidate id: found by its private chat
-        OutgoingMessage("m:3", -1008003, payload, kind="staff"),  # no candidate: site default
-    ])
+    await outbox.enqueue_many(
+        [
+            OutgoingMessage("m:1", 8001, payload, candidate_id=chosen_en),
+            OutgoingMessage("m:2", 8002, payload),  # no candidate id: found by its private chat
+            OutgoingMessage("m:3", -1008003, payload, kind="staff"),  # no candidate: site default
+        ]
+    )
     await drain(await make_sender())
-    text_by_chat = {int(c.params["chat_id"]): c.params["text"] for c in sandbox.calls_of("sendMessage")}
+    text_by_chat = {
+        int(c.params["chat_id"]): c.params["text"] for c in sandbox.calls_of("sendMessage")
+    }
     assert text_by_chat == {8001: "Main menu", 8002: "Main menu", -1008003: "主菜单"}
 
 
@@ -223,11 +249,19 @@ async def test_send_literal_photo_and_document_with_caption(
 ) -> None:
     sandbox.user(8101)
     photo_id = (await bot.send_photo(8101, jpeg(64, 48))).photo[-1].file_id
-    document_id = (await bot.send_document(8101, b"%PDF-1.4", filename="notice.pdf")).document.file_id
-    await outbox.enqueue_many([
-        OutgoingMessage("p", 8101, {"text": "Seating plan", "photo": photo_id}, kind="broadcast"),
-        OutgoingMessage("d", 8101, {"text": "Notice", "document": document_id}, kind="broadcast"),
-    ])
+    document_id = (
+        await bot.send_document(8101, b"%PDF-1.4", filename="notice.pdf")
+    ).document.file_id
+    await outbox.enqueue_many(
+        [
+            OutgoingMessage(
+                "p", 8101, {"text": "Seating plan", "photo": photo_id}, kind="broadcast"
+            ),
+            OutgoingMessage(
+                "d", 8101, {"text": "Notice", "document": document_id}, kind="broadcast"
+            ),
+        ]
+    )
     await drain(await make_sender())
     photo = sandbox.calls_of("sendPhoto")[-1].params
     document = sandbox.calls_of("sendDocument")[-1].params
@@ -240,12 +274,19 @@ async def test_send_paid_payload_allows_paid_broadcast(
 ) -> None:
     sandbox.user(8201)
     sandbox.user(8202)
-    await outbox.enqueue_many([
-        OutgoingMessage("paid", 8201, {"text": "results are out", "paid": True}, broadcast_id=1),
-        OutgoingMessage("free", 8202, {"text": "results are out"}, broadcast_id=1),
-    ])
+    await outbox.enqueue_many(
+        [
+            OutgoingMessage(
+                "paid", 8201, {"text": "results are out", "paid": True}, broadcast_id=1
+            ),
+            OutgoingMessage("free", 8202, {"text": "results are out"}, broadcast_id=1),
+        ]
+    )
     await drain(await make_sender())
-    paid = {int(c.params["chat_id"]): c.params.get("allow_paid_broadcast") for c in sandbox.calls_of("sendMessage")}
+    paid = {
+        int(c.params["chat_id"]): c.params.get("allow_paid_broadcast")
+        for c in sandbox.calls_of("sendMessage")
+    }
     assert paid == {8201: True, 8202: None}
 
 
@@ -256,7 +297,9 @@ async def test_stats_count_per_status_and_broadcast(
         sandbox.user(chat_id)
     sandbox.inject_fault("sendMessage", kind="403", chat_id=9003)
     await outbox.enqueue_many(texts([9001, 9002, 9003], broadcast_id=7))
-    await outbox.enqueue(OutgoingMessage("later", 9001, {"text": "x"}, not_before=utcnow() + timedelta(days=1)))
+    await outbox.enqueue(
+        OutgoingMessage("later", 9001, {"text": "x"}, not_before=utcnow() + timedelta(days=1))
+    )
     sender = await make_sender()
     await sandbox.wait_for_message(9002, timeout=WAIT)
     await sandbox.wait_for_message(9001, timeout=WAIT)
@@ -289,23 +332,32 @@ async def test_burst_of_300_under_telegram_like_limits_gets_no_429(
     sandbox: Sandbox, outbox: OutboxService, make_sender: SenderFactory
 ) -> None:
     # The same limits on both sides, scaled up so the test stays short.
-    limits = RateLimits(per_bot_per_second=150, per_private_chat_per_second=5, per_group_per_minute=60)
+    limits = RateLimits(
+        per_bot_per_second=150, per_private_chat_per_second=5, per_group_per_minute=60
+    )
     sandbox.set_rate_limits(limits)
     chats = list(range(10_001, 10_281))
     for chat_id in [*chats, 10_999]:
         sandbox.user(chat_id)
     sandbox.group(-1010999, "Staff")
-    await outbox.enqueue_many([
-        *texts(chats),
-        *(OutgoingMessage(f"one:{i}", 10_999, {"text": f"{i}"}) for i in range(10)),
-        *(OutgoingMessage(f"group:{i}", -1010999, {"text": f"{i}"}, kind="staff") for i in range(10)),
-    ])
-    sender = await make_sender(limits=Limits(per_second=150, per_private_chat_per_second=5, per_group_per_minute=60))
+    await outbox.enqueue_many(
+        [
+            *texts(chats),
+            *(OutgoingMessage(f"one:{i}", 10_999, {"text": f"{i}"}) for i in range(10)),
+            *(
+                OutgoingMessage(f"group:{i}", -1010999, {"text": f"{i}"}, kind="staff")
+                for i in range(10)
+            ),
+        ]
+    )
+    sender = await make_sender(
+        limits=Limits(per_second=150, per_private_chat_per_second=5, per_group_per_minute=60)
+    )
     await drain(sender)
     calls = sandbox.calls_of("sendMessage")
     assert [c.status for c in calls if c.status != 200] == []
     assert len(calls) == 300
-    assert sends_per_chat(sandbox) == {**{c: 1 for c in chats}, 10_999: 10, -1010999: 10}
+    assert sends_per_chat(sandbox) == {**dict.fromkeys(chats, 1), 10_999: 10, -1010999: 10}
 
 
 async def test_send_rows_waiting_longer_than_the_lease_go_once(
@@ -316,6 +368,8 @@ async def test_send_rows_waiting_longer_than_the_lease_go_once(
         sandbox.user(chat_id)
     await outbox.enqueue_many(texts(chats))
     # 30 rows at 20/s wait up to 1.5 s in the lanes: longer than the lease, so it must be renewed.
-    sender = await make_sender(limits=Limits(per_second=20), lease=timedelta(seconds=0.9), batch_size=30)
+    sender = await make_sender(
+        limits=Limits(per_second=20), lease=timedelta(seconds=0.9), batch_size=30
+    )
     await drain(sender)
-    assert sends_per_chat(sandbox) == {chat_id: 1 for chat_id in chats}
+    assert sends_per_chat(sandbox) == dict.fromkeys(chats, 1)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from bot.app import Runtime
-from bot.domain.catalog import load_catalog
 from bot.config import PROJECT_ROOT, Settings
 from bot.devtools.sandbox import Sandbox
+from bot.domain.catalog import load_catalog
 from storage import migrate
 from storage.db import Database
 from tests.factories import Clock
@@ -49,13 +49,24 @@ class Harness:
 
     def settings(self) -> Settings:
         values: dict[str, object] = {
-            "bot_token": self.token, "bot_api_url": self.sandbox.url, "database_url": self.database_url,
-            "listen": f"127.0.0.1:{self.port}", "secret_key": SECRET_KEY, "admin_ids": frozenset({STAFF_ID, STAFF_ID_2}),
-            "staff_chat_id": STAFF_CHAT_ID, "default_language": "zh_Hans", "timezone": "Asia/Shanghai",
-            "webhook_url": None, "webhook_secret": None, "_env_file": None,
+            "bot_token": self.token,
+            "bot_api_url": self.sandbox.url,
+            "database_url": self.database_url,
+            "listen": f"127.0.0.1:{self.port}",
+            "secret_key": SECRET_KEY,
+            "admin_ids": frozenset({STAFF_ID, STAFF_ID_2}),
+            "staff_chat_id": STAFF_CHAT_ID,
+            "default_language": "zh_Hans",
+            "timezone": "Asia/Shanghai",
+            "webhook_url": None,
+            "webhook_secret": None,
+            "_env_file": None,
         }
         if self.webhook:
-            values |= {"webhook_url": f"http://127.0.0.1:{self.port}/telegram/webhook", "webhook_secret": WEBHOOK_SECRET}
+            values |= {
+                "webhook_url": f"http://127.0.0.1:{self.port}/telegram/webhook",
+                "webhook_secret": WEBHOOK_SECRET,
+            }
         return Settings(**values)  # type: ignore[arg-type]
 
     async def start(self) -> Runtime:
@@ -84,7 +95,9 @@ async def prepare_database(url: str) -> None:
     database = Database(url)
     try:
         await migrate.upgrade(database.engine)
-        await build_services(database, Clock()).catalog.load(load_catalog(PROJECT_ROOT / "catalog" / "exam-catalog.yaml"))
+        await build_services(database, Clock()).catalog.load(
+            load_catalog(PROJECT_ROOT / "catalog" / "exam-catalog.yaml")
+        )
     finally:
         await database.dispose()
 
@@ -101,7 +114,13 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 async def _harness(sandbox: Sandbox, tmp_path: Path, *, webhook: bool) -> AsyncIterator[Harness]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'e2e.sqlite3'}"
     await prepare_database(url)
-    harness = Harness(sandbox=sandbox, database_url=url, token=sandbox.add_bot(), webhook=webhook, port=free_port())
+    harness = Harness(
+        sandbox=sandbox,
+        database_url=url,
+        token=sandbox.add_bot(),
+        webhook=webhook,
+        port=free_port(),
+    )
     await harness.start()
     try:
         yield harness

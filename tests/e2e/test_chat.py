@@ -22,9 +22,14 @@ from bot.devtools.sandbox.media import image_size
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_examdesk(args: list[str], script: str, tmp_path: Path, lang: str = "en_US.UTF-8") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("EXAMDESK_") and k not in ("LC_ALL", "LC_MESSAGES", "LANGUAGE")}
+def run_examdesk(
+    args: list[str], script: str, tmp_path: Path, lang: str = "en_US.UTF-8"
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("EXAMDESK_") and k not in ("LC_ALL", "LC_MESSAGES", "LANGUAGE")
+    }
     env.update(
         EXAMDESK_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'chat.sqlite3'}",
         EXAMDESK_SECRET_KEY="chat-test-secret-key-0123456789abcdef",
@@ -34,8 +39,14 @@ def run_examdesk(args: list[str], script: str, tmp_path: Path, lang: str = "en_U
         PYTHONIOENCODING="utf-8",
     )
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args], input=script, capture_output=True, text=True,
-        encoding="utf-8", cwd=tmp_path, env=env, timeout=60,
+        [sys.executable, "-m", "bot", *args],
+        input=script,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
     )
 
 
@@ -43,7 +54,12 @@ def run_examdesk(args: list[str], script: str, tmp_path: Path, lang: str = "en_U
     ("lang", "greeting", "help_button", "help_line"),
     [
         ("zh_CN.UTF-8", "哈尔滨理工大学", "❓ 帮助", "  /start：主菜单"),
-        ("en_US.UTF-8", "Harbin University of Science and Technology", "❓ Help", "  /start: main menu"),
+        (
+            "en_US.UTF-8",
+            "Harbin University of Science and Technology",
+            "❓ Help",
+            "  /start: main menu",
+        ),
     ],
     ids=["zh", "en"],
 )
@@ -59,18 +75,24 @@ def test_chat_script_start_and_press_shows_menu_in_language(
     assert lines[start + 1].startswith("bot: ") and greeting in lines[start + 1]
     menu = [line for line in lines[start:pressed] if re.match(r"^  \[\d+\] ", line)]
     assert [f"] {help_button}" in line for line in menu].count(True) == 1
-    assert help_line in lines[pressed + 1:]
+    assert help_line in lines[pressed + 1 :]
     language = lines.index("> /language")
     assert lines[language + 2] == "  [1] 中文  [2] English"
-    assert lines[language + 3:language + 6] == ["> :2", "(pressed English)", "bot (edited): Language set to English."]
+    assert lines[language + 3 : language + 6] == [
+        "> :2",
+        "(pressed English)",
+        "bot (edited): Language set to English.",
+    ]
 
 
 def test_chat_script_missing_button_exits_nonzero(tmp_path: Path) -> None:
     result = run_examdesk(["chat", "--script"], "/start\n:press 99\n/help\n", tmp_path)
 
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        "examdesk chat: line 2: no button 99: the latest message has buttons 1-"
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("examdesk chat: line 2: no button 99: the latest message has buttons 1-")
     )
     assert "Traceback" not in result.stderr
     assert "> /help" not in result.stdout  # the script stops at the failing line
@@ -81,7 +103,10 @@ def test_run_without_token_opens_chat(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "examdesk: no EXAMDESK_BOT_TOKEN set: opening the local sandbox (examdesk chat)."
+    assert (
+        lines[0]
+        == "examdesk: no EXAMDESK_BOT_TOKEN set: opening the local sandbox (examdesk chat)."
+    )
     assert lines[1] == "> /start"
     assert "Harbin University of Science and Technology" in lines[2]
 
@@ -100,18 +125,40 @@ def test_chat_script_staff_group_message_shows_in_staff_chat(tmp_path: Path) -> 
 
 
 def test_render_message_with_keyboard_numbers_buttons_across_rows() -> None:
-    msg = {"text": "Choose:", "reply_markup": {"inline_keyboard": [
-        [{"text": "中文", "callback_data": "lang:zh_Hans"}, {"text": "English", "callback_data": "lang:en"}],
-        [{"text": "Site", "url": "https://example.org"}],
-    ]}}
+    msg = {
+        "text": "Choose:",
+        "reply_markup": {
+            "inline_keyboard": [
+                [
+                    {"text": "中文", "callback_data": "lang:zh_Hans"},
+                    {"text": "English", "callback_data": "lang:en"},
+                ],
+                [{"text": "Site", "url": "https://example.org"}],
+            ]
+        },
+    }
 
-    assert render_message(msg) == ["bot: Choose:", "  [1] 中文  [2] English", "  [3] Site <https://example.org>"]
+    assert render_message(msg) == [
+        "bot: Choose:",
+        "  [1] 中文  [2] English",
+        "  [3] Site <https://example.org>",
+    ]
 
 
 def test_render_message_media_shows_kind_and_size() -> None:
-    photo = {"photo": [{"width": 90, "height": 126}, {"width": 413, "height": 579}], "caption": "ID photo"}
+    photo = {
+        "photo": [{"width": 90, "height": 126}, {"width": 413, "height": 579}],
+        "caption": "ID photo",
+    }
     document = {"document": {"file_name": "ticket.pdf"}}
-    invoice = {"invoice": {"title": "Exam fee", "description": "Level 3", "currency": "CNY", "total_amount": 32000}}
+    invoice = {
+        "invoice": {
+            "title": "Exam fee",
+            "description": "Level 3",
+            "currency": "CNY",
+            "total_amount": 32000,
+        }
+    }
 
     assert render_message(photo, edited=True) == ["bot (edited): [photo 413x579]", "  ID photo"]
     assert render_message(document, "staff group") == ["bot @ staff group: [document ticket.pdf]"]
@@ -119,9 +166,14 @@ def test_render_message_media_shows_kind_and_size() -> None:
 
 
 def test_render_reply_keyboard_marks_contact_request() -> None:
-    markup = {"keyboard": [[{"text": "📱 Share phone", "request_contact": True}, {"text": "Cancel"}]]}
+    markup = {
+        "keyboard": [[{"text": "📱 Share phone", "request_contact": True}, {"text": "Cancel"}]]
+    }
 
-    assert render_reply_keyboard(markup) == ["keyboard:", "  [📱 Share phone] (shares your contact: :contact)  [Cancel]"]
+    assert render_reply_keyboard(markup) == [
+        "keyboard:",
+        "  [📱 Share phone] (shares your contact: :contact)  [Cancel]",
+    ]
     assert render_reply_keyboard(None) == ["keyboard: (removed)"]
 
 

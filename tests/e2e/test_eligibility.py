@@ -68,7 +68,8 @@ async def test_eligibility_bad_input_gets_a_hint_and_the_same_question_again(bot
     again = await user.wait_for_message(new(lambda m: m["text"] == question["text"]))
     assert sticker_hint["text"] == "Please type a date, e.g. 2025-06-30."
     assert (impossible["text"], unreadable["text"].startswith("I could not read that date")) == (
-        "That date does not exist. Please check the day and the month.", True,
+        "That date does not exist. Please check the day and the month.",
+        True,
     )
     assert again["text"] == question["text"]
 
@@ -80,13 +81,19 @@ async def test_eligibility_forged_and_old_buttons_change_nothing(bot: Harness) -
     await user.press("elig:a:level:junior")
     education_question = await user.wait_for_message(new())
     forged = await user.press_data(education_question["message_id"], "elig:a:education:astronaut")
-    hint = await user.wait_for_message(new(lambda m: m.get("text") == "Please choose one of the buttons."))
+    hint = await user.wait_for_message(
+        new(lambda m: m.get("text") == "Please choose one of the buttons.")
+    )
     old = await user.press_data(level_question["message_id"], "elig:a:level:senior")
     old_answer = await user.wait_for_callback_answer(old)
     await user.press("elig:a:education:bachelor")
-    next_question = await user.wait_for_message(new(lambda m: m.get("text", "").startswith("When did you graduate")))
+    next_question = await user.wait_for_message(
+        new(lambda m: m.get("text", "").startswith("When did you graduate"))
+    )
     assert (hint["text"], old_answer.get("text"), forged["update_id"] > 0) == (
-        "Please choose one of the buttons.", "This button is no longer valid.", True,
+        "Please choose one of the buttons.",
+        "This button is no longer valid.",
+        True,
     )
     assert next_question["text"].startswith("When did you graduate")
 

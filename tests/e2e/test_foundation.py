@@ -27,7 +27,11 @@ async def test_start_answers_in_telegram_language_or_default(bot: Harness) -> No
         await _start_text(bot.sandbox, 102, "en"),
         await _start_text(bot.sandbox, 103, "de"),
     ]
-    assert [ZH_GREETING in texts[0], EN_GREETING in texts[1], ZH_GREETING in texts[2]] == [True, True, True]
+    assert [ZH_GREETING in texts[0], EN_GREETING in texts[1], ZH_GREETING in texts[2]] == [
+        True,
+        True,
+        True,
+    ]
 
 
 async def test_start_with_deep_link_payload_shows_menu(bot: Harness) -> None:
@@ -46,7 +50,10 @@ async def test_language_choice_persists_across_restart(bot: Harness) -> None:
     await bot.restart()
     await user.send_command("/start")
     greeting = await user.wait_for_message()
-    assert (confirmation["text"], EN_GREETING in greeting["text"]) == ("Language set to English.", True)
+    assert (confirmation["text"], EN_GREETING in greeting["text"]) == (
+        "Language set to English.",
+        True,
+    )
 
 
 async def test_forged_language_button_is_refused_and_nothing_changes(bot: Harness) -> None:
@@ -57,7 +64,8 @@ async def test_forged_language_button_is_refused_and_nothing_changes(bot: Harnes
     answer = await user.wait_for_callback_answer(update)
     await user.send_command("/start")
     assert (answer.get("text"), EN_GREETING in (await user.wait_for_message())["text"]) == (
-        "This button is no longer valid.", True,
+        "This button is no longer valid.",
+        True,
     )
 
 
@@ -66,7 +74,9 @@ async def test_commands_menu_is_set_per_language(bot: Harness) -> None:
     en = [c["description"] for c in bot.sandbox.commands(language_code="en")]
     default = [c["command"] for c in bot.sandbox.commands()]
     assert (zh[0], en[0], default) == (
-        "主菜单", "Main menu", ["start", "eligibility", "register", "status", "ticket", "help", "language", "cancel"],
+        "主菜单",
+        "Main menu",
+        ["start", "eligibility", "register", "status", "ticket", "help", "language", "cancel"],
     )
 
 
@@ -76,7 +86,10 @@ async def test_nonsense_and_sticker_get_a_hint_with_the_menu(bot: Harness) -> No
     first = await user.wait_for_message()
     await user.send_sticker()
     second = await user.wait_for_message()
-    assert [first["text"].startswith("Sorry, I did not understand"), second["text"] == first["text"]] == [True, True]
+    assert [
+        first["text"].startswith("Sorry, I did not understand"),
+        second["text"] == first["text"],
+    ] == [True, True]
 
 
 async def test_cancel_outside_a_flow_says_nothing_to_cancel(bot: Harness) -> None:
@@ -98,7 +111,9 @@ def _raw_update(update_id: int, user_id: int) -> dict:
     return {
         "update_id": update_id,
         "message": {
-            "message_id": 1, "date": 1_795_000_000, "text": "/help",
+            "message_id": 1,
+            "date": 1_795_000_000,
+            "text": "/help",
             "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
             "chat": {"id": user_id, "type": "private", "first_name": "Raw"},
             "from": {"id": user_id, "is_bot": False, "first_name": "Raw", "language_code": "en"},
@@ -106,13 +121,23 @@ def _raw_update(update_id: int, user_id: int) -> dict:
     }
 
 
-async def test_webhook_with_wrong_or_missing_secret_is_refused_and_stores_nothing(webhook_bot: Harness) -> None:
+async def test_webhook_with_wrong_or_missing_secret_is_refused_and_stores_nothing(
+    webhook_bot: Harness,
+) -> None:
     url = webhook_bot.web_url + "/telegram/webhook"
     before = await _count_inbox(webhook_bot.database_url)
     async with aiohttp.ClientSession() as http:
-        wrong = await http.post(url, json=_raw_update(9_000_001, 301), headers={"X-Telegram-Bot-Api-Secret-Token": "nope"})
+        wrong = await http.post(
+            url,
+            json=_raw_update(9_000_001, 301),
+            headers={"X-Telegram-Bot-Api-Secret-Token": "nope"},
+        )
         missing = await http.post(url, json=_raw_update(9_000_002, 301))
-    assert (wrong.status, missing.status, await _count_inbox(webhook_bot.database_url)) == (403, 403, before)
+    assert (wrong.status, missing.status, await _count_inbox(webhook_bot.database_url)) == (
+        403,
+        403,
+        before,
+    )
 
 
 async def test_webhook_same_update_twice_is_handled_once(webhook_bot: Harness) -> None:
@@ -135,12 +160,18 @@ async def test_webhook_mode_serves_real_users_through_the_sandbox(webhook_bot: H
     assert EN_GREETING in message["text"]
 
 
-async def test_healthz_reports_database_and_backlog_in_both_modes(bot: Harness, webhook_bot: Harness) -> None:
+async def test_healthz_reports_database_and_backlog_in_both_modes(
+    bot: Harness, webhook_bot: Harness
+) -> None:
     async with aiohttp.ClientSession() as http:
         polling = await (await http.get(bot.web_url + "/healthz")).json()
         webhook = await (await http.get(webhook_bot.web_url + "/healthz")).json()
     assert (polling["status"], polling["mode"], polling["inbox_pending"]) == ("ok", "polling", 0)
-    assert (webhook["status"], webhook["mode"], "outbox_pending" in webhook) == ("ok", "webhook", True)
+    assert (webhook["status"], webhook["mode"], "outbox_pending" in webhook) == (
+        "ok",
+        "webhook",
+        True,
+    )
 
 
 async def test_update_stored_but_not_processed_runs_after_restart(bot: Harness) -> None:
@@ -158,4 +189,7 @@ async def test_update_stored_but_not_processed_runs_after_restart(bot: Harness) 
     # cannot tell when it is done: the dispatcher can.
     assert await bot.runtime.dispatcher.drain(10)
     await bot.sandbox.wait_idle(timeout=10)
-    assert (len(bot.sandbox.chat_messages(304)), await _count_inbox(bot.database_url) > 0) == (1, True)
+    assert (len(bot.sandbox.chat_messages(304)), await _count_inbox(bot.database_url) > 0) == (
+        1,
+        True,
+    )

@@ -26,13 +26,21 @@ class Person:
         self.user = bot.sandbox.user(user_id, first_name=name, language_code=language)
 
     async def say(self, text: str) -> list[str]:
-        return [m.get("text", "") for m in await exchange(self.bot, self.user, self.user.send_text(text))]
+        return [
+            m.get("text", "")
+            for m in await exchange(self.bot, self.user, self.user.send_text(text))
+        ]
 
     async def command(self, command: str) -> list[str]:
-        return [m.get("text", "") for m in await exchange(self.bot, self.user, self.user.send_command(command))]
+        return [
+            m.get("text", "")
+            for m in await exchange(self.bot, self.user, self.user.send_command(command))
+        ]
 
     async def press(self, data: str) -> list[str]:
-        return [m.get("text", "") for m in await exchange(self.bot, self.user, self.user.press(data))]
+        return [
+            m.get("text", "") for m in await exchange(self.bot, self.user, self.user.press(data))
+        ]
 
     async def do(self, action) -> list[str]:  # type: ignore[no-untyped-def]
         return [m.get("text", "") for m in await exchange(self.bot, self.user, action)]
@@ -68,10 +76,13 @@ async def _registrations(url: str) -> list[tuple[int, str, str]]:
     database = Database(url)
     try:
         async with UnitOfWork(database.sessions) as uow:
-            rows = (await uow.session.execute(
-                select(Candidate.telegram_id, Registration.state, Registration.level_code)
-                .join(Candidate, Candidate.id == Registration.candidate_id).order_by(Registration.id)
-            )).all()
+            rows = (
+                await uow.session.execute(
+                    select(Candidate.telegram_id, Registration.state, Registration.level_code)
+                    .join(Candidate, Candidate.id == Registration.candidate_id)
+                    .order_by(Registration.id)
+                )
+            ).all()
             return [tuple(r) for r in rows]
     finally:
         await database.dispose()
@@ -86,7 +97,9 @@ async def _stored_payloads(url: str) -> str:
         await database.dispose()
 
 
-async def test_full_journey_in_chinese_from_start_to_submitted_registration(bot: Harness, caplog: pytest.LogCaptureFixture) -> None:
+async def test_full_journey_in_chinese_from_start_to_submitted_registration(
+    bot: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     p = Person(bot, 401, "zh-hans", "张三")
     await p.command("/start")
@@ -97,7 +110,10 @@ async def test_full_journey_in_chinese_from_start_to_submitted_registration(bot:
     done = await p.press("reg:submit")
     assert done[0].startswith("✅ 已报名初级") and "ED" in done[0]  # then the payment offer
     assert await _registrations(bot.database_url) == [(401, "submitted", "junior")]
-    assert (ID_NUMBER in caplog.text, ID_NUMBER in await _stored_payloads(bot.database_url)) == (False, False)
+    assert (ID_NUMBER in caplog.text, ID_NUMBER in await _stored_payloads(bot.database_url)) == (
+        False,
+        False,
+    )
 
 
 async def test_full_journey_in_english_with_each_kind_of_bad_input(bot: Harness) -> None:
@@ -106,16 +122,24 @@ async def test_full_journey_in_english_with_each_kind_of_bad_input(bot: Harness)
     await p.press("reg:start:junior")
     assert (await p.do(p.user.send_sticker()))[0] == "Please type your answer as text."
     assert (await p.say("A" * 61))[0] == "That is too long. Please keep it to 50 characters."
-    assert (await p.say("Ann 2000"))[0] == "Please type your name with letters only, as on your ID document."
+    assert (await p.say("Ann 2000"))[
+        0
+    ] == "Please type your name with letters only, as on your ID document."
     await p.say("Ann Smith")
     assert (await p.say("resident id please"))[0] == "Please choose one of the buttons."
     await p.press("reg:c:id_type:resident_id")
-    assert (await p.say("110105194912310021"))[0].startswith("This ID number's check character does not match")
+    assert (await p.say("110105194912310021"))[0].startswith(
+        "This ID number's check character does not match"
+    )
     assert (await p.say("110105491231002"))[0].startswith("That is an old 15-digit number")
-    assert (await p.say("110105194902300020"))[0].startswith("The birth date inside this ID number is not a real date")
+    assert (await p.say("110105194902300020"))[0].startswith(
+        "The birth date inside this ID number is not a real date"
+    )
     assert (await p.say(ID_NUMBER_2))[0].startswith("Your mobile phone number")
     assert (await p.say("12345"))[0].startswith("That does not look like a valid phone number")
-    assert (await p.do(p.user.share_contact("8613900139000", own=False)))[0].startswith("Please share your own phone number")
+    assert (await p.do(p.user.share_contact("8613900139000", own=False)))[0].startswith(
+        "Please share your own phone number"
+    )
     assert (await p.say("13800138000")) == ["Phone number saved.", "Your e-mail address:"]
     assert (await p.say("not-an-email"))[0].startswith("That does not look like an e-mail address")
     await p.say("ann@example.com")
@@ -123,11 +147,19 @@ async def test_full_journey_in_english_with_each_kind_of_bad_input(bot: Harness)
     await p.say("Weihai Robotics Ltd.")
     await p.press("reg:c:direction:smart_maintenance")
     await p.press("reg:c:session:2027-01")
-    assert (await p.do(p.user.send_document(b"%PDF-1.4 not a photo", "photo.pdf", "application/pdf")))[0].startswith("That file is not an image")
+    assert (
+        await p.do(p.user.send_document(b"%PDF-1.4 not a photo", "photo.pdf", "application/pdf"))
+    )[0].startswith("That file is not an image")
     assert (await p.do(p.user.send_photo(png(200, 260))))[0].startswith("The photo is too small")
-    assert (await p.do(p.user.send_photo(png(800, 600))))[0].startswith("The photo must be upright")
+    assert (await p.do(p.user.send_photo(png(800, 600))))[0].startswith(
+        "The photo must be upright"
+    )
     summary = (await p.do(p.user.send_photo(png(413, 579))))[-1]
-    assert "Weihai Robotics Ltd." in summary and "1101**********0017" in summary and "Ann Smith" in summary
+    assert (
+        "Weihai Robotics Ltd." in summary
+        and "1101**********0017" in summary
+        and "Ann Smith" in summary
+    )
     done = await p.press("reg:submit")
     assert done[0].startswith("✅ Registered for Junior")  # then the payment offer
     assert await _registrations(bot.database_url) == [(402, "submitted", "junior")]
@@ -164,7 +196,9 @@ async def test_same_id_number_from_a_second_account_is_refused(bot: Harness) -> 
     await second.say("Zhao Liu")
     await second.press("reg:c:id_type:resident_id")
     refusal = await second.say(ID_NUMBER_2)
-    assert refusal[0].startswith("This ID number is already registered with another Telegram account")
+    assert refusal[0].startswith(
+        "This ID number is already registered with another Telegram account"
+    )
 
 
 async def test_double_tap_on_submit_registers_once(bot: Harness) -> None:
@@ -180,7 +214,9 @@ async def test_double_tap_on_submit_registers_once(bot: Harness) -> None:
     assert await _registrations(bot.database_url) == [(407, "submitted", "junior")]
 
 
-async def test_forged_cancel_button_for_another_candidates_registration_is_refused(bot: Harness) -> None:
+async def test_forged_cancel_button_for_another_candidates_registration_is_refused(
+    bot: Harness,
+) -> None:
     owner = Person(bot, 408, "en")
     await become_eligible_for_junior(owner)
     await fill_form(owner, name="Sun Ba", id_number=ID_NUMBER_2, email="s@example.com")

@@ -36,12 +36,17 @@ async def paid_registration(url: str, telegram_id: int, session: str = "2027-01"
         async with UnitOfWork(database.sessions) as uow:
             candidate = await uow.candidates.get_by_telegram_id(telegram_id)
             if candidate is None:
-                await uow.candidates.add_if_missing(telegram_id, chat_id=telegram_id, first_name=f"C{telegram_id}")
+                await uow.candidates.add_if_missing(
+                    telegram_id, chat_id=telegram_id, first_name=f"C{telegram_id}"
+                )
                 candidate = await uow.candidates.get_by_telegram_id(telegram_id)
-            target = await uow.sessions.get_by_code(session)
+            target = await uow.exam_sessions.get_by_code(session)
             registration = Registration(
-                candidate_id=candidate.id, session_id=target.id, level_code="junior",
-                state=RegistrationState.PAID, reference=f"ED{telegram_id}",
+                candidate_id=candidate.id,
+                session_id=target.id,
+                level_code="junior",
+                state=RegistrationState.PAID,
+                reference=f"ED{telegram_id}",
             )
             uow.registrations.add(registration)
             await uow.commit()
@@ -64,14 +69,25 @@ async def reminder_rows(url: str) -> list[tuple[str, str, str | None]]:
     try:
         async with UnitOfWork(database.sessions) as uow:
             rows = await uow.session.scalars(
-                select(OutboxMessage).where(OutboxMessage.kind == "reminder").order_by(OutboxMessage.not_before)
+                select(OutboxMessage)
+                .where(OutboxMessage.kind == "reminder")
+                .order_by(OutboxMessage.not_before)
             )
-            return [(f"{r.payload['params']['kind']}:{r.payload['params']['offset']}", r.status, r.last_error) for r in rows]
+            return [
+                (
+                    f"{r.payload['params']['kind']}:{r.payload['params']['offset']}",
+                    r.status,
+                    r.last_error,
+                )
+                for r in rows
+            ]
     finally:
         await database.dispose()
 
 
-async def test_exam_reminder_carries_the_rules_and_the_staff_list_follows_acknowledgements(bot: Harness) -> None:
+async def test_exam_reminder_carries_the_rules_and_the_staff_list_follows_acknowledgements(
+    bot: Harness,
+) -> None:
     ann = bot.sandbox.user(601, first_name="Ann", language_code="en")
     await exchange(bot, ann, ann.send_command("/start"))
     registration = await paid_registration(bot.database_url, 601)
@@ -79,10 +95,17 @@ async def test_exam_reminder_carries_the_rules_and_the_staff_list_follows_acknow
 
     bot.clock.now = utc("2027-01-08T01:05:00")  # just after the −1 d reminder
     await run_job(bot, "plan_reminders")
-    reminder = await ann.wait_for_message(lambda m: "Exam-day rules" in m.get("text", ""), timeout=10)
-    assert reminder["text"].startswith("📝 Your Junior (初级) exam (session 2027-01) starts on January 9, 2027, 9:00")
+    reminder = await ann.wait_for_message(
+        lambda m: "Exam-day rules" in m.get("text", ""), timeout=10
+    )
+    assert reminder["text"].startswith(
+        "📝 Your Junior (初级) exam (session 2027-01) starts on January 9, 2027, 9:00"
+    )
     assert "No entry later than 15 minutes after the start." in reminder["text"]
-    assert "Theory: January 9, 2027, 9:00\u202fAM–10:30\u202fAM, Computer room A301" in reminder["text"]
+    assert (
+        "Theory: January 9, 2027, 9:00\u202fAM–10:30\u202fAM, Computer room A301"
+        in reminder["text"]
+    )
     assert ann.inline_buttons() == [("✅ I have read the rules", f"rem:ack:{registration}")]
 
     before = await exchange(bot, staff, staff.send_command("/unacknowledged", payload="2027-01"))
@@ -91,13 +114,21 @@ async def test_exam_reminder_carries_the_rules_and_the_staff_list_follows_acknow
         "• Ann (Telegram 601, Junior (初级))",
         "Page 1 of 1",
     ]
-    noted = await exchange(bot, ann, ann.press_data(reminder["message_id"], f"rem:ack:{registration}"))
-    assert [m["text"] for m in noted] == ["Noted: you have read the exam-day rules for session 2027-01."]
+    noted = await exchange(
+        bot, ann, ann.press_data(reminder["message_id"], f"rem:ack:{registration}")
+    )
+    assert [m["text"] for m in noted] == [
+        "Noted: you have read the exam-day rules for session 2027-01."
+    ]
     after = await exchange(bot, staff, staff.send_command("/unacknowledged", payload="2027-01"))
-    assert after[-1]["text"] == "Everyone paid in session 2027-01 has confirmed the exam-day rules."
+    assert (
+        after[-1]["text"] == "Everyone paid in session 2027-01 has confirmed the exam-day rules."
+    )
 
 
-async def test_forged_acknowledgement_for_another_candidates_registration_is_refused(bot: Harness) -> None:
+async def test_forged_acknowledgement_for_another_candidates_registration_is_refused(
+    bot: Harness,
+) -> None:
     owner = bot.sandbox.user(611, language_code="en")
     await exchange(bot, owner, owner.send_command("/start"))
     registration = await paid_registration(bot.database_url, 611)
@@ -108,23 +139,35 @@ async def test_forged_acknowledgement_for_another_candidates_registration_is_ref
     assert answer.get("text") == "This button is no longer valid."
 
 
-async def test_reminder_missed_during_downtime_is_sent_in_chinese_before_the_exam(bot: Harness) -> None:
+async def test_reminder_missed_during_downtime_is_sent_in_chinese_before_the_exam(
+    bot: Harness,
+) -> None:
     li = bot.sandbox.user(621, first_name="李", language_code="zh-hans")
     await exchange(bot, li, li.send_command("/start"))
     await paid_registration(bot.database_url, 621)
     bot.clock.now = utc("2027-01-07T12:00:00")
-    await run_job(bot, "plan_reminders")  # −7 d (still valid: paid just now) goes; −1 d waits for 01-08 01:00
+    await run_job(
+        bot, "plan_reminders"
+    )  # −7 d (still valid: paid just now) goes; −1 d waits for 01-08 01:00
     await li.wait_for_message(lambda m: "考试当天须知" in m.get("text", ""), timeout=10)
     await bot.stop()  # down until after the −2 h reminder
     bot.clock.now = utc("2027-01-08T23:30:00")  # −1 d and −2 h passed; the exam is at 01:00
     await bot.start()
     mark = bot.sandbox.mark()
     await run_job(bot, "plan_reminders")
-    reminder = await li.wait_for_message(lambda m: "考试当天须知" in m.get("text", ""), timeout=10, after=mark)
-    assert reminder["text"].startswith("📝 您的初级考试（场次 2027-01）将于2027年1月9日 09:00开始。")
+    reminder = await li.wait_for_message(
+        lambda m: "考试当天须知" in m.get("text", ""), timeout=10, after=mark
+    )
+    assert reminder["text"].startswith(
+        "📝 您的初级考试（场次 2027-01）将于2027年1月9日 09:00开始。"
+    )
     await _until_counts(bot.database_url, {"sent": 2, "cancelled": 1})
     exam_rows = [row for row in await reminder_rows(bot.database_url) if row[0].startswith("exam")]
-    assert exam_rows == [("exam:-7d", "sent", None), ("exam:-1d", "cancelled", "expired"), ("exam:-2h", "sent", None)]
+    assert exam_rows == [
+        ("exam:-7d", "sent", None),
+        ("exam:-1d", "cancelled", "expired"),
+        ("exam:-2h", "sent", None),
+    ]
 
 
 @pytest.fixture
@@ -133,7 +176,9 @@ def postgres() -> None:
 
 
 @pytest.fixture
-async def two_instances(postgres: None, sandbox: Sandbox) -> AsyncIterator[tuple[Harness, Harness]]:
+async def two_instances(
+    postgres: None, sandbox: Sandbox
+) -> AsyncIterator[tuple[Harness, Harness]]:
     """Two examdesk instances on one PostgreSQL database and one bot, sharing a clock."""
     url = await create_postgres_database()
     await prepare_database(url)
@@ -151,7 +196,8 @@ async def two_instances(postgres: None, sandbox: Sandbox) -> AsyncIterator[tuple
 
 @pytest.mark.postgres
 async def test_two_instances_send_each_reminder_once_and_the_survivor_takes_over(
-    two_instances: tuple[Harness, Harness], sandbox: Sandbox,
+    two_instances: tuple[Harness, Harness],
+    sandbox: Sandbox,
 ) -> None:
     first, second = two_instances
     people = list(range(700, 720))
@@ -172,10 +218,13 @@ async def test_two_instances_send_each_reminder_once_and_the_survivor_takes_over
     await _until_counts(first.database_url, {"sent": 40, "cancelled": 20})
 
     per_chat = Counter(
-        call.params["chat_id"] for call in sandbox.calls_of("sendMessage")
-        if call.params.get("chat_id") in people and call.error is None and call.params["text"].startswith("📝")
+        call.params["chat_id"]
+        for call in sandbox.calls_of("sendMessage")
+        if call.params.get("chat_id") in people
+        and call.error is None
+        and call.params["text"].startswith("📝")
     )
-    assert per_chat == {telegram_id: 2 for telegram_id in people}  # 📝 −7 d and 📝 −2 h: each once
+    assert per_chat == dict.fromkeys(people, 2)  # 📝 −7 d and 📝 −2 h: each once
 
 
 async def _until_counts(url: str, expected: dict[str, int], timeout: float = 20.0) -> None:

@@ -34,16 +34,24 @@ async def test_add_bot_generates_telegram_shaped_token(sandbox: Sandbox):
     assert (bot_id.isdigit(), len(secret), secret[:2]) == (True, 35, "AA")
 
 
-async def test_send_message_with_keyboard_is_stored_and_recorded(bot: Bot, sandbox: Sandbox, li: SandboxUser):
-    sent = await bot.send_message(li.id, "Choose a level", reply_markup=keyboard(("Level 3", "reg:3")))
+async def test_send_message_with_keyboard_is_stored_and_recorded(
+    bot: Bot, sandbox: Sandbox, li: SandboxUser
+):
+    sent = await bot.send_message(
+        li.id, "Choose a level", reply_markup=keyboard(("Level 3", "reg:3"))
+    )
     assert li.messages()[-1]["message_id"] == sent.message_id
     assert li.inline_buttons() == [("Level 3", "reg:3")]
     call = sandbox.calls_of("sendMessage")[-1]
     assert (call.params["chat_id"], call.status, call.violations) == (li.id, 200, [])
-    assert call.params["reply_markup"] == {"inline_keyboard": [[{"text": "Level 3", "callback_data": "reg:3"}]]}
+    assert call.params["reply_markup"] == {
+        "inline_keyboard": [[{"text": "Level 3", "callback_data": "reg:3"}]]
+    }
 
 
-async def test_send_message_message_ids_increase_per_chat(bot: Bot, sandbox: Sandbox, li: SandboxUser):
+async def test_send_message_message_ids_increase_per_chat(
+    bot: Bot, sandbox: Sandbox, li: SandboxUser
+):
     other = sandbox.user(1002)
     await li.send_text("hi")
     first = await bot.send_message(li.id, "a")
@@ -99,12 +107,20 @@ async def test_send_message_blocked_user_is_forbidden(bot: Bot, sandbox: Sandbox
 async def test_send_text_to_blocked_bot_unblocks_it(bot: Bot, li: SandboxUser):
     li.block_bot()
     await li.send_command("/start")
-    assert (li.blocked, (await bot.send_message(li.id, "welcome back")).text) == (False, "welcome back")
+    assert (li.blocked, (await bot.send_message(li.id, "welcome back")).text) == (
+        False,
+        "welcome back",
+    )
 
 
 async def test_send_message_reply_keyboard_is_shown_then_removed(bot: Bot, li: SandboxUser):
-    await bot.send_message(li.id, "Share your phone", reply_markup=ReplyKeyboardMarkup(
-        [[KeyboardButton("Share", request_contact=True)]], one_time_keyboard=True))
+    await bot.send_message(
+        li.id,
+        "Share your phone",
+        reply_markup=ReplyKeyboardMarkup(
+            [[KeyboardButton("Share", request_contact=True)]], one_time_keyboard=True
+        ),
+    )
     shown = li.reply_keyboard()
     await bot.send_message(li.id, "Thanks", reply_markup=ReplyKeyboardRemove())
     assert (shown, li.reply_keyboard()) == ([[{"text": "Share", "request_contact": True}]], None)
@@ -131,15 +147,20 @@ async def test_edit_message_text_updates_stored_message(bot: Bot, li: SandboxUse
     sent = await bot.send_message(li.id, "Pending", reply_markup=keyboard(("Pay", "pay:1")))
     edited = await bot.edit_message_text("Paid", chat_id=li.id, message_id=sent.message_id)
     current = li.messages()[-1]
-    assert (current["text"], "reply_markup" in current, "edit_date" in current) == ("Paid", False, True)
+    assert (current["text"], "reply_markup" in current, "edit_date" in current) == (
+        "Paid",
+        False,
+        True,
+    )
     assert edited.edit_date is not None
 
 
 async def test_edit_message_text_identical_is_not_modified(bot: Bot, li: SandboxUser):
     sent = await bot.send_message(li.id, "Same", reply_markup=keyboard(("A", "a")))
     with pytest.raises(BadRequest, match="Message is not modified"):
-        await bot.edit_message_text("Same", chat_id=li.id, message_id=sent.message_id,
-                                    reply_markup=keyboard(("A", "a")))
+        await bot.edit_message_text(
+            "Same", chat_id=li.id, message_id=sent.message_id, reply_markup=keyboard(("A", "a"))
+        )
 
 
 async def test_edit_message_text_unknown_message_is_not_found(bot: Bot, li: SandboxUser):
@@ -179,7 +200,11 @@ async def test_send_photo_by_file_id_reuses_sizes(bot: Bot, li: SandboxUser):
 async def test_send_document_upload_keeps_name_and_mime(bot: Bot, li: SandboxUser):
     sent = await bot.send_document(li.id, b"%PDF-1.7 certificate", filename="cert.pdf")
     doc = li.last_message()["document"]
-    assert (doc["file_name"], doc["file_size"], sent.document.file_id) == ("cert.pdf", 20, doc["file_id"])
+    assert (doc["file_name"], doc["file_size"], sent.document.file_id) == (
+        "cert.pdf",
+        20,
+        doc["file_id"],
+    )
     again = await bot.send_document(li.id, doc["file_id"])
     assert again.document.file_name == "cert.pdf"
 
@@ -194,10 +219,17 @@ async def test_get_file_of_user_photo_downloads_bytes(bot: Bot, li: SandboxUser)
     update = await li.send_photo(data)
     largest = update["message"]["photo"][-1]
     file = await bot.get_file(largest["file_id"])
-    assert ((largest["width"], largest["height"]), bytes(await file.download_as_bytearray())) == ((640, 480), data)
+    assert ((largest["width"], largest["height"]), bytes(await file.download_as_bytearray())) == (
+        (640, 480),
+        data,
+    )
 
 
 async def test_send_chat_action_and_get_chat(bot: Bot, sandbox: Sandbox, li: SandboxUser):
     assert await bot.send_chat_action(li.id, "typing") is True
     chat = await bot.get_chat(li.id)
-    assert (chat.type, chat.first_name, sandbox.chats[li.id].last_action) == ("private", "Li", "typing")
+    assert (chat.type, chat.first_name, sandbox.chats[li.id].last_action) == (
+        "private",
+        "Li",
+        "typing",
+    )

@@ -9,20 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from bot.domain.lifecycle import RegistrationState
 from bot.services import build_services
 from bot.services.broadcasts import BroadcastService, Progress
 from bot.services.errors import InvalidAnswer, InvalidState, NotStaff, StaleStep
 from bot.services.outbox import OutboxService, SendResult
 from storage.db import Database
-from storage.models import (
-    AuditEntry,
-    Broadcast,
-    Candidate,
-    FlowState,
-    OutboxMessage,
-    Registration,
-    RegistrationState,
-)
+from storage.models import AuditEntry, Broadcast, Candidate, FlowState, OutboxMessage, Registration
 from storage.uow import UnitOfWork
 from tests.factories import Clock, make_candidates, make_session
 
@@ -41,20 +34,35 @@ def outbox(database: Database, clock: Clock) -> OutboxService:
     return OutboxService(lambda: UnitOfWork(database.sessions), clock)
 
 
-async def register(database: Database, candidate_ids: list[int], session_id: int, state: str, level: str = "junior") -> None:
+async def register(
+    database: Database,
+    candidate_ids: list[int],
+    session_id: int,
+    state: str,
+    level: str = "junior",
+) -> None:
     async with UnitOfWork(database.sessions) as uow:
         for cid in candidate_ids:
-            uow.session.add(Registration(
-                candidate_id=cid, session_id=session_id, level_code=level, state=state,
-                reference=f"R{cid}-{session_id}", components=[], eligibility={},
-            ))
+            uow.session.add(
+                Registration(
+                    candidate_id=cid,
+                    session_id=session_id,
+                    level_code=level,
+                    state=state,
+                    reference=f"R{cid}-{session_id}",
+                    components=[],
+                    eligibility={},
+                )
+            )
         await uow.commit()
 
 
 async def mark_unreachable(database: Database, telegram_ids: list[int], at: datetime) -> None:
     async with UnitOfWork(database.sessions) as uow:
         await uow.session.execute(
-            update(Candidate).where(Candidate.telegram_id.in_(telegram_ids)).values(unreachable_at=at)
+            update(Candidate)
+            .where(Candidate.telegram_id.in_(telegram_ids))
+            .values(unreachable_at=at)
         )
         await uow.commit()
 
@@ -63,7 +71,8 @@ async def rows(database: Database, broadcast_id: int) -> list[tuple[int, str, da
     async with UnitOfWork(database.sessions) as uow:
         result = await uow.session.execute(
             select(OutboxMessage.chat_id, OutboxMessage.status, OutboxMessage.not_before)
-            .where(OutboxMessage.broadcast_id == broadcast_id).order_by(OutboxMessage.chat_id)
+            .where(OutboxMessage.broadcast_id == broadcast_id)
+            .order_by(OutboxMessage.chat_id)
         )
         return [tuple(r) for r in result.all()]  # type: ignore[misc]
 
@@ -71,13 +80,26 @@ async def rows(database: Database, broadcast_id: int) -> list[tuple[int, str, da
 async def report_of(database: Database, broadcast_id: int) -> tuple[int, int, list[str]]:
     """(chat, how many not reached, names listed) of the queued report."""
     async with UnitOfWork(database.sessions) as uow:
-        report = await uow.outbox.get_by_key(f"broadcast_report:{broadcast_id}")
+        key = f"broadcast_report:{broadcast_id}"
+        report = await uow.session.scalar(
+            select(OutboxMessage).where(OutboxMessage.idempotency_key == key)
+        )
         params = report.payload["params"]
-        return report.chat_id, params["not_reached_total"], [row[0] for row in params["not_reached"]]
+        return (
+            report.chat_id,
+            params["not_reached_total"],
+            [row[0] for row in params["not_reached"]],
+        )
 
 
-async def composed(database: Database, clock: Clock, candidates: list[int], *, kind: str = "all",
-                   value: str | None = None) -> tuple[BroadcastService, int]:
+async def composed(
+    database: Database,
+    clock: Clock,
+    candidates: list[int],
+    *,
+    kind: str = "all",
+    value: str | None = None,
+) -> tuple[BroadcastService, int]:
     """Staff and candidates exist; a draft with text and audience is ready to confirm."""
     await make_candidates(database, [STAFF, STAFF_2])
     await make_candidates(database, candidates)
@@ -123,7 +145,11 @@ async def test_choose_audience_counts_unreachable_separately(database: Database)
     draft = await svc.start(STAFF, STAFF, "en")
     await svc.set_content(STAFF, STAFF, text="Hello")
     preview = await svc.choose_audience(STAFF, draft.id, "all", None)
-    assert (preview.recipients, preview.unreachable, preview.text) == (4, 1, "Hello")  # 1, 2, 3 and the staff member
+    assert (preview.recipients, preview.unreachable, preview.text) == (
+        4,
+        1,
+        "Hello",
+    )  # 1, 2, 3 and the staff member
 
 
 async def test_choose_audience_by_session_level_and_state(database: Database) -> None:
@@ -141,33 +167,64 @@ async def test_choose_audience_by_session_level_and_state(database: Database) ->
     draft = await svc.start(STAFF, STAFF, "en")
     await svc.set_content(STAFF, STAFF, text="Hello")
     counts = {}
-    for kind, value in (("session", "S1"), ("session", "S2"), ("level", "intermediate"), ("state", "unpaid"),
-                        ("state", "waitlisted"), ("state", "paid")):
-        counts[(kind, value)] = (await svc.choose_audience(STAFF, draft.id, kind, value)).recipients
+    for kind, value in (
+        ("session", "S1"),
+        ("session", "S2"),
+        ("level", "intermediate"),
+        ("state", "unpaid"),
+        ("state", "waitlisted"),
+        ("state", "paid"),
+    ):
+        counts[(kind, value)] = (
+            await svc.choose_audience(STAFF, draft.id, kind, value)
+        ).recipients
     assert counts == {
-        ("session", "S1"): 2, ("session", "S2"): 2, ("level", "intermediate"): 1, ("state", "unpaid"): 2,
-        ("state", "waitlisted"): 1, ("state", "paid"): 1,
+        ("session", "S1"): 2,
+        ("session", "S2"): 2,
+        ("level", "intermediate"): 1,
+        ("state", "unpaid"): 2,
+        ("state", "waitlisted"): 1,
+        ("state", "paid"): 1,
     }
     with pytest.raises(InvalidAnswer):
         await svc.choose_audience(STAFF, draft.id, "session", "NOPE")
 
 
-async def test_confirm_queues_one_row_per_recipient_and_settles_known_unreachable(database: Database) -> None:
+async def test_confirm_queues_one_row_per_recipient_and_settles_known_unreachable(
+    database: Database,
+) -> None:
     clock = Clock()
     svc, bid = await composed(database, clock, [1, 2, 3])
     await mark_unreachable(database, [3], clock.now)
     progress = await svc.confirm(STAFF, bid, STAFF, 500, scheduled=False)
-    assert (progress.status, progress.recipients, progress.skipped, progress.remaining, progress.unreachable) == (
-        "sending", 4, 1, 4, 1
-    )
+    assert (
+        progress.status,
+        progress.recipients,
+        progress.skipped,
+        progress.remaining,
+        progress.unreachable,
+    ) == ("sending", 4, 1, 4, 1)
     assert await rows(database, bid) == [
-        (1, "pending", clock.now), (2, "pending", clock.now), (3, "unreachable", clock.now),
-        (STAFF, "pending", clock.now), (STAFF_2, "pending", clock.now),
+        (1, "pending", clock.now),
+        (2, "pending", clock.now),
+        (3, "unreachable", clock.now),
+        (STAFF, "pending", clock.now),
+        (STAFF_2, "pending", clock.now),
     ]
     async with UnitOfWork(database.sessions) as uow:
-        key = (await uow.session.scalars(select(OutboxMessage.idempotency_key).where(OutboxMessage.chat_id == 1))).one()
-        flow = await uow.session.scalar(select(FlowState.flow).join(Candidate).where(Candidate.telegram_id == STAFF))
-        actions = (await uow.session.scalars(select(AuditEntry.action).where(AuditEntry.entity == "broadcast"))).all()
+        key = (
+            await uow.session.scalars(
+                select(OutboxMessage.idempotency_key).where(OutboxMessage.chat_id == 1)
+            )
+        ).one()
+        flow = await uow.session.scalar(
+            select(FlowState.flow).join(Candidate).where(Candidate.telegram_id == STAFF)
+        )
+        actions = (
+            await uow.session.scalars(
+                select(AuditEntry.action).where(AuditEntry.entity == "broadcast")
+            )
+        ).all()
     assert (key, flow, list(actions)) == (f"broadcast:{bid}:{3}", None, ["created", "confirmed"])
 
 
@@ -195,7 +252,9 @@ async def test_confirm_or_cancel_by_non_staff_changes_nothing(database: Database
         await svc.not_reached(INTRUDER, bid)
 
 
-async def test_pause_holds_rows_from_the_claim_and_resume_releases_them(database: Database) -> None:
+async def test_pause_holds_rows_from_the_claim_and_resume_releases_them(
+    database: Database,
+) -> None:
     clock = Clock()
     svc, bid = await composed(database, clock, [1, 2, 3])
     await svc.confirm(STAFF, bid, STAFF, 1, scheduled=False)
@@ -207,7 +266,11 @@ async def test_pause_holds_rows_from_the_claim_and_resume_releases_them(database
     resumed = await svc.resume(STAFF, bid)
     released = await box.claim(10, timedelta(seconds=60))
     assert (paused.status, held, resumed.status, len(released), await box.next_due_at()) == (
-        "paused", [], "sending", 4, clock.now + timedelta(seconds=60)
+        "paused",
+        [],
+        "sending",
+        4,
+        clock.now + timedelta(seconds=60),
     )
 
 
@@ -233,7 +296,11 @@ async def test_cancel_cancels_pending_rows_and_the_tick_reports_once(database: D
     await box.record([SendResult(held.id, "release")])  # the sender gives it back on stop
     [final] = await svc.tick()
     assert (final.status, final.finished_now, final.sent, final.cancelled, final.remaining) == (
-        "cancelled", True, 0, 5, 0
+        "cancelled",
+        True,
+        0,
+        5,
+        0,
     )
     assert await svc.tick() == []
     assert await report_of(database, bid) == (STAFF, 5, ["C1", "C2", "C3", "C90001", "C90002"])
@@ -247,15 +314,39 @@ async def test_tick_finishes_once_and_reports_who_was_not_reached(database: Data
     box = outbox(database, clock)
     claimed = {m.chat_id: m for m in await box.claim(10, timedelta(seconds=60))}
     clock.now += timedelta(seconds=2)
-    await box.record([SendResult(claimed[1].id, "sent"), SendResult(claimed[STAFF].id, "sent"),
-                      SendResult(claimed[STAFF_2].id, "sent")])
+    await box.record(
+        [
+            SendResult(claimed[1].id, "sent"),
+            SendResult(claimed[STAFF].id, "sent"),
+            SendResult(claimed[STAFF_2].id, "sent"),
+        ]
+    )
     [running] = await svc.tick()
-    assert (running.status, running.sent, running.remaining, running.eta_seconds) == ("sending", 3, 1, 5)
+    assert (running.status, running.sent, running.remaining, running.eta_seconds) == (
+        "sending",
+        3,
+        1,
+        5,
+    )
     assert await svc.tick() == []  # nothing changed: no edit
-    await box.record([SendResult(claimed[2].id, "unreachable", "Forbidden: bot was blocked by the user",
-                                 candidate_id=claimed[2].candidate_id)])
+    await box.record(
+        [
+            SendResult(
+                claimed[2].id,
+                "unreachable",
+                "Forbidden: bot was blocked by the user",
+                candidate_id=claimed[2].candidate_id,
+            )
+        ]
+    )
     [done] = await svc.tick()
-    assert (done.status, done.finished_now, done.sent, done.unreachable, done.remaining) == ("done", True, 3, 2, 0)
+    assert (done.status, done.finished_now, done.sent, done.unreachable, done.remaining) == (
+        "done",
+        True,
+        3,
+        2,
+        0,
+    )
     assert await svc.tick() == []
     not_reached = await svc.not_reached(STAFF_2, bid)
     assert [(n.telegram_id, n.status, n.reason) for n in not_reached] == [
@@ -276,7 +367,9 @@ async def test_schedule_uses_site_time_and_the_tick_starts_it(database: Database
     at = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 09:00 in Asia/Shanghai
     scheduled = await svc.confirm(STAFF, bid, STAFF, 1, scheduled=True)
     assert (preview.scheduled_at, scheduled.status, {r[2] for r in await rows(database, bid)}) == (
-        at, "scheduled", {at}
+        at,
+        "scheduled",
+        {at},
     )
     assert await outbox(database, clock).claim(10, timedelta(seconds=60)) == []
     clock.now = at
@@ -302,4 +395,8 @@ async def test_confirm_queues_2000_recipients_in_one_call(database: Database) ->
 async def test_cancel_draft_finishes_it_without_a_report(database: Database) -> None:
     svc, bid = await composed(database, Clock(), [1])
     cancelled: Progress = await svc.cancel(STAFF, bid)
-    assert (cancelled.status, await svc.tick(), await svc.current(STAFF)) == ("cancelled", [], None)
+    assert (cancelled.status, await svc.tick(), await svc.current(STAFF)) == (
+        "cancelled",
+        [],
+        None,
+    )

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from bot.services import build_services
-from bot.domain.catalog import load_catalog
 from bot.config import PROJECT_ROOT
+from bot.domain.catalog import load_catalog
+from bot.services import build_services
 from bot.services.eligibility import NONE, Outcome, Question
 from bot.services.errors import AlreadyDecided, InvalidAnswer, StaleStep
 from storage.db import Database
@@ -23,11 +23,15 @@ STAFF = 900
 async def _services(database: Database):  # type: ignore[no-untyped-def]
     services = build_services(database, Clock())
     await services.catalog.load(load_catalog(PROJECT_ROOT / "catalog" / "exam-catalog.yaml"))
-    await services.candidates.touch(1, chat_id=1, first_name="Li", username=None, telegram_language="zh-hans")
+    await services.candidates.touch(
+        1, chat_id=1, first_name="Li", username=None, telegram_language="zh-hans"
+    )
     return services
 
 
-async def _answer_all(services, telegram_id: int, answers: dict[str, str]) -> tuple[list[str], Outcome]:  # type: ignore[no-untyped-def]
+async def _answer_all(
+    services, telegram_id: int, answers: dict[str, str]
+) -> tuple[list[str], Outcome]:  # type: ignore[no-untyped-def]
     asked = []
     result = await services.eligibility.start(telegram_id, answers.pop("level"))
     while isinstance(result, Question):
@@ -36,35 +40,66 @@ async def _answer_all(services, telegram_id: int, answers: dict[str, str]) -> tu
     return asked, result
 
 
-async def test_check_final_year_bachelor_related_major_is_eligible_for_junior_via_j2(database: Database) -> None:
+async def test_check_final_year_bachelor_related_major_is_eligible_for_junior_via_j2(
+    database: Database,
+) -> None:
     services = await _services(database)
     asked, outcome = await _answer_all(
-        services, 1,
-        {"level": "junior", "education": "bachelor", "graduation_date": "2027-06", "major": "automation",
-         "title": NONE, "work_start": NONE},
+        services,
+        1,
+        {
+            "level": "junior",
+            "education": "bachelor",
+            "graduation_date": "2027-06",
+            "major": "automation",
+            "title": NONE,
+            "work_start": NONE,
+        },
     )
     assert asked == ["education", "graduation_date", "major", "title", "work_start"]
-    assert (outcome.level, outcome.verdict.status.value, outcome.verdict.matched_route) == ("junior", "eligible", "J2")
+    assert (outcome.level, outcome.verdict.status.value, outcome.verdict.matched_route) == (
+        "junior",
+        "eligible",
+        "J2",
+    )
     assert (await services.eligibility.standing(1, "junior")).allowed is True
 
 
-async def test_check_master_without_junior_for_intermediate_suggests_junior(database: Database) -> None:
+async def test_check_master_without_junior_for_intermediate_suggests_junior(
+    database: Database,
+) -> None:
     services = await _services(database)
     _, outcome = await _answer_all(
-        services, 1,
-        {"level": "intermediate", "education": "master", "graduation_date": "2025-06-30", "major": "机械工程",
-         "title": NONE, "prior_level": NONE},
+        services,
+        1,
+        {
+            "level": "intermediate",
+            "education": "master",
+            "graduation_date": "2025-06-30",
+            "major": "机械工程",
+            "title": NONE,
+            "prior_level": NONE,
+        },
     )
     assert outcome.verdict.status.value == "not_eligible"
-    assert [(s.kind, s.level) for s in outcome.verdict.suggestions][:1] == [("apply_level", "junior")]
+    assert [(s.kind, s.level) for s in outcome.verdict.suggestions][:1] == [
+        ("apply_level", "junior")
+    ]
 
 
 async def test_check_second_level_reuses_saved_answers(database: Database) -> None:
     services = await _services(database)
     await _answer_all(
-        services, 1,
-        {"level": "junior", "education": "bachelor", "graduation_date": "2020-06-30", "major": "automation",
-         "title": NONE, "work_start": "2020-07-01"},
+        services,
+        1,
+        {
+            "level": "junior",
+            "education": "bachelor",
+            "graduation_date": "2020-06-30",
+            "major": "automation",
+            "title": NONE,
+            "work_start": "2020-07-01",
+        },
     )
     asked, _ = await _answer_all(services, 1, {"level": "intermediate", "prior_level": NONE})
     assert asked == ["prior_level"]
@@ -76,7 +111,10 @@ async def test_answer_bad_date_is_refused_and_question_stays(database: Database)
     await services.eligibility.answer(1, "education", "bachelor")
     with pytest.raises(InvalidAnswer) as info:
         await services.eligibility.answer(1, "graduation_date", "2027-02-30")
-    assert (info.value.reason, (await services.eligibility.current(1)).step) == ("date_impossible", "graduation_date")
+    assert (info.value.reason, (await services.eligibility.current(1)).step) == (
+        "date_impossible",
+        "graduation_date",
+    )
 
 
 async def test_answer_for_an_old_step_or_forged_option_is_refused(database: Database) -> None:
@@ -92,16 +130,25 @@ async def test_answer_for_an_old_step_or_forged_option_is_refused(database: Data
 async def test_review_first_decision_wins_and_candidate_is_notified(database: Database) -> None:
     services = await _services(database)
     _, outcome = await _answer_all(
-        services, 1,
-        {"level": "junior", "education": "bachelor", "graduation_date": "2020-06-30", "major": "Underwater Basket Weaving",
-         "title": NONE, "work_start": NONE},
+        services,
+        1,
+        {
+            "level": "junior",
+            "education": "bachelor",
+            "graduation_date": "2020-06-30",
+            "major": "Underwater Basket Weaving",
+            "title": NONE,
+            "work_start": NONE,
+        },
     )
     assert outcome.verdict.status.value == "manual_review"
     ticket = await services.eligibility.request_review(1, "junior", STAFF_CHAT)
     again = await services.eligibility.request_review(1, "junior", STAFF_CHAT)
     results = await asyncio.gather(
         services.eligibility.decide_review(ticket.review_id, STAFF, approve=True, reason=None),
-        services.eligibility.decide_review(ticket.review_id, STAFF + 1, approve=False, reason="no"),
+        services.eligibility.decide_review(
+            ticket.review_id, STAFF + 1, approve=False, reason="no"
+        ),
         return_exceptions=True,
     )
     assert (again.review_id, again.created) == (ticket.review_id, False)
@@ -109,9 +156,16 @@ async def test_review_first_decision_wins_and_candidate_is_notified(database: Da
     winner = next(r for r in results if not isinstance(r, AlreadyDecided))
     assert (await services.eligibility.standing(1, "junior")).allowed is winner.approved
     async with UnitOfWork(database.sessions) as uow:
-        keys = list((await uow.session.execute(OutboxMessage.__table__.select().order_by(OutboxMessage.id))).mappings())
+        keys = list(
+            (
+                await uow.session.execute(
+                    OutboxMessage.__table__.select().order_by(OutboxMessage.id)
+                )
+            ).mappings()
+        )
     assert [(k["idempotency_key"], k["chat_id"]) for k in keys] == [
-        (f"review_request:{ticket.review_id}", STAFF_CHAT), (f"review_decided:{ticket.review_id}", 1),
+        (f"review_request:{ticket.review_id}", STAFF_CHAT),
+        (f"review_decided:{ticket.review_id}", 1),
     ]
 
 
@@ -119,10 +173,15 @@ async def test_override_needs_a_reason_and_is_audited(database: Database) -> Non
     services = await _services(database)
     with pytest.raises(InvalidAnswer):
         await services.eligibility.override(STAFF, 1, "senior", eligible=True, reason="")
-    await services.eligibility.override(STAFF, 1, "senior", eligible=True, reason="title committee letter 2026-31")
+    await services.eligibility.override(
+        STAFF, 1, "senior", eligible=True, reason="title committee letter 2026-31"
+    )
     async with UnitOfWork(database.sessions) as uow:
         candidate = await uow.candidates.get_by_telegram_id(1)
-        entries = [(e.action, e.to_state, e.reason) for e in await uow.audit.list_for("eligibility", f"{candidate.id}:senior")]
+        entries = [
+            (e.action, e.to_state, e.reason)
+            for e in await uow.audit.list_for("eligibility", f"{candidate.id}:senior")
+        ]
     assert entries == [("override", "eligible", "title committee letter 2026-31")]
     assert (await services.eligibility.standing(1, "senior")).status == "overridden"
 
@@ -130,8 +189,22 @@ async def test_override_needs_a_reason_and_is_audited(database: Database) -> Non
 async def test_check_which_level_fits_picks_the_highest_eligible_level(database: Database) -> None:
     services = await _services(database)
     _, outcome = await _answer_all(
-        services, 1,
-        {"level": "auto", "education": "bachelor", "graduation_date": "2018-06-30", "major": "automation",
-         "title": NONE, "title_date": "", "prior_level": "junior", "prior_level_date": "2022-06-01", "work_start": "2018-07-01"},
+        services,
+        1,
+        {
+            "level": "auto",
+            "education": "bachelor",
+            "graduation_date": "2018-06-30",
+            "major": "automation",
+            "title": NONE,
+            "title_date": "",
+            "prior_level": "junior",
+            "prior_level_date": "2022-06-01",
+            "work_start": "2018-07-01",
+        },
     )
-    assert (outcome.suggested_from_auto, outcome.level, outcome.verdict.status.value) == (True, "intermediate", "eligible")
+    assert (outcome.suggested_from_auto, outcome.level, outcome.verdict.status.value) == (
+        True,
+        "intermediate",
+        "eligible",
+    )

@@ -14,7 +14,9 @@ def _update(update_id: int, user_id: int = 5) -> dict:
     return {
         "update_id": update_id,
         "message": {
-            "message_id": 1, "date": 1_790_000_000, "text": "hi",
+            "message_id": 1,
+            "date": 1_790_000_000,
+            "text": "hi",
             "chat": {"id": user_id, "type": "private", "first_name": "A"},
             "from": {"id": user_id, "is_bot": False, "first_name": "A"},
         },
@@ -59,19 +61,33 @@ async def test_claim_stale_waits_for_the_lease_then_claims_once(database: Databa
     assert await inbox.claim_stale() == []  # the new lease holds
 
 
-async def test_claim_stale_ignoring_leases_takes_every_unprocessed_update(database: Database) -> None:
+async def test_claim_stale_ignoring_leases_takes_every_unprocessed_update(
+    database: Database,
+) -> None:
     inbox = _inbox(database, Clock())
     await inbox.store_many([_update(1), _update(2)])
     assert [p["update_id"] for p in await inbox.claim_stale(ignore_leases=True)] == [1, 2]
 
 
 def test_update_user_id_reads_sender_of_any_update_kind() -> None:
-    callback = {"update_id": 1, "callback_query": {"id": "x", "from": {"id": 77}, "chat_instance": "c"}}
-    channel = {"update_id": 2, "channel_post": {"message_id": 1, "chat": {"id": -100, "type": "channel"}}}
-    assert (update_user_id(_update(3, 12)), update_user_id(callback), update_user_id(channel)) == (12, 77, -100)
+    callback = {
+        "update_id": 1,
+        "callback_query": {"id": "x", "from": {"id": 77}, "chat_instance": "c"},
+    }
+    channel = {
+        "update_id": 2,
+        "channel_post": {"message_id": 1, "chat": {"id": -100, "type": "channel"}},
+    }
+    assert (update_user_id(_update(3, 12)), update_user_id(callback), update_user_id(channel)) == (
+        12,
+        77,
+        -100,
+    )
 
 
-async def test_renew_lease_extends_a_waiting_update_and_refuses_a_processed_one(database: Database) -> None:
+async def test_renew_lease_extends_a_waiting_update_and_refuses_a_processed_one(
+    database: Database,
+) -> None:
     clock = Clock()
     inbox = _inbox(database, clock)
     await inbox.store_many([_update(1), _update(2)])
@@ -82,7 +98,9 @@ async def test_renew_lease_extends_a_waiting_update_and_refuses_a_processed_one(
     assert (renewed, await inbox.claim_stale()) == ((True, False), [])
 
 
-async def test_retry_later_keeps_the_payload_and_gives_up_after_the_last_attempt(database: Database) -> None:
+async def test_retry_later_keeps_the_payload_and_gives_up_after_the_last_attempt(
+    database: Database,
+) -> None:
     from bot.services.inbox import MAX_ATTEMPTS
 
     clock = Clock()
@@ -96,4 +114,8 @@ async def test_retry_later_keeps_the_payload_and_gives_up_after_the_last_attempt
     async with UnitOfWork(database.sessions) as uow:
         row = await uow.session.get(InboxUpdate, 1)
         kept = (row.processed_at is not None, row.error, row.payload["message"]["text"])
-    assert (outcomes[-1], outcomes.count(False), kept) == (True, MAX_ATTEMPTS, (True, "failed_every_attempt", "hi"))
+    assert (outcomes[-1], outcomes.count(False), kept) == (
+        True,
+        MAX_ATTEMPTS,
+        (True, "failed_every_attempt", "hi"),
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import AsyncIterator
 
 import pytest
@@ -60,7 +59,9 @@ async def test_acquire_two_holders_one_wins(two_instances: tuple[Database, Datab
 
 
 @pytest.mark.postgres
-async def test_acquire_after_the_holder_releases_the_other_takes_over(two_instances: tuple[Database, Database]) -> None:
+async def test_acquire_after_the_holder_releases_the_other_takes_over(
+    two_instances: tuple[Database, Database],
+) -> None:
     a, b = LeaderLock(two_instances[0].engine), LeaderLock(two_instances[1].engine)
     try:
         assert (await a.acquire(), await b.acquire()) == (True, False)
@@ -89,6 +90,9 @@ async def test_acquire_after_the_holders_connection_dies_the_other_takes_over(
 async def test_acquire_on_sqlite_is_always_granted(tmp_path) -> None:  # type: ignore[no-untyped-def]
     database = Database(f"sqlite+aiosqlite:///{tmp_path / 'one.sqlite3'}")
     try:
-        assert (await LeaderLock(database.engine).acquire(), LeaderLock(database.engine).held) == (True, True)
+        assert (await LeaderLock(database.engine).acquire(), LeaderLock(database.engine).held) == (
+            True,
+            True,
+        )
     finally:
         await database.dispose()

@@ -35,14 +35,25 @@ def _service(database: Database, clock: Clock) -> RegistrationService:
     return RegistrationService(uow_factory(database), clock)
 
 
-async def _submit(service: RegistrationService, telegram_id: int, session: str = "S1", **kw: object) -> SubmitResult:
-    values = {"level_code": "junior", "direction_code": "production_control", "components": [], "eligibility": {}}
+async def _submit(
+    service: RegistrationService, telegram_id: int, session: str = "S1", **kw: object
+) -> SubmitResult:
+    values = {
+        "level_code": "junior",
+        "direction_code": "production_control",
+        "components": [],
+        "eligibility": {},
+    }
     return await service.submit(telegram_id, session_code=session, **(values | kw))
 
 
 async def _seats_taken(database: Database, code: str) -> int:
     async with UnitOfWork(database.sessions) as uow:
-        return int(await uow.session.scalar(select(ExamSession.seats_taken).where(ExamSession.code == code)))
+        return int(
+            await uow.session.scalar(
+                select(ExamSession.seats_taken).where(ExamSession.code == code)
+            )
+        )
 
 
 async def _states(database: Database) -> dict[int, str]:
@@ -56,7 +67,9 @@ async def _outbox(database: Database) -> list[tuple[int, str, dict]]:
         return [(row.chat_id, row.payload["template"], row.payload["params"]) for row in rows]
 
 
-async def _audit(database: Database, registration_id: int) -> list[tuple[str, str, str | None, str | None]]:
+async def _audit(
+    database: Database, registration_id: int
+) -> list[tuple[str, str, str | None, str | None]]:
     async with UnitOfWork(database.sessions) as uow:
         entries = await uow.audit.list_for("registration", str(registration_id))
         return [(e.actor, e.action, e.from_state, e.to_state) for e in entries]
@@ -96,15 +109,21 @@ async def test_submit_200_concurrent_for_20_seats_registers_exactly_20(database:
     assert await _seats_taken(database, "S1") == 20
 
 
-async def test_submit_200_concurrent_joining_waitlist_queues_180_in_order(database: Database) -> None:
+async def test_submit_200_concurrent_joining_waitlist_queues_180_in_order(
+    database: Database,
+) -> None:
     service = _service(database, Clock())
     await make_session(database, "S1", capacity=20)
     await make_candidates(database, range(1000, 1200))
 
-    results = await asyncio.gather(*(_submit(service, tid, join_waitlist=True) for tid in range(1000, 1200)))
+    results = await asyncio.gather(
+        *(_submit(service, tid, join_waitlist=True) for tid in range(1000, 1200))
+    )
 
     assert Counter(r.seat_taken for r in results) == Counter({True: 20, False: 180})
-    assert Counter((await _states(database)).values()) == Counter({"submitted": 20, "waitlisted": 180})
+    assert Counter((await _states(database)).values()) == Counter(
+        {"submitted": 20, "waitlisted": 180}
+    )
     assert await _seats_taken(database, "S1") == 20
     positions = [
         view.waitlist_position
@@ -115,19 +134,25 @@ async def test_submit_200_concurrent_joining_waitlist_queues_180_in_order(databa
     assert sorted(positions) == list(range(1, 181))
 
 
-async def test_submit_twice_concurrently_by_same_candidate_registers_once(database: Database) -> None:
+async def test_submit_twice_concurrently_by_same_candidate_registers_once(
+    database: Database,
+) -> None:
     service = _service(database, Clock())
     await make_session(database, "S1", capacity=5)
     await make_candidates(database, [7])
 
-    results = await asyncio.gather(*(_submit(service, 7) for _ in range(2)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(_submit(service, 7) for _ in range(2)), return_exceptions=True
+    )
 
     assert sorted(type(r).__name__ for r in results) == ["AlreadyRegistered", "SubmitResult"]
     assert list((await _states(database)).values()) == ["submitted"]
     assert await _seats_taken(database, "S1") == 1
 
 
-async def test_submit_same_level_at_another_session_raises_already_registered(database: Database) -> None:
+async def test_submit_same_level_at_another_session_raises_already_registered(
+    database: Database,
+) -> None:
     service = _service(database, Clock())
     await make_session(database, "S1")
     await make_session(database, "S2")
@@ -137,7 +162,10 @@ async def test_submit_same_level_at_another_session_raises_already_registered(da
     with pytest.raises(AlreadyRegistered) as raised:
         await _submit(service, 7, "S2")
 
-    assert (raised.value.registration_id, await _seats_taken(database, "S2")) == (first.registration.id, 0)
+    assert (raised.value.registration_id, await _seats_taken(database, "S2")) == (
+        first.registration.id,
+        0,
+    )
 
 
 async def test_submit_full_session_without_waitlist_raises_session_full_with_line_length(
@@ -162,10 +190,25 @@ async def test_submit_takes_seat_and_returns_view(database: Database) -> None:
     result = await _submit(service, 7, components=["theory"])
 
     view = result.registration
-    assert (result.seat_taken, view.state, view.session_code, view.level_code, view.submitted_at) == (
-        True, "submitted", "S1", "junior", clock.now,
+    assert (
+        result.seat_taken,
+        view.state,
+        view.session_code,
+        view.level_code,
+        view.submitted_at,
+    ) == (
+        True,
+        "submitted",
+        "S1",
+        "junior",
+        clock.now,
     )
-    assert (len(view.reference), view.reference[:2], view.can_cancel, view.can_move) == (10, "ED", True, True)
+    assert (len(view.reference), view.reference[:2], view.can_cancel, view.can_move) == (
+        10,
+        "ED",
+        True,
+        True,
+    )
     assert await _audit(database, view.id) == [("tg:7", "submit", None, "submitted")]
 
 
@@ -229,11 +272,14 @@ async def test_list_sessions_reports_availability_by_exam_date(database: Databas
     everything = await service.list_sessions("junior", include_closed=True)
 
     assert [(o.code, o.availability, o.seats_left) for o in default] == [
-        ("OPEN", "open", 7), ("FULL", "full", 0), ("LATER", "not_yet_open", 20),
+        ("OPEN", "open", 7),
+        ("FULL", "full", 0),
+        ("LATER", "not_yet_open", 20),
     ]
     assert [o.code for o in everything] == ["PAST", "OPEN", "FULL", "LATER"]
     assert [(c.component, c.room["en"]) for c in default[0].components] == [
-        ("theory", "Computer room A301"), ("practical", "Smart manufacturing lab B105"),
+        ("theory", "Computer room A301"),
+        ("practical", "Smart manufacturing lab B105"),
     ]
 
 
@@ -241,7 +287,9 @@ async def test_list_sessions_reports_availability_by_exam_date(database: Databas
 
 
 @pytest.mark.parametrize("action", ["get", "cancel", "move", "accept", "decline"])
-async def test_action_on_forged_registration_id_raises_not_found(database: Database, action: str) -> None:
+async def test_action_on_forged_registration_id_raises_not_found(
+    database: Database, action: str
+) -> None:
     service = _service(database, Clock())
     await make_session(database, "S1", capacity=1)
     await make_session(database, "S2")
@@ -249,7 +297,11 @@ async def test_action_on_forged_registration_id_raises_not_found(database: Datab
     await _submit(service, 1)
     offered = (await _submit(service, 2, join_waitlist=True)).registration.id
     await service.cancel(1, (await service.list_for_candidate(1))[0].id)  # 2 is now OFFERED
-    before = (await _states(database), await _seats_taken(database, "S1"), await _seats_taken(database, "S2"))
+    before = (
+        await _states(database),
+        await _seats_taken(database, "S1"),
+        await _seats_taken(database, "S2"),
+    )
     calls = {
         "get": lambda: service.get_for_candidate(666, offered),
         "cancel": lambda: service.cancel(666, offered),
@@ -261,7 +313,11 @@ async def test_action_on_forged_registration_id_raises_not_found(database: Datab
     with pytest.raises(NotFound):
         await calls[action]()
 
-    after = (await _states(database), await _seats_taken(database, "S1"), await _seats_taken(database, "S2"))
+    after = (
+        await _states(database),
+        await _seats_taken(database, "S1"),
+        await _seats_taken(database, "S2"),
+    )
     assert after == before
 
 
@@ -284,32 +340,50 @@ async def test_cancel_without_waitlist_gives_seat_back(database: Database) -> No
 
     view = await service.cancel(7, registration.id, reason="changed plans")
 
-    assert (view.state, view.can_cancel, await _seats_taken(database, "S1")) == ("cancelled", False, 0)
+    assert (view.state, view.can_cancel, await _seats_taken(database, "S1")) == (
+        "cancelled",
+        False,
+        0,
+    )
     assert await _audit(database, registration.id) == [
-        ("tg:7", "submit", None, "submitted"), ("tg:7", "cancel", "submitted", "cancelled"),
+        ("tg:7", "submit", None, "submitted"),
+        ("tg:7", "cancel", "submitted", "cancelled"),
     ]
 
 
 async def test_cancel_frees_seat_for_first_waitlisted(database: Database) -> None:
     clock = Clock()
     service = _service(database, clock)
-    [held], [first, second] = await _full_session_with_waitlist(database, service, seats=1, waiting=2)
+    [held], [first, second] = await _full_session_with_waitlist(
+        database, service, seats=1, waiting=2
+    )
 
     await service.cancel(1, held)
 
     offer = await service.get_for_candidate(101, first)
     expires_at = clock.now + timedelta(hours=24)
-    assert (offer.state, offer.offer_expires_at, offer.waitlist_position) == ("offered", expires_at, None)
+    assert (offer.state, offer.offer_expires_at, offer.waitlist_position) == (
+        "offered",
+        expires_at,
+        None,
+    )
     assert (await service.get_for_candidate(102, second)).waitlist_position == 1
     assert await _seats_taken(database, "S1") == 1
     assert await _outbox(database) == [
-        (101, "waitlist_offer", {
-            "registration_id": first, "session_code": "S1", "level_code": "junior",
-            "offer_expires_at": expires_at.isoformat(),
-        }),
+        (
+            101,
+            "waitlist_offer",
+            {
+                "registration_id": first,
+                "session_code": "S1",
+                "level_code": "junior",
+                "offer_expires_at": expires_at.isoformat(),
+            },
+        ),
     ]
     assert await _audit(database, first) == [
-        ("tg:101", "submit", None, "waitlisted"), ("system", "offer", "waitlisted", "offered"),
+        ("tg:101", "submit", None, "waitlisted"),
+        ("system", "offer", "waitlisted", "offered"),
     ]
 
 
@@ -328,7 +402,9 @@ async def test_cancel_with_seat_holders_racing_offers_each_seat_once(database: D
     service = _service(database, Clock())
     held, waited = await _full_session_with_waitlist(database, service, seats=3, waiting=4)
 
-    await asyncio.gather(*(service.cancel(tid, rid) for tid, rid in zip([1, 2, 3], held, strict=True)))
+    await asyncio.gather(
+        *(service.cancel(tid, rid) for tid, rid in zip([1, 2, 3], held, strict=True))
+    )
 
     states = await _states(database)
     assert [states[rid] for rid in waited] == ["offered", "offered", "offered", "waitlisted"]
@@ -345,7 +421,10 @@ async def test_cancel_offer_for_candidate_without_chat_queues_nothing(database: 
 
     await service.cancel(1, held)
 
-    assert ((await service.get_for_candidate(101, waiting)).state, await _outbox(database)) == ("offered", [])
+    assert ((await service.get_for_candidate(101, waiting)).state, await _outbox(database)) == (
+        "offered",
+        [],
+    )
 
 
 async def test_cancel_after_cutoff_raises_cancellation_closed(database: Database) -> None:
@@ -385,7 +464,9 @@ async def test_cancel_twice_concurrently_releases_one_seat(database: Database) -
     registration = (await _submit(service, 7)).registration
     await _submit(service, 8)
 
-    results = await asyncio.gather(*(service.cancel(7, registration.id) for _ in range(2)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(service.cancel(7, registration.id) for _ in range(2)), return_exceptions=True
+    )
 
     assert sorted(type(r).__name__ for r in results) == ["InvalidState", "RegistrationView"]
     assert await _seats_taken(database, "S1") == 1
@@ -405,7 +486,12 @@ async def test_accept_offer_makes_registration_submitted(database: Database) -> 
 
     assert (view.state, view.submitted_at, view.offer_expires_at) == ("submitted", clock.now, None)
     assert await _seats_taken(database, "S1") == 1
-    assert (await _audit(database, first))[-1] == ("tg:101", "accept_offer", "offered", "submitted")
+    assert (await _audit(database, first))[-1] == (
+        "tg:101",
+        "accept_offer",
+        "offered",
+        "submitted",
+    )
 
 
 async def test_accept_offer_after_expiry_raises_offer_expired(database: Database) -> None:
@@ -434,17 +520,28 @@ async def test_accept_offer_when_not_offered_raises_invalid_state(database: Data
 
 async def test_decline_offer_offers_seat_to_next_in_line(database: Database) -> None:
     service = _service(database, Clock())
-    [held], [first, second] = await _full_session_with_waitlist(database, service, seats=1, waiting=2)
+    [held], [first, second] = await _full_session_with_waitlist(
+        database, service, seats=1, waiting=2
+    )
     await service.cancel(1, held)
 
     view = await service.decline_offer(101, first)
 
-    assert (view.state, (await service.get_for_candidate(102, second)).state) == ("cancelled", "offered")
+    assert (view.state, (await service.get_for_candidate(102, second)).state) == (
+        "cancelled",
+        "offered",
+    )
     assert await _seats_taken(database, "S1") == 1
     assert [(chat, template) for chat, template, _ in await _outbox(database)] == [
-        (101, "waitlist_offer"), (102, "waitlist_offer"),
+        (101, "waitlist_offer"),
+        (102, "waitlist_offer"),
     ]
-    assert (await _audit(database, first))[-1] == ("tg:101", "decline_offer", "offered", "cancelled")
+    assert (await _audit(database, first))[-1] == (
+        "tg:101",
+        "decline_offer",
+        "offered",
+        "cancelled",
+    )
 
 
 async def test_decline_offer_of_last_in_line_gives_seat_back(database: Database) -> None:
@@ -460,7 +557,9 @@ async def test_decline_offer_of_last_in_line_gives_seat_back(database: Database)
 async def test_expire_offers_passes_seat_to_next_in_line(database: Database) -> None:
     clock = Clock()
     service = _service(database, clock)
-    [held], [first, second] = await _full_session_with_waitlist(database, service, seats=1, waiting=2)
+    [held], [first, second] = await _full_session_with_waitlist(
+        database, service, seats=1, waiting=2
+    )
     await service.cancel(1, held)
     offer_expires_at = clock.now + timedelta(hours=24)
     clock.now += timedelta(hours=23)
@@ -473,10 +572,14 @@ async def test_expire_offers_passes_seat_to_next_in_line(database: Database) -> 
     assert (expired, states[first], states[second]) == (1, "expired", "offered")
     assert await _seats_taken(database, "S1") == 1
     assert [(chat, template) for chat, template, _ in await _outbox(database)] == [
-        (101, "waitlist_offer"), (101, "waitlist_offer_expired"), (102, "waitlist_offer"),
+        (101, "waitlist_offer"),
+        (101, "waitlist_offer_expired"),
+        (102, "waitlist_offer"),
     ]
     assert (await _outbox(database))[1][2] == {"registration_id": first, "session_code": "S1"}
-    assert (await service.get_for_candidate(102, second)).offer_expires_at == clock.now + timedelta(hours=24)
+    assert (
+        await service.get_for_candidate(102, second)
+    ).offer_expires_at == clock.now + timedelta(hours=24)
     assert (await _audit(database, first))[-1] == ("system", "offer_expired", "offered", "expired")
     assert offer_expires_at < clock.now
 
@@ -507,7 +610,10 @@ async def test_expire_offers_concurrently_expires_each_offer_once(database: Data
     counts = await asyncio.gather(*(service.expire_offers() for _ in range(3)))
 
     states = await _states(database)
-    assert (sum(counts), [states[rid] for rid in waited]) == (2, ["expired", "expired", "offered", "offered"])
+    assert (sum(counts), [states[rid] for rid in waited]) == (
+        2,
+        ["expired", "expired", "offered", "offered"],
+    )
     assert (await _seats_taken(database, "S1"), len(await _outbox(database))) == (2, 6)
 
 
@@ -518,26 +624,41 @@ async def test_expire_offers_uses_constructor_offer_hours(database: Database) ->
 
     await service.cancel(1, held)
 
-    assert (await service.get_for_candidate(101, first)).offer_expires_at == clock.now + timedelta(hours=2)
+    assert (await service.get_for_candidate(101, first)).offer_expires_at == clock.now + timedelta(
+        hours=2
+    )
 
 
 # --- moving ----------------------------------------------------------------------------------
 
 
-async def test_move_to_full_session_raises_session_full_and_changes_nothing(database: Database) -> None:
+async def test_move_to_full_session_raises_session_full_and_changes_nothing(
+    database: Database,
+) -> None:
     service = _service(database, Clock())
     await make_session(database, "S1", capacity=2)
     await make_session(database, "S2", capacity=1)
     await make_candidates(database, [7, 8])
     registration = (await _submit(service, 7, "S1")).registration
     await _submit(service, 8, "S2")
-    before = (await _states(database), await _seats_taken(database, "S1"), await _seats_taken(database, "S2"))
+    before = (
+        await _states(database),
+        await _seats_taken(database, "S1"),
+        await _seats_taken(database, "S2"),
+    )
 
     with pytest.raises(SessionFull):
         await service.move(7, registration.id, "S2")
 
-    after = (await _states(database), await _seats_taken(database, "S1"), await _seats_taken(database, "S2"))
-    assert (after, (await service.get_for_candidate(7, registration.id)).session_code) == (before, "S1")
+    after = (
+        await _states(database),
+        await _seats_taken(database, "S1"),
+        await _seats_taken(database, "S2"),
+    )
+    assert (after, (await service.get_for_candidate(7, registration.id)).session_code) == (
+        before,
+        "S1",
+    )
 
 
 async def test_move_frees_old_seat_for_waitlist(database: Database) -> None:
@@ -643,17 +764,27 @@ async def test_audit_log_records_every_transition(database: Database) -> None:
 
 
 @pytest.mark.parametrize("state", ["paid", "payment_review"])
-async def test_cancel_paid_or_under_review_is_left_to_staff(database: Database, state: str) -> None:
+async def test_cancel_paid_or_under_review_is_left_to_staff(
+    database: Database, state: str
+) -> None:
     service = _service(database, Clock())
     await make_session(database, "S1", capacity=3)
     await make_candidates(database, [7])
     registration = (await _submit(service, 7)).registration
     async with UnitOfWork(database.sessions) as uow:
-        await uow.session.execute(Registration.__table__.update().where(Registration.id == registration.id).values(state=state))
+        await uow.session.execute(
+            Registration.__table__.update()
+            .where(Registration.id == registration.id)
+            .values(state=state)
+        )
         await uow.commit()
 
     view = await service.get_for_candidate(7, registration.id)
     with pytest.raises(InvalidState):
         await service.cancel(7, registration.id)
 
-    assert (view.can_cancel, (await _states(database))[registration.id], await _seats_taken(database, "S1")) == (False, state, 1)
+    assert (
+        view.can_cancel,
+        (await _states(database))[registration.id],
+        await _seats_taken(database, "S1"),
+    ) == (False, state, 1)

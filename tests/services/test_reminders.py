@@ -13,14 +13,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.domain.catalog import load_catalog, parse_catalog
 from bot.config import PROJECT_ROOT
+from bot.domain.catalog import load_catalog, parse_catalog
+from bot.domain.lifecycle import RegistrationState
 from bot.services.catalog import CatalogService
 from bot.services.errors import InvalidState, NotFound
 from bot.services.outbox import OutboxService
 from bot.services.reminders import RemindersService
 from storage.db import Database
-from storage.models import OutboxMessage, Registration, RegistrationState
+from storage.models import OutboxMessage, Registration
 from storage.uow import UnitOfWork
 from tests.factories import Clock, make_candidates, uow_factory
 
@@ -40,26 +41,37 @@ class World:
         self.database = database
         self.clock = Clock(now)
         self.catalog = CatalogService(uow_factory(database), self.clock)
-        self.reminders = RemindersService(uow_factory(database), self.clock, self.catalog, plan_ahead=plan_ahead)
+        self.reminders = RemindersService(
+            uow_factory(database), self.clock, self.catalog, plan_ahead=plan_ahead
+        )
         self.outbox = OutboxService(uow_factory(database), self.clock)
 
     async def load(self, **session_changes: object) -> None:
         document = load_catalog(CATALOG_FILE).model_dump(mode="json")
         # The shipped file leaves "ticket available" to the ticket flow; the planner still
         # supports the kind, so these tests switch it on.
-        document["reminders"].insert(2, {"kind": "ticket_available", "anchor": "tickets_from", "offsets": ["0h"]})
+        document["reminders"].insert(
+            2, {"kind": "ticket_available", "anchor": "tickets_from", "offsets": ["0h"]}
+        )
         if session_changes:
             document["version"] += "-changed"
             document["sessions"][0] |= session_changes
         await self.catalog.load(parse_catalog(document))
 
-    async def register(self, telegram_id: int, state: str, session: str = "2027-01", level: str = "junior") -> int:
+    async def register(
+        self, telegram_id: int, state: str, session: str = "2027-01", level: str = "junior"
+    ) -> int:
         [candidate_id] = await make_candidates(self.database, [telegram_id])
         async with UnitOfWork(self.database.sessions) as uow:
-            target = await uow.sessions.get_by_code(session)
+            target = await uow.exam_sessions.get_by_code(session)
             registration = Registration(
-                candidate_id=candidate_id, session_id=target.id, level_code=level, state=state,
-                reference=f"ED{telegram_id}", state_changed_at=self.clock.now, created_at=self.clock.now,
+                candidate_id=candidate_id,
+                session_id=target.id,
+                level_code=level,
+                state=state,
+                reference=f"ED{telegram_id}",
+                state_changed_at=self.clock.now,
+                created_at=self.clock.now,
             )
             uow.registrations.add(registration)
             await uow.commit()
@@ -68,7 +80,9 @@ class World:
     async def change(self, registration_id: int, **values: object) -> None:
         async with UnitOfWork(self.database.sessions) as uow:
             registration = await uow.registrations.get(registration_id)
-            assert await uow.registrations.transition(registration_id, [registration.state], **values)
+            assert await uow.registrations.transition(
+                registration_id, [registration.state], **values
+            )
             await uow.commit()
 
     async def rows(self, status: str | None = None) -> set[tuple[str, str, str | None]]:
@@ -109,12 +123,16 @@ async def test_plan_creates_each_reminder_once_for_whom_it_concerns(world: World
     assert (first.created, second.created, second.skipped) == (7, 0, True)
 
 
-async def test_plan_sets_not_before_to_the_reminder_and_expiry_to_the_next_one_or_the_moment(world: World) -> None:
+async def test_plan_sets_not_before_to_the_reminder_and_expiry_to_the_next_one_or_the_moment(
+    world: World,
+) -> None:
     await world.register(1001, S.PAID)
     await world.reminders.plan()
     async with UnitOfWork(world.database.sessions) as uow:
         rows = await uow.session.scalars(select(OutboxMessage).order_by(OutboxMessage.not_before))
-        exam = [(r.not_before, r.expires_at) for r in rows if r.payload["params"]["kind"] == "exam"]
+        exam = [
+            (r.not_before, r.expires_at) for r in rows if r.payload["params"]["kind"] == "exam"
+        ]
     assert exam == [
         (EXAM - timedelta(days=7), EXAM - timedelta(days=1)),
         (EXAM - timedelta(days=1), EXAM - timedelta(hours=2)),
@@ -154,7 +172,9 @@ async def test_plan_drops_pending_reminders_of_a_cancelled_registration(world: W
     assert result.cancelled == 5
 
 
-async def test_plan_drops_payment_reminders_once_paid_and_plans_the_exam_ones(world: World) -> None:
+async def test_plan_drops_payment_reminders_once_paid_and_plans_the_exam_ones(
+    world: World,
+) -> None:
     registration = await world.register(1001, S.AWAITING_PAYMENT)
     await world.reminders.plan()
     assert await world.rows() == {
@@ -168,7 +188,11 @@ async def test_plan_drops_payment_reminders_once_paid_and_plans_the_exam_ones(wo
         ("payment_due:-24h", "cancelled:no_longer_applies"),
     }
     assert {k for k, _, _ in await world.rows("pending")} == {
-        "ticket_available:0h", "exam:-7d", "exam:-1d", "exam:-2h", "results_released:0h",
+        "ticket_available:0h",
+        "exam:-7d",
+        "exam:-1d",
+        "exam:-2h",
+        "results_released:0h",
     }
 
 
@@ -176,12 +200,14 @@ async def test_plan_follows_a_registration_moved_to_another_session(world: World
     registration = await world.register(1001, S.PAID)
     await world.reminders.plan()
     async with UnitOfWork(world.database.sessions) as uow:
-        march_id = (await uow.sessions.get_by_code("2027-03")).id
+        march_id = (await uow.exam_sessions.get_by_code("2027-03")).id
     await world.change(registration, session_id=march_id)
     await world.reminders.plan()
     pending = await world.rows("pending")
     assert {(k, at[:10]) for k, at, _ in pending if k.startswith("exam")} == {
-        ("exam:-7d", "2027-03-06"), ("exam:-1d", "2027-03-12"), ("exam:-2h", "2027-03-12"),
+        ("exam:-7d", "2027-03-06"),
+        ("exam:-1d", "2027-03-12"),
+        ("exam:-2h", "2027-03-12"),
     }
     assert len(await world.rows("cancelled")) == 5
 
@@ -200,7 +226,9 @@ async def test_plan_within_the_horizon_only(database: Database) -> None:
     assert {k for k, _, _ in await world.rows()} == {"ticket_available:0h", "exam:-7d", "exam:-1d"}
 
 
-async def test_downtime_missed_reminder_is_sent_when_its_moment_has_not_passed(database: Database) -> None:
+async def test_downtime_missed_reminder_is_sent_when_its_moment_has_not_passed(
+    database: Database,
+) -> None:
     world = World(database, utc("2027-01-07T02:00:00"), plan_ahead=timedelta(hours=24))
     await world.load()
     await world.register(1001, S.PAID)
@@ -213,7 +241,9 @@ async def test_downtime_missed_reminder_is_sent_when_its_moment_has_not_passed(d
     assert ("exam:-1d", "2027-01-08T01:00", "cancelled:expired") in await world.rows()
 
 
-async def test_downtime_missed_reminder_is_skipped_when_its_moment_has_passed(database: Database) -> None:
+async def test_downtime_missed_reminder_is_skipped_when_its_moment_has_passed(
+    database: Database,
+) -> None:
     world = World(database, utc("2027-01-08T02:00:00"), plan_ahead=timedelta(hours=24))
     await world.load()
     await world.register(1001, S.PAID)
@@ -222,10 +252,14 @@ async def test_downtime_missed_reminder_is_skipped_when_its_moment_has_passed(da
     result = await world.reminders.plan()
     claimed = await world.outbox.claim(limit=50, lease=timedelta(minutes=1))
     assert (result.created, claimed) == (0, [])
-    assert {label for k, _, label in await world.rows() if k.startswith("exam")} == {"cancelled:expired"}
+    assert {label for k, _, label in await world.rows() if k.startswith("exam")} == {
+        "cancelled:expired"
+    }
 
 
-async def test_registration_closing_reminds_eligible_candidates_without_a_registration(world: World) -> None:
+async def test_registration_closing_reminds_eligible_candidates_without_a_registration(
+    world: World,
+) -> None:
     world.clock.now = utc("2026-12-16T11:00:00")  # after the −3d reminder (10:00 UTC)
     [eligible, _no_verdict] = await make_candidates(world.database, [2001, 2002])
     async with UnitOfWork(world.database.sessions) as uow:
@@ -233,12 +267,21 @@ async def test_registration_closing_reminds_eligible_candidates_without_a_regist
         candidate.profile = {"verdicts": {"junior": {"status": "eligible", "route": "J2"}}}
         await uow.commit()
     await world.reminders.plan()
-    assert {k for k, _, _ in await world.rows("pending")} == {"registration_closing:-3d", "registration_closing:-1d"}
+    assert {k for k, _, _ in await world.rows("pending")} == {
+        "registration_closing:-3d",
+        "registration_closing:-1d",
+    }
     async with UnitOfWork(world.database.sessions) as uow:
-        january = await uow.sessions.get_by_code("2027-01")
-        uow.registrations.add(Registration(
-            candidate_id=eligible, session_id=january.id, level_code="junior", state=S.SUBMITTED, reference="EDX1",
-        ))
+        january = await uow.exam_sessions.get_by_code("2027-01")
+        uow.registrations.add(
+            Registration(
+                candidate_id=eligible,
+                session_id=january.id,
+                level_code="junior",
+                state=S.SUBMITTED,
+                reference="EDX1",
+            )
+        )
         await uow.commit()
     await world.reminders.plan()
     assert {label for k, _, label in await world.rows() if k.startswith("registration")} == {
@@ -268,7 +311,9 @@ async def test_acknowledge_rules_records_once(world: World) -> None:
     assert (first.first, second.first, first.session_code) == (True, False, "2027-01")
 
 
-async def test_acknowledge_rules_of_another_candidates_registration_is_refused(world: World) -> None:
+async def test_acknowledge_rules_of_another_candidates_registration_is_refused(
+    world: World,
+) -> None:
     registration = await world.register(1001, S.PAID)
     await make_candidates(world.database, [1009])
     with pytest.raises(NotFound):
@@ -278,13 +323,19 @@ async def test_acknowledge_rules_of_another_candidates_registration_is_refused(w
         await world.reminders.acknowledge_rules(1002, unpaid)
 
 
-async def test_unacknowledged_lists_paid_candidates_who_have_not_confirmed_in_pages(world: World) -> None:
+async def test_unacknowledged_lists_paid_candidates_who_have_not_confirmed_in_pages(
+    world: World,
+) -> None:
     ids = [await world.register(3000 + n, S.PAID) for n in range(5)]
     await world.register(3100, S.AWAITING_PAYMENT)
     await world.reminders.acknowledge_rules(3001, ids[1])
     page1 = await world.reminders.unacknowledged("2027-01", page=1, page_size=3)
     page2 = await world.reminders.unacknowledged("2027-01", page=2, page_size=3)
-    assert (page1.total, page1.pages, [p.telegram_id for p in page1.people]) == (4, 2, [3000, 3002, 3003])
+    assert (page1.total, page1.pages, [p.telegram_id for p in page1.people]) == (
+        4,
+        2,
+        [3000, 3002, 3003],
+    )
     assert [p.telegram_id for p in page2.people] == [3004]
     with pytest.raises(NotFound):
         await world.reminders.unacknowledged("1999-01")

@@ -9,14 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from bot.services import Services, build_services
-from bot.domain.catalog import load_catalog
 from bot.config import PROJECT_ROOT
+from bot.domain.catalog import load_catalog
+from bot.domain.lifecycle import RegistrationState
+from bot.services import Services, build_services
 from bot.services.errors import NotFound, NotPaid, TicketNotYetAvailable
 from bot.services.registration import new_reference
 from bot.services.tickets import TicketCheck, mask_name
 from storage.db import Database
-from storage.models import Candidate, ExamSession, OutboxMessage, Registration, RegistrationState
+from storage.models import Candidate, ExamSession, OutboxMessage, Registration
 from storage.uow import UnitOfWork
 from tests.factories import NOW, Clock, make_candidates, make_session
 
@@ -32,22 +33,38 @@ async def _services(database: Database, clock: Clock) -> Services:
 
 
 async def _register(
-    database: Database, telegram_id: int, session_id: int, *, level: str = "junior",
-    state: RegistrationState = RegistrationState.PAID, name: str = "张小三",
+    database: Database,
+    telegram_id: int,
+    session_id: int,
+    *,
+    level: str = "junior",
+    state: RegistrationState = RegistrationState.PAID,
+    name: str = "张小三",
 ) -> int:
     """A candidate with registration data and one registration in `state`; returns its id."""
     [candidate_id] = await make_candidates(database, [telegram_id])
     async with UnitOfWork(database.sessions) as uow:
         await uow.session.execute(
-            update(Candidate).where(Candidate.id == candidate_id).values(
-                full_name=name, gender="female", id_number_masked="1101**********002X",
+            update(Candidate)
+            .where(Candidate.id == candidate_id)
+            .values(
+                full_name=name,
+                gender="female",
+                id_number_masked="1101**********002X",
                 profile={"photo": {"file_id": f"photo-{telegram_id}"}},
             )
         )
         registration = Registration(
-            candidate_id=candidate_id, session_id=session_id, level_code=level,
-            direction_code="equipment_application", state=state, reference=new_reference(),
-            components=["practical", "theory"], eligibility={}, submitted_at=NOW, state_changed_at=NOW,
+            candidate_id=candidate_id,
+            session_id=session_id,
+            level_code=level,
+            direction_code="equipment_application",
+            state=state,
+            reference=new_reference(),
+            components=["practical", "theory"],
+            eligibility={},
+            submitted_at=NOW,
+            state_changed_at=NOW,
         )
         uow.session.add(registration)
         await uow.commit()
@@ -56,14 +73,24 @@ async def _register(
 
 async def _set_state(database: Database, registration_id: int, state: RegistrationState) -> None:
     async with UnitOfWork(database.sessions) as uow:
-        await uow.session.execute(update(Registration).where(Registration.id == registration_id).values(state=state))
+        await uow.session.execute(
+            update(Registration).where(Registration.id == registration_id).values(state=state)
+        )
         await uow.commit()
 
 
 async def _outbox(database: Database) -> list[tuple[str, int, str, int]]:
     async with UnitOfWork(database.sessions) as uow:
         rows = await uow.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
-        return [(r.idempotency_key, r.chat_id, r.payload["template"], r.payload["params"]["registration_id"]) for r in rows]
+        return [
+            (
+                r.idempotency_key,
+                r.chat_id,
+                r.payload["template"],
+                r.payload["params"]["registration_id"],
+            )
+            for r in rows
+        ]
 
 
 async def test_ticket_before_ticket_date_raises_not_yet_available(database: Database) -> None:
@@ -83,7 +110,9 @@ async def test_ticket_unpaid_registration_raises_not_paid(database: Database) ->
     clock = Clock(TICKETS_FROM + timedelta(days=1))
     services = await _services(database, clock)
     session_id = await make_session(database, "S1", now=NOW)
-    registration_id = await _register(database, 502, session_id, state=RegistrationState.AWAITING_PAYMENT)
+    registration_id = await _register(
+        database, 502, session_id, state=RegistrationState.AWAITING_PAYMENT
+    )
 
     with pytest.raises(NotPaid) as caught:
         await services.tickets.ticket(502, registration_id)
@@ -91,7 +120,9 @@ async def test_ticket_unpaid_registration_raises_not_paid(database: Database) ->
     assert caught.value.state == "awaiting_payment"
 
 
-async def test_ticket_of_another_candidates_registration_raises_not_found(database: Database) -> None:
+async def test_ticket_of_another_candidates_registration_raises_not_found(
+    database: Database,
+) -> None:
     clock = Clock(TICKETS_FROM + timedelta(days=1))
     services = await _services(database, clock)
     session_id = await make_session(database, "S1", now=NOW)
@@ -111,16 +142,30 @@ async def test_ticket_on_ticket_date_shows_number_seat_and_content(database: Dat
     data = await services.tickets.ticket(505)  # no id: the next paid sitting
 
     actual = (
-        data.registration_id, data.ticket_number, data.full_name, data.gender, data.id_number_masked,
-        data.photo_file_id, data.level_name, data.direction_name["zh_Hans"],
+        data.registration_id,
+        data.ticket_number,
+        data.full_name,
+        data.gender,
+        data.id_number_masked,
+        data.photo_file_id,
+        data.level_name,
+        data.direction_name["zh_Hans"],
         [(c.code, c.room["zh_Hans"], c.seat) for c in data.components],
-        data.site_name["zh_Hans"], data.organisation_name["zh_Hans"],
+        data.site_name["zh_Hans"],
+        data.organisation_name["zh_Hans"],
     )
     expected = (
-        registration_id, "S1-J-0001", "张小三", "female", "1101**********002X", "photo-505",
-        {"zh_Hans": "初级", "en": "Junior"}, "智能装备与产线应用",
+        registration_id,
+        "S1-J-0001",
+        "张小三",
+        "female",
+        "1101**********002X",
+        "photo-505",
+        {"zh_Hans": "初级", "en": "Junior"},
+        "智能装备与产线应用",
         [("theory", "机房 A301", "001"), ("practical", "智能制造实训中心 B105", "001")],
-        "哈尔滨理工大学 荣成校区", "中国机械工程学会",
+        "哈尔滨理工大学 荣成校区",
+        "中国机械工程学会",
     )
     assert actual == expected
 
@@ -136,28 +181,36 @@ async def test_ticket_asked_twice_keeps_its_number(database: Database) -> None:
     second = await services.tickets.ticket(506, registration_id)
 
     assert (second.ticket_number, second.signed_reference, second.issued_at) == (
-        first.ticket_number, first.signed_reference, first.issued_at,
+        first.ticket_number,
+        first.signed_reference,
+        first.issued_at,
     )
 
 
-async def test_ticket_concurrent_issues_get_unique_gapless_numbers_and_seats(database: Database) -> None:
+async def test_ticket_concurrent_issues_get_unique_gapless_numbers_and_seats(
+    database: Database,
+) -> None:
     clock = Clock(TICKETS_FROM)
     services = await _services(database, clock)
     session_id = await make_session(database, "S1", now=NOW, capacity=40)
     levels = ["junior"] * 12 + ["intermediate"] * 8
     registrations = [
-        (7000 + i, await _register(database, 7000 + i, session_id, level=level)) for i, level in enumerate(levels)
+        (7000 + i, await _register(database, 7000 + i, session_id, level=level))
+        for i, level in enumerate(levels)
     ]
 
     # Everyone asks at once, and the scheduler's sweep runs in the middle of it.
     results = await asyncio.gather(
-        *(services.tickets.ticket(tid, rid) for tid, rid in registrations), services.tickets.issue_due_tickets(),
+        *(services.tickets.ticket(tid, rid) for tid, rid in registrations),
+        services.tickets.issue_due_tickets(),
     )
     tickets = results[:-1]
 
     numbers = sorted(t.ticket_number for t in tickets)
     seats = sorted(t.components[0].seat for t in tickets)
-    expected_numbers = sorted([f"S1-J-{n:04d}" for n in range(1, 13)] + [f"S1-I-{n:04d}" for n in range(1, 9)])
+    expected_numbers = sorted(
+        [f"S1-J-{n:04d}" for n in range(1, 13)] + [f"S1-I-{n:04d}" for n in range(1, 9)]
+    )
     assert (numbers, seats) == (expected_numbers, [f"{n:03d}" for n in range(1, 21)])
 
 
@@ -171,9 +224,18 @@ async def test_verify_reference_from_ticket_is_valid_with_masked_name(database: 
     check = await services.tickets.verify(data.signed_reference)
 
     expected = TicketCheck(
-        valid=True, reason="ok", ticket_number="S1-J-0001", name_masked="张*三", session_code="S1",
-        level_code="junior", exam_date=EXAM_DAY.date(), full_name="张小三", id_number_masked="1101**********002X",
-        registration_id=registration_id, telegram_id=507, seat="001",
+        valid=True,
+        reason="ok",
+        ticket_number="S1-J-0001",
+        name_masked="张*三",
+        session_code="S1",
+        level_code="junior",
+        exam_date=EXAM_DAY.date(),
+        full_name="张小三",
+        id_number_masked="1101**********002X",
+        registration_id=registration_id,
+        telegram_id=507,
+        seat="001",
     )
     assert check == expected
 
@@ -185,7 +247,9 @@ async def test_verify_check_url_carrying_the_reference_is_valid(database: Databa
     registration_id = await _register(database, 508, session_id)
     data = await services.tickets.ticket(508, registration_id)
 
-    check = await services.tickets.verify(f"https://exam.example.org/tickets/verify?ref={data.signed_reference}")
+    check = await services.tickets.verify(
+        f"https://exam.example.org/tickets/verify?ref={data.signed_reference}"
+    )
 
     assert (check.valid, check.ticket_number) == (True, "S1-J-0001")
 
@@ -239,7 +303,9 @@ async def test_verify_reference_signed_with_another_key_is_invalid(database: Dat
     assert check.valid is False
 
 
-async def test_issue_due_tickets_queues_one_notification_per_paid_registration(database: Database) -> None:
+async def test_issue_due_tickets_queues_one_notification_per_paid_registration(
+    database: Database,
+) -> None:
     clock = Clock(TICKETS_FROM - timedelta(hours=1))
     services = await _services(database, clock)
     session_id = await make_session(database, "S1", now=NOW)
@@ -263,10 +329,16 @@ async def test_issue_due_tickets_after_exam_start_queues_nothing(database: Datab
 
     queued = await services.tickets.issue_due_tickets()
 
-    assert (queued, await _outbox(database), await services.tickets.issue_due_tickets()) == (0, [], 0)
+    assert (queued, await _outbox(database), await services.tickets.issue_due_tickets()) == (
+        0,
+        [],
+        0,
+    )
 
 
-async def test_ticket_after_move_is_reissued_and_old_reference_is_invalid(database: Database) -> None:
+async def test_ticket_after_move_is_reissued_and_old_reference_is_invalid(
+    database: Database,
+) -> None:
     clock = Clock(TICKETS_FROM)
     services = await _services(database, clock)
     s1 = await make_session(database, "S1", now=NOW)
@@ -274,12 +346,17 @@ async def test_ticket_after_move_is_reissued_and_old_reference_is_invalid(databa
     registration_id = await _register(database, 516, s1)
     old = await services.tickets.ticket(516, registration_id)
     async with UnitOfWork(database.sessions) as uow:  # as RegistrationService.move does
-        await uow.session.execute(update(Registration).where(Registration.id == registration_id).values(session_id=s2))
+        await uow.session.execute(
+            update(Registration).where(Registration.id == registration_id).values(session_id=s2)
+        )
         await uow.commit()
 
     new = await services.tickets.ticket(516, registration_id)
 
-    checks = [(await services.tickets.verify(r)).valid for r in (old.signed_reference, new.signed_reference)]
+    checks = [
+        (await services.tickets.verify(r)).valid
+        for r in (old.signed_reference, new.signed_reference)
+    ]
     assert (new.ticket_number, checks) == ("S2-J-0001", [False, True])
 
 
@@ -289,7 +366,9 @@ async def test_issue_due_tickets_for_cancelled_session_queues_nothing(database: 
     session_id = await make_session(database, "S1", now=NOW)
     await _register(database, 517, session_id)
     async with UnitOfWork(database.sessions) as uow:
-        await uow.session.execute(update(ExamSession).where(ExamSession.id == session_id).values(cancelled=True))
+        await uow.session.execute(
+            update(ExamSession).where(ExamSession.id == session_id).values(cancelled=True)
+        )
         await uow.commit()
 
     assert await services.tickets.issue_due_tickets() == 0
@@ -297,7 +376,13 @@ async def test_issue_due_tickets_for_cancelled_session_queues_nothing(database: 
 
 @pytest.mark.parametrize(
     ("name", "masked"),
-    [("张小三", "张*三"), ("张三", "张*"), ("欧阳娜娜", "欧**娜"), ("Ann Smith", "A** S****"), ("李", "*")],
+    [
+        ("张小三", "张*三"),
+        ("张三", "张*"),
+        ("欧阳娜娜", "欧**娜"),
+        ("Ann Smith", "A** S****"),
+        ("李", "*"),
+    ],
 )
 def test_mask_name_hides_the_middle(name: str, masked: str) -> None:
     assert mask_name(name) == masked

@@ -2,7 +2,7 @@
 
 import copy
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -35,9 +35,17 @@ def _errors_for(raw: dict, mutate) -> list[str]:
 
 
 def test_load_catalog_shipped_file_loads(catalog):
-    actual = (catalog.version, [lvl.code for lvl in catalog.levels], [s.code for s in catalog.sessions])
+    actual = (
+        catalog.version,
+        [lvl.code for lvl in catalog.levels],
+        [s.code for s in catalog.sessions],
+    )
 
-    assert actual == ("2026.11.1", ["junior", "intermediate", "senior"], ["2027-01", "2027-03", "2027-06"])
+    assert actual == (
+        "2026.11.1",
+        ["junior", "intermediate", "senior"],
+        ["2027-01", "2027-03", "2027-06"],
+    )
 
 
 def test_load_catalog_shipped_file_has_every_route(catalog):
@@ -49,7 +57,11 @@ def test_load_catalog_shipped_file_has_every_route(catalog):
 def test_load_catalog_shipped_fees_are_unconfirmed_placeholders(catalog):
     actual = {code: (int(fee.amount), fee.confirmed) for code, fee in catalog.fees.levels.items()}
 
-    assert actual == {"junior": (800, False), "intermediate": (1200, False), "senior": (1600, False)}
+    assert actual == {
+        "junior": (800, False),
+        "intermediate": (1200, False),
+        "senior": (1600, False),
+    }
 
 
 def test_next_level_junior_is_intermediate(catalog):
@@ -117,7 +129,9 @@ def test_parse_catalog_json_document_round_trip_keeps_hash(catalog):
             "certificates.number_pattern: not a valid regular expression (unterminated character set at position 1)",
         ),
         (
-            lambda d: d["certificates"].update(verification_url_template="https://x.example/verify"),
+            lambda d: d["certificates"].update(
+                verification_url_template="https://x.example/verify"
+            ),
             "certificates.verification_url_template: must contain the {number} placeholder",
         ),
         (
@@ -177,15 +191,22 @@ def _set_session_component(index: int, part: int, **values):
         ),
         (
             lambda d: d["eligibility"]["routes"][1].update(code="J1"),
-            ["eligibility.routes[0].code: duplicate code 'J1'", "eligibility.routes[1].code: duplicate code 'J1'"],
+            [
+                "eligibility.routes[0].code: duplicate code 'J1'",
+                "eligibility.routes[1].code: duplicate code 'J1'",
+            ],
         ),
         (
             lambda d: d["eligibility"]["routes"][0].update(level="expert"),
             ["eligibility.routes[0].level: unknown level 'expert'"],
         ),
         (
-            lambda d: d["eligibility"]["routes"][2]["conditions"].update(education_in=["associate", "diploma"]),
-            ["eligibility.routes[2].conditions.education_in[1]: unknown education level 'diploma'"],
+            lambda d: d["eligibility"]["routes"][2]["conditions"].update(
+                education_in=["associate", "diploma"]
+            ),
+            [
+                "eligibility.routes[2].conditions.education_in[1]: unknown education level 'diploma'"
+            ],
         ),
         (
             lambda d: d["eligibility"]["routes"][0]["conditions"].update(title_at_least="chief"),
@@ -193,7 +214,9 @@ def _set_session_component(index: int, part: int, **values):
         ),
         (
             lambda d: d["eligibility"]["routes"][1]["conditions"].update(related_major="masters"),
-            ["eligibility.routes[1].conditions.related_major: unknown related_majors list 'masters'"],
+            [
+                "eligibility.routes[1].conditions.related_major: unknown related_majors list 'masters'"
+            ],
         ),
         (
             lambda d: d["eligibility"]["routes"][5]["conditions"].update(prior_level="expert"),
@@ -205,7 +228,9 @@ def _set_session_component(index: int, part: int, **values):
         ),
         (
             _set_session_component(0, 1, start="10:00"),
-            ["sessions[0].components[1].start: must not be before the end of the previous component"],
+            [
+                "sessions[0].components[1].start: must not be before the end of the previous component"
+            ],
         ),
         (
             _set_session_component(1, 1, component="oral"),
@@ -217,7 +242,10 @@ def _set_session_component(index: int, part: int, **values):
         ),
         (
             lambda d: d["sessions"][2].update(code="2027-01"),
-            ["sessions[0].code: duplicate code '2027-01'", "sessions[2].code: duplicate code '2027-01'"],
+            [
+                "sessions[0].code: duplicate code '2027-01'",
+                "sessions[2].code: duplicate code '2027-01'",
+            ],
         ),
         (
             lambda d: d["timeline"].update(registration_opens=-10),
@@ -278,20 +306,29 @@ def test_parse_catalog_not_a_mapping_raises():
     with pytest.raises(CatalogError) as caught:
         parse_catalog("- just\n- a list\n")
 
-    assert str(caught.value) == "<catalog>: the catalogue must be a mapping of sections (version, levels, ...)"
+    assert (
+        str(caught.value)
+        == "<catalog>: the catalogue must be a mapping of sections (version, levels, ...)"
+    )
 
 
 # --- time helpers -----------------------------------------------------------------------
 
 
 def _utc(*args) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 def test_session_timeline_january_session_in_utc(catalog):
     t = catalog.session_timeline("2027-01")
 
-    actual = (t.registration_opens_at, t.registration_closes_at, t.payment_due_at, t.exam_starts_at, t.results_at)
+    actual = (
+        t.registration_opens_at,
+        t.registration_closes_at,
+        t.payment_due_at,
+        t.exam_starts_at,
+        t.results_at,
+    )
 
     # Asia/Shanghai is UTC+8: 09:00 local = 01:00 UTC, 18:00 local = 10:00 UTC.
     assert actual == (
@@ -315,7 +352,11 @@ def test_session_timeline_override_replaces_default(raw):
 def test_slots_practical_component_in_utc(catalog):
     slot = catalog.session("2027-01").slots()[1]
 
-    assert (slot.component, slot.starts_at, slot.ends_at) == ("practical", _utc(2027, 1, 9, 5, 30), _utc(2027, 1, 9, 7, 30))
+    assert (slot.component, slot.starts_at, slot.ends_at) == (
+        "practical",
+        _utc(2027, 1, 9, 5, 30),
+        _utc(2027, 1, 9, 7, 30),
+    )
 
 
 def test_reminder_times_january_session(catalog):
@@ -340,8 +381,14 @@ def test_sessions_open_for_registration_today_is_january_only(catalog):
 
 
 def test_verification_url_number_is_url_encoded(catalog):
-    assert catalog.certificates.verification_url("AB 12/3") == "https://examdesk.example.org/verify/AB%2012%2F3"
+    assert (
+        catalog.certificates.verification_url("AB 12/3")
+        == "https://examdesk.example.org/verify/AB%2012%2F3"
+    )
 
 
 def test_number_is_valid_permissive_pattern(catalog):
-    assert (catalog.certificates.number_is_valid("S2027-0001"), catalog.certificates.number_is_valid("x")) == (True, False)
+    assert (
+        catalog.certificates.number_is_valid("S2027-0001"),
+        catalog.certificates.number_is_valid("x"),
+    ) == (True, False)

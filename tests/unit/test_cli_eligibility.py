@@ -23,13 +23,23 @@ def test_eligibility_check_command_writes_verdicts_and_reports_bad_rows(tmp_path
         + "Zhao,intermediate,master,机械工程,2024-06-30,no,,,,,,2027-01-09\n",
         encoding="utf-8",
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXAMDESK_")} | {"EXAMDESK_SECRET_KEY": "c" * 40}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXAMDESK_")} | {
+        "EXAMDESK_SECRET_KEY": "c" * 40
+    }
     result = subprocess.run(
         [sys.executable, "-m", "bot", "eligibility", "check", str(source)],
-        capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=60,
     )
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert result.returncode == 0
-    assert [(r["name"], r["verdict"]) for r in rows] == [("Wang", "eligible"), ("Li", "error"), ("Zhao", "not_eligible")]
+    assert [(r["name"], r["verdict"]) for r in rows] == [
+        ("Wang", "eligible"),
+        ("Li", "error"),
+        ("Zhao", "not_eligible"),
+    ]
     assert (rows[0]["matched_route"], rows[2]["suggested_level"]) == ("J2", "junior")
     assert f"{source}:3:" in result.stderr

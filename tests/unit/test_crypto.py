@@ -24,12 +24,20 @@ def test_decrypt_with_another_key_fails_clearly() -> None:
 def test_lookup_hash_is_stable_normalised_and_keyed() -> None:
     vault = Vault(KEY)
     assert vault.lookup_hash("11010519491231002x") == vault.lookup_hash(" 11010519491231002X")
-    assert vault.lookup_hash("11010519491231002X") != Vault("y" * 40).lookup_hash("11010519491231002X")
+    assert vault.lookup_hash("11010519491231002X") != Vault("y" * 40).lookup_hash(
+        "11010519491231002X"
+    )
 
 
 def test_verify_accepts_signed_and_refuses_tampered_reference() -> None:
     vault = Vault(KEY)
     signed = vault.sign("T2027-01-0042")
-    assert (vault.verify(signed), vault.verify(signed.replace("0042", "0043")), vault.verify("nodot")) == (
-        "T2027-01-0042", None, None,
+    assert (
+        vault.verify(signed),
+        vault.verify(signed.replace("0042", "0043")),
+        vault.verify("nodot"),
+    ) == (
+        "T2027-01-0042",
+        None,
+        None,
     )

@@ -18,7 +18,10 @@ class FakeInbox:
 
 
 def _update(update_id: int, user_id: int) -> dict:
-    return {"update_id": update_id, "message": {"message_id": update_id, "from": {"id": user_id}, "chat": {"id": user_id}}}
+    return {
+        "update_id": update_id,
+        "message": {"message_id": update_id, "from": {"id": user_id}, "chat": {"id": user_id}},
+    }
 
 
 async def test_submit_runs_one_users_updates_in_order_and_users_in_parallel() -> None:
@@ -29,7 +32,9 @@ async def test_submit_runs_one_users_updates_in_order_and_users_in_parallel() ->
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
-        await asyncio.sleep(0.01 if payload["update_id"] % 2 else 0.03)  # later updates may finish first
+        await asyncio.sleep(
+            0.01 if payload["update_id"] % 2 else 0.03
+        )  # later updates may finish first
         order.append((payload["message"]["from"]["id"], payload["update_id"]))
         running -= 1
 

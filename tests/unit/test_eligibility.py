@@ -63,7 +63,10 @@ def test_add_years_leap_day_moves_to_march_first():
 
 
 def test_add_months_clamps_to_month_end():
-    assert (add_months(date(2027, 1, 31), 1), add_months(date(2027, 1, 9), 12)) == (date(2027, 2, 28), date(2028, 1, 9))
+    assert (add_months(date(2027, 1, 31), 1), add_months(date(2027, 1, 9), 12)) == (
+        date(2027, 2, 28),
+        date(2028, 1, 9),
+    )
 
 
 # --- 初级 junior ---------------------------------------------------------------------------
@@ -79,7 +82,10 @@ def test_evaluate_j1_without_title_reports_title_missing(catalog):
     verdict = evaluate(catalog, "junior", Profile(), E)
 
     assert verdict.route("J1") == RouteResult(
-        "J1", ok=False, manual_review=False, missing=[Missing("title", need="technician", have=None)]
+        "J1",
+        ok=False,
+        manual_review=False,
+        missing=[Missing("title", need="technician", have=None)],
     )
 
 
@@ -94,7 +100,11 @@ def test_evaluate_j2_associate_reports_education_missing(catalog):
 
     actual = evaluate(catalog, "junior", profile, E).route("J2").missing
 
-    assert actual == [Missing("education", need=("bachelor", "second_bachelor", "master", "doctor"), have="associate")]
+    assert actual == [
+        Missing(
+            "education", need=("bachelor", "second_bachelor", "master", "doctor"), have="associate"
+        )
+    ]
 
 
 def test_evaluate_j2_no_major_given_reports_major_missing(catalog):
@@ -109,13 +119,23 @@ def test_evaluate_j2_no_major_given_reports_major_missing(catalog):
 
 
 def test_evaluate_j3_related_associate_with_work_year_is_eligible(catalog):
-    profile = Profile(education="associate", major="数控技术", graduation_date=GRADUATED, work_start=date(2020, 7, 1))
+    profile = Profile(
+        education="associate",
+        major="数控技术",
+        graduation_date=GRADUATED,
+        work_start=date(2020, 7, 1),
+    )
 
     assert _summary(evaluate(catalog, "junior", profile, E)) == (Status.ELIGIBLE, "J3")
 
 
 def test_evaluate_j3_short_work_reports_date_it_will_hold(catalog):
-    profile = Profile(education="associate", major="工业机器人技术", graduation_date=date(2026, 6, 30), work_start=date(2026, 3, 1))
+    profile = Profile(
+        education="associate",
+        major="工业机器人技术",
+        graduation_date=date(2026, 6, 30),
+        work_start=date(2026, 3, 1),
+    )
 
     verdict = evaluate(catalog, "junior", profile, E)
 
@@ -128,7 +148,11 @@ def test_evaluate_j3_short_work_reports_date_it_will_hold(catalog):
             missing=[Missing("work_years", need=1, have=0, met_on=date(2027, 3, 1))],
             eligible_from=date(2027, 3, 1),
         ),
-        [Suggestion("eligible_from", level="junior", route="J3", on=date(2027, 3, 1), session="2027-03")],
+        [
+            Suggestion(
+                "eligible_from", level="junior", route="J3", on=date(2027, 3, 1), session="2027-03"
+            )
+        ],
     )
 
 
@@ -150,7 +174,10 @@ def test_evaluate_j4_other_education_reports_education_missing(catalog):
     actual = evaluate(catalog, "junior", profile, E).route("J4")
 
     assert actual == RouteResult(
-        "J4", ok=False, manual_review=False, missing=[Missing("education", need=("technical_school",), have="bachelor")]
+        "J4",
+        ok=False,
+        manual_review=False,
+        missing=[Missing("education", need=("technical_school",), have="bachelor")],
     )
 
 
@@ -180,30 +207,49 @@ def test_evaluate_m1_technician_only_reports_title(catalog):
 
 
 def test_evaluate_m2_bachelor_with_junior_three_years_is_eligible(catalog):
-    profile = Profile(education="bachelor", major="历史学", graduation_date=GRADUATED, prior_levels={"junior": date(2024, 1, 9)})
+    profile = Profile(
+        education="bachelor",
+        major="历史学",
+        graduation_date=GRADUATED,
+        prior_levels={"junior": date(2024, 1, 9)},
+    )
 
     assert _summary(evaluate(catalog, "intermediate", profile, E)) == (Status.ELIGIBLE, "M2")
 
 
 def test_evaluate_m2_junior_too_recent_reports_years_since_prior_level(catalog):
-    profile = Profile(education="associate", graduation_date=GRADUATED, prior_levels={"junior": date(2024, 6, 1)})
+    profile = Profile(
+        education="associate", graduation_date=GRADUATED, prior_levels={"junior": date(2024, 6, 1)}
+    )
 
     verdict = evaluate(catalog, "intermediate", profile, E)
 
     assert (verdict.route("M2").missing, verdict.suggestions[-1]) == (
         [Missing("years_since_prior_level", need=3, have=2, met_on=date(2027, 6, 1))],
-        Suggestion("eligible_from", level="intermediate", route="M2", on=date(2027, 6, 1), session="2027-06"),
+        Suggestion(
+            "eligible_from",
+            level="intermediate",
+            route="M2",
+            on=date(2027, 6, 1),
+            session="2027-06",
+        ),
     )
 
 
 def test_evaluate_m3_master_with_junior_one_year_is_eligible(catalog):
-    profile = Profile(education="master", graduation_date=GRADUATED, prior_levels={"junior": date(2026, 1, 9)})
+    profile = Profile(
+        education="master", graduation_date=GRADUATED, prior_levels={"junior": date(2026, 1, 9)}
+    )
 
     assert _summary(evaluate(catalog, "intermediate", profile, E)) == (Status.ELIGIBLE, "M3")
 
 
 def test_evaluate_m3_second_bachelor_with_junior_is_eligible(catalog):
-    profile = Profile(education="second_bachelor", graduation_date=GRADUATED, prior_levels={"junior": date(2025, 12, 1)})
+    profile = Profile(
+        education="second_bachelor",
+        graduation_date=GRADUATED,
+        prior_levels={"junior": date(2025, 12, 1)},
+    )
 
     assert _summary(evaluate(catalog, "intermediate", profile, E)) == (Status.ELIGIBLE, "M3")
 
@@ -237,7 +283,9 @@ def test_evaluate_m4_doctor_off_list_major_goes_to_manual_review(catalog):
             "M4",
             ok=False,
             manual_review=True,
-            missing=[Missing("related_major", need="degree", have="材料科学与工程", reviewable=True)],
+            missing=[
+                Missing("related_major", need="degree", have="材料科学与工程", reviewable=True)
+            ],
         ),
     )
 
@@ -271,27 +319,43 @@ def test_evaluate_s1_engineer_too_recent_reports_years_since_title(catalog):
 
 
 def test_evaluate_s2_master_with_intermediate_four_years_is_eligible(catalog):
-    profile = Profile(education="master", graduation_date=GRADUATED, prior_levels={"intermediate": date(2023, 1, 1)})
+    profile = Profile(
+        education="master",
+        graduation_date=GRADUATED,
+        prior_levels={"intermediate": date(2023, 1, 1)},
+    )
 
     assert _summary(evaluate(catalog, "senior", profile, E)) == (Status.ELIGIBLE, "S2")
 
 
 def test_evaluate_s2_associate_with_intermediate_reports_education(catalog):
-    profile = Profile(education="associate", graduation_date=GRADUATED, prior_levels={"intermediate": date(2020, 1, 1)})
+    profile = Profile(
+        education="associate",
+        graduation_date=GRADUATED,
+        prior_levels={"intermediate": date(2020, 1, 1)},
+    )
 
     actual = evaluate(catalog, "senior", profile, E).route("S2").missing
 
-    assert actual == [Missing("education", need=("bachelor", "second_bachelor", "master"), have="associate")]
+    assert actual == [
+        Missing("education", need=("bachelor", "second_bachelor", "master"), have="associate")
+    ]
 
 
 def test_evaluate_s3_doctor_with_intermediate_one_year_is_eligible(catalog):
-    profile = Profile(education="doctor", graduation_date=GRADUATED, prior_levels={"intermediate": date(2026, 1, 1)})
+    profile = Profile(
+        education="doctor",
+        graduation_date=GRADUATED,
+        prior_levels={"intermediate": date(2026, 1, 1)},
+    )
 
     assert _summary(evaluate(catalog, "senior", profile, E)) == (Status.ELIGIBLE, "S3")
 
 
 def test_evaluate_s3_doctor_without_intermediate_reports_prior_level(catalog):
-    profile = Profile(education="doctor", graduation_date=GRADUATED, prior_levels={"junior": date(2024, 1, 1)})
+    profile = Profile(
+        education="doctor", graduation_date=GRADUATED, prior_levels={"junior": date(2024, 1, 1)}
+    )
 
     actual = evaluate(catalog, "senior", profile, E).route("S3").missing
 
@@ -313,7 +377,10 @@ def test_evaluate_senior_requires_160_training_hours(catalog):
 
 
 def test_evaluate_every_level_lists_every_route(catalog):
-    actual = {level: [r.route for r in evaluate(catalog, level, Profile(), E).routes] for level in ("junior", "intermediate", "senior")}
+    actual = {
+        level: [r.route for r in evaluate(catalog, level, Profile(), E).routes]
+        for level in ("junior", "intermediate", "senior")
+    }
 
     assert actual == {
         "junior": ["J1", "J2", "J3", "J4"],
@@ -326,7 +393,9 @@ def test_evaluate_every_level_lists_every_route(catalog):
 
 
 def test_evaluate_final_year_bachelor_is_eligible_via_j2(catalog):
-    profile = Profile(education="bachelor", major="自动化", graduation_date=date(2027, 6, 30), final_year=True)
+    profile = Profile(
+        education="bachelor", major="自动化", graduation_date=date(2027, 6, 30), final_year=True
+    )
 
     assert _summary(evaluate(catalog, "junior", profile, E)) == (Status.ELIGIBLE, "J2")
 
@@ -336,7 +405,9 @@ def test_evaluate_bachelor_graduating_after_window_reports_graduation_window(cat
 
     actual = evaluate(catalog, "junior", profile, E).route("J2").missing
 
-    assert actual == [Missing("graduation_window", need=12, have=date(2028, 6, 30), met_on=date(2027, 6, 30))]
+    assert actual == [
+        Missing("graduation_window", need=12, have=date(2028, 6, 30), met_on=date(2027, 6, 30))
+    ]
 
 
 def test_evaluate_final_year_flag_without_date_asks_for_graduation_date(catalog):
@@ -348,7 +419,9 @@ def test_evaluate_final_year_flag_without_date_asks_for_graduation_date(catalog)
 
 
 def test_evaluate_final_year_associate_is_not_eligible_and_told_about_work_year(catalog):
-    profile = Profile(education="associate", major="数控技术", graduation_date=date(2027, 6, 30), final_year=True)
+    profile = Profile(
+        education="associate", major="数控技术", graduation_date=date(2027, 6, 30), final_year=True
+    )
 
     verdict = evaluate(catalog, "junior", profile, E)
 
@@ -358,16 +431,26 @@ def test_evaluate_final_year_associate_is_not_eligible_and_told_about_work_year(
             Missing("graduation", need=E, have=date(2027, 6, 30), met_on=date(2027, 6, 30)),
             Missing("work_years", need=1, have=0, met_on=date(2028, 6, 30)),
         ],
-        [Suggestion("eligible_from", level="junior", route="J3", on=date(2028, 6, 30), session=None)],
+        [
+            Suggestion(
+                "eligible_from", level="junior", route="J3", on=date(2028, 6, 30), session=None
+            )
+        ],
     )
 
 
 def test_evaluate_final_year_master_does_not_count_for_m3(catalog):
-    profile = Profile(education="master", graduation_date=date(2027, 6, 30), prior_levels={"junior": date(2025, 1, 1)})
+    profile = Profile(
+        education="master",
+        graduation_date=date(2027, 6, 30),
+        prior_levels={"junior": date(2025, 1, 1)},
+    )
 
     actual = evaluate(catalog, "intermediate", profile, E).route("M3").missing
 
-    assert actual == [Missing("graduation", need=E, have=date(2027, 6, 30), met_on=date(2027, 6, 30))]
+    assert actual == [
+        Missing("graduation", need=E, have=date(2027, 6, 30), met_on=date(2027, 6, 30))
+    ]
 
 
 # --- majors -----------------------------------------------------------------------------
@@ -378,12 +461,23 @@ def test_evaluate_off_list_major_goes_to_manual_review(catalog):
 
     verdict = evaluate(catalog, "junior", profile, E)
 
-    assert (verdict.status, verdict.matched_route, verdict.route("J2").manual_review) == (Status.MANUAL_REVIEW, None, True)
+    assert (verdict.status, verdict.matched_route, verdict.route("J2").manual_review) == (
+        Status.MANUAL_REVIEW,
+        None,
+        True,
+    )
 
 
 @pytest.mark.parametrize(
     "major",
-    ["机械工程", " 机械 工程 ", "机械工程专业", "MECHANICAL ENGINEERING", "ｍｅｃｈａｎｉｃａｌ　ｅｎｇｉｎｅｅｒｉｎｇ", "mechanical-engineering"],
+    [
+        "机械工程",
+        " 机械 工程 ",
+        "机械工程专业",
+        "MECHANICAL ENGINEERING",
+        "ｍｅｃｈａｎｉｃａｌ　ｅｎｇｉｎｅｅｒｉｎｇ",
+        "mechanical-engineering",
+    ],
 )
 def test_major_matches_normalised_spelling(catalog, major):
     assert major_matches(catalog, "degree", major) is True
@@ -434,7 +528,11 @@ def test_evaluate_higher_title_held_too_briefly_goes_to_manual_review(catalog):
             "M1",
             ok=False,
             manual_review=True,
-            missing=[Missing("years_since_title", need=2, have=0, met_on=date(2028, 6, 1), reviewable=True)],
+            missing=[
+                Missing(
+                    "years_since_title", need=2, have=0, met_on=date(2028, 6, 1), reviewable=True
+                )
+            ],
             eligible_from=date(2028, 6, 1),
         ),
     )
@@ -452,7 +550,12 @@ def test_evaluate_title_without_date_reports_unknown_years(catalog):
 
 
 def test_evaluate_work_start_on_leap_day_completes_year_on_march_first(catalog):
-    profile = Profile(education="associate", major="数控技术", graduation_date=date(2023, 6, 30), work_start=date(2024, 2, 29))
+    profile = Profile(
+        education="associate",
+        major="数控技术",
+        graduation_date=date(2023, 6, 30),
+        work_start=date(2024, 2, 29),
+    )
 
     actual = (
         evaluate(catalog, "junior", profile, date(2025, 2, 28)).status,
@@ -463,13 +566,20 @@ def test_evaluate_work_start_on_leap_day_completes_year_on_march_first(catalog):
 
 
 def test_evaluate_exact_anniversary_of_work_start_counts(catalog):
-    profile = Profile(education="associate", major="数控技术", graduation_date=date(2025, 6, 30), work_start=date(2026, 1, 9))
+    profile = Profile(
+        education="associate",
+        major="数控技术",
+        graduation_date=date(2025, 6, 30),
+        work_start=date(2026, 1, 9),
+    )
 
     assert _summary(evaluate(catalog, "junior", profile, E)) == (Status.ELIGIBLE, "J3")
 
 
 def test_evaluate_prior_level_after_exam_date_does_not_count(catalog):
-    profile = Profile(education="master", graduation_date=GRADUATED, prior_levels={"junior": date(2027, 2, 1)})
+    profile = Profile(
+        education="master", graduation_date=GRADUATED, prior_levels={"junior": date(2027, 2, 1)}
+    )
 
     actual = evaluate(catalog, "intermediate", profile, E).route("M3").missing
 
@@ -481,9 +591,17 @@ def test_evaluate_prior_level_after_exam_date_does_not_count(catalog):
 
 def test_evaluate_passing_junior_unlocks_intermediate(catalog):
     without = Profile(education="master", major="机械工程", graduation_date=GRADUATED)
-    with_junior = Profile(education="master", major="机械工程", graduation_date=GRADUATED, prior_levels={"junior": date(2025, 6, 1)})
+    with_junior = Profile(
+        education="master",
+        major="机械工程",
+        graduation_date=GRADUATED,
+        prior_levels={"junior": date(2025, 6, 1)},
+    )
 
-    actual = (evaluate(catalog, "intermediate", without, E).status, evaluate(catalog, "intermediate", with_junior, E).status)
+    actual = (
+        evaluate(catalog, "intermediate", without, E).status,
+        evaluate(catalog, "intermediate", with_junior, E).status,
+    )
 
     assert actual == (Status.NOT_ELIGIBLE, Status.ELIGIBLE)
 
@@ -516,11 +634,24 @@ def test_suggest_level_nothing_fits_is_none(catalog):
 
 
 def test_required_questions_junior(catalog):
-    assert required_questions(catalog, "junior") == ["education", "graduation_date", "final_year", "major", "title", "work_start"]
+    assert required_questions(catalog, "junior") == [
+        "education",
+        "graduation_date",
+        "final_year",
+        "major",
+        "title",
+        "work_start",
+    ]
 
 
 def test_required_questions_senior(catalog):
-    assert required_questions(catalog, "senior") == ["education", "graduation_date", "title", "title_date", "prior_levels"]
+    assert required_questions(catalog, "senior") == [
+        "education",
+        "graduation_date",
+        "title",
+        "title_date",
+        "prior_levels",
+    ]
 
 
 def test_required_questions_all_levels(catalog):

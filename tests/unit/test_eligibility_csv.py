@@ -27,11 +27,16 @@ def _run(catalog, text: str):
 
 
 def _verdicts(rows):
-    return [(row["line"], row["name"], row["verdict"], row["matched_route"], row["suggested_level"]) for row in rows]
+    return [
+        (row["line"], row["name"], row["verdict"], row["matched_route"], row["suggested_level"])
+        for row in rows
+    ]
 
 
 def test_check_csv_eligible_row_reports_route_and_level(catalog):
-    report, rows = _run(catalog, HEADER + "张伟,junior,bachelor,机械工程,2026-06-30,no,,,,,,2027-01-09\n")
+    report, rows = _run(
+        catalog, HEADER + "张伟,junior,bachelor,机械工程,2026-06-30,no,,,,,,2027-01-09\n"
+    )
 
     assert (_verdicts(rows), report.errors) == ([("2", "张伟", "eligible", "J2", "junior")], [])
 
@@ -63,13 +68,17 @@ def test_check_csv_bad_row_is_reported_and_rest_still_checked(catalog):
         ],
         [
             CsvRowError(3, "graduation_date: '2026-02-30' is not a date (use YYYY-MM-DD)"),
-            CsvRowError(4, "level: unknown 'expert' (expected one of junior, intermediate, senior)"),
+            CsvRowError(
+                4, "level: unknown 'expert' (expected one of junior, intermediate, senior)"
+            ),
         ],
     )
 
 
 def test_check_csv_not_eligible_reasons_name_missing_conditions(catalog):
-    _, rows = _run(catalog, HEADER + "丁,junior,associate,数控技术,2027-06-30,yes,,,,,,2027-01-09\n")
+    _, rows = _run(
+        catalog, HEADER + "丁,junior,associate,数控技术,2027-06-30,yes,,,,,,2027-01-09\n"
+    )
 
     assert rows[0]["reasons"] == (
         "J1: title (need technician, have none); "
@@ -82,9 +91,15 @@ def test_check_csv_not_eligible_reasons_name_missing_conditions(catalog):
 
 
 def test_check_csv_master_without_junior_suggests_junior(catalog):
-    _, rows = _run(catalog, HEADER + "刘洋,intermediate,master,机械工程,2024-06-30,no,,,,,,2027-01-09\n")
+    _, rows = _run(
+        catalog, HEADER + "刘洋,intermediate,master,机械工程,2024-06-30,no,,,,,,2027-01-09\n"
+    )
 
-    assert (rows[0]["verdict"], rows[0]["suggested_level"], "suggest junior via J2" in rows[0]["reasons"]) == (
+    assert (
+        rows[0]["verdict"],
+        rows[0]["suggested_level"],
+        "suggest junior via J2" in rows[0]["reasons"],
+    ) == (
         "not_eligible",
         "junior",
         True,
@@ -99,7 +114,11 @@ def test_check_csv_blank_exam_date_uses_next_session_for_level(catalog):
 
 
 def test_check_csv_several_problems_in_one_row_are_all_listed(catalog):
-    report, _ = _run(catalog, HEADER + "吴,intermediate,bachelor,机械工程,2019-06-30,maybe,,,junior,,2030-01-01,2027-01-09\n")
+    report, _ = _run(
+        catalog,
+        HEADER
+        + "吴,intermediate,bachelor,机械工程,2019-06-30,maybe,,,junior,,2030-01-01,2027-01-09\n",
+    )
 
     assert report.errors == [
         CsvRowError(
@@ -115,11 +134,17 @@ def test_check_csv_names_and_case_insensitive_codes_are_accepted(catalog):
 
     _, rows = _run(catalog, text)
 
-    assert _verdicts(rows) == [("2", "王", "eligible", "J2", "junior"), ("3", "李", "eligible", "J1", "senior")]
+    assert _verdicts(rows) == [
+        ("2", "王", "eligible", "J2", "junior"),
+        ("3", "李", "eligible", "J1", "senior"),
+    ]
 
 
 def test_check_csv_quoted_multiline_cell_keeps_start_line(catalog):
-    text = HEADER + '"Zhang\nWei",junior,,,,,technician,2020-01-01,,,,2027-01-09\n李,expert,,,,,,,,,,2027-01-09\n'
+    text = (
+        HEADER
+        + '"Zhang\nWei",junior,,,,,technician,2020-01-01,,,,2027-01-09\n李,expert,,,,,,,,,,2027-01-09\n'
+    )
 
     report, rows = _run(catalog, text)
 
@@ -127,7 +152,9 @@ def test_check_csv_quoted_multiline_cell_keeps_start_line(catalog):
 
 
 def test_check_csv_blank_lines_are_skipped(catalog):
-    _, rows = _run(catalog, HEADER + "\n,,,,,,,,,,,\n张,junior,,,,,technician,2020-01-01,,,,2027-01-09\n")
+    _, rows = _run(
+        catalog, HEADER + "\n,,,,,,,,,,,\n张,junior,,,,,technician,2020-01-01,,,,2027-01-09\n"
+    )
 
     assert _verdicts(rows) == [("4", "张", "eligible", "J1", "junior")]
 
@@ -148,7 +175,10 @@ def test_check_csv_bom_in_header_is_ignored(catalog):
     ("text", "message"),
     [
         ("", "the file is empty: a header row is required"),
-        ("name,levle\n", "line 1: unknown column(s) levle; expected " + HEADER.strip().replace(",", ", ")),
+        (
+            "name,levle\n",
+            "line 1: unknown column(s) levle; expected " + HEADER.strip().replace(",", ", "),
+        ),
         ("name,education\n", "line 1: missing required column(s) level"),
         ("name,level,level\n", "line 1: duplicate column(s) level"),
     ],

@@ -7,8 +7,8 @@ import string
 import pytest
 
 from bot.config import SUPPORTED_LANGUAGES
-from bot.i18n import I18n
 from bot.devtools.i18n_tools import extract, load_po, untranslated
+from bot.i18n import I18n
 
 
 def _placeholders(text: str) -> set[str]:
@@ -64,5 +64,12 @@ def test_negotiate_prefers_stored_then_telegram_then_default(stored, telegram, e
 
 def test_translator_formats_named_placeholders_in_each_language() -> None:
     i18n = I18n("zh_Hans")
-    assert i18n.translator("en").gettext("Welcome, {name}! I am the registration desk of the Smart Manufacturing Engineering Technician exam at Harbin University of Science and Technology (Rongcheng campus).\n\nChoose what you want to do:", name="Ann").startswith("Welcome, Ann!")
+    assert (
+        i18n.translator("en")
+        .gettext(
+            "Welcome, {name}! I am the registration desk of the Smart Manufacturing Engineering Technician exam at Harbin University of Science and Technology (Rongcheng campus).\n\nChoose what you want to do:",
+            name="Ann",
+        )
+        .startswith("Welcome, Ann!")
+    )
     assert i18n.translator("zh_Hans").gettext("Choose your language:") == "请选择语言："

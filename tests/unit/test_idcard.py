@@ -22,7 +22,10 @@ def test_parse_id_number_standard_example_is_valid_female():
     actual = parse_id_number("11010519491231002X", today=TODAY)
 
     assert actual == IdCardInfo(
-        number="11010519491231002X", birth_date=date(1949, 12, 31), gender=Gender.FEMALE, region_code="110105"
+        number="11010519491231002X",
+        birth_date=date(1949, 12, 31),
+        gender=Gender.FEMALE,
+        region_code="110105",
     )
 
 
@@ -101,7 +104,12 @@ def test_normalise_passport_number_strips_spaces_and_upper_cases():
 
 @pytest.mark.parametrize(
     ("number", "reason"),
-    [("AB12", "length"), ("A" * 21, "length"), ("AB-12345", "characters"), ("护照123456", "characters")],
+    [
+        ("AB12", "length"),
+        ("A" * 21, "length"),
+        ("AB-12345", "characters"),
+        ("护照123456", "characters"),
+    ],
 )
 def test_normalise_passport_number_invalid_raises_reason(number, reason):
     with pytest.raises(InvalidPassportNumber) as caught:

@@ -25,22 +25,57 @@ ZH, EN = I18N.translator("zh_Hans"), I18N.translator("en")
 
 def _data(**changes: object) -> TicketData:
     values: dict[str, object] = dict(
-        registration_id=7, ticket_number="2027-01-J-0007", signed_reference=SIGNED, qr_payload=SIGNED,
-        full_name="张小三", gender="female", id_number_masked="1101**********002X", photo_file_id=None,
-        level_code="junior", level_name={"zh_Hans": "初级", "en": "Junior"},
-        direction_name={"zh_Hans": "智能装备与产线应用", "en": "Smart equipment and production line application"},
-        session_code="2027-01", exam_date=date(2027, 1, 16), timezone="Asia/Shanghai",
+        registration_id=7,
+        ticket_number="2027-01-J-0007",
+        signed_reference=SIGNED,
+        qr_payload=SIGNED,
+        full_name="张小三",
+        gender="female",
+        id_number_masked="1101**********002X",
+        photo_file_id=None,
+        level_code="junior",
+        level_name={"zh_Hans": "初级", "en": "Junior"},
+        direction_name={
+            "zh_Hans": "智能装备与产线应用",
+            "en": "Smart equipment and production line application",
+        },
+        session_code="2027-01",
+        exam_date=date(2027, 1, 16),
+        timezone="Asia/Shanghai",
         components=(
-            TicketComponent("theory", {"zh_Hans": "理论知识", "en": "Theory"}, datetime(2027, 1, 16, 1, tzinfo=UTC),
-                            datetime(2027, 1, 16, 2, 30, tzinfo=UTC), {"zh_Hans": "机房 A301", "en": "Computer room A301"}, "007"),
-            TicketComponent("practical", {"zh_Hans": "专业能力", "en": "Practical skills"},
-                            datetime(2027, 1, 16, 5, 30, tzinfo=UTC), datetime(2027, 1, 16, 7, 30, tzinfo=UTC),
-                            {"zh_Hans": "智能制造实训中心 B105", "en": "Smart manufacturing lab B105"}, "007"),
+            TicketComponent(
+                "theory",
+                {"zh_Hans": "理论知识", "en": "Theory"},
+                datetime(2027, 1, 16, 1, tzinfo=UTC),
+                datetime(2027, 1, 16, 2, 30, tzinfo=UTC),
+                {"zh_Hans": "机房 A301", "en": "Computer room A301"},
+                "007",
+            ),
+            TicketComponent(
+                "practical",
+                {"zh_Hans": "专业能力", "en": "Practical skills"},
+                datetime(2027, 1, 16, 5, 30, tzinfo=UTC),
+                datetime(2027, 1, 16, 7, 30, tzinfo=UTC),
+                {"zh_Hans": "智能制造实训中心 B105", "en": "Smart manufacturing lab B105"},
+                "007",
+            ),
         ),
-        site_name={"zh_Hans": "哈尔滨理工大学 荣成校区", "en": "Harbin University of Science and Technology (HUST), Rongcheng campus"},
-        site_address={"zh_Hans": "山东省威海市荣成市学府路2006号", "en": "2006 Xuefu Road, Rongcheng, Weihai, Shandong"},
-        organisation_name={"zh_Hans": "中国机械工程学会", "en": "Chinese Mechanical Engineering Society (CMES)"},
-        occupation_name={"zh_Hans": "智能制造工程技术人员", "en": "Smart Manufacturing Engineering Technician"},
+        site_name={
+            "zh_Hans": "哈尔滨理工大学 荣成校区",
+            "en": "Harbin University of Science and Technology (HUST), Rongcheng campus",
+        },
+        site_address={
+            "zh_Hans": "山东省威海市荣成市学府路2006号",
+            "en": "2006 Xuefu Road, Rongcheng, Weihai, Shandong",
+        },
+        organisation_name={
+            "zh_Hans": "中国机械工程学会",
+            "en": "Chinese Mechanical Engineering Society (CMES)",
+        },
+        occupation_name={
+            "zh_Hans": "智能制造工程技术人员",
+            "en": "Smart Manufacturing Engineering Technician",
+        },
         issued_at=datetime(2027, 1, 9, 1, tzinfo=UTC),
     )
     return TicketData(**(values | changes))  # type: ignore[arg-type]
@@ -66,10 +101,21 @@ def test_render_ticket_opens_with_one_page_showing_the_chinese_name() -> None:
 def test_render_ticket_shows_labels_chinese_first_then_english() -> None:
     text = _text(render_ticket(_data(), ZH, EN))
 
-    found = [label in text for label in (
-        "准考证", "Admission ticket", "考生须知", "Rules for candidates", "请于考试开始前30分钟到达考场。",
-        "机房 A301", "座位号", "哈尔滨理工大学 荣成校区", "中国机械工程学会", "智能装备与产线应用",
-    )]
+    found = [
+        label in text
+        for label in (
+            "准考证",
+            "Admission ticket",
+            "考生须知",
+            "Rules for candidates",
+            "请于考试开始前30分钟到达考场。",
+            "机房 A301",
+            "座位号",
+            "哈尔滨理工大学 荣成校区",
+            "中国机械工程学会",
+            "智能装备与产线应用",
+        )
+    ]
     assert found == [True] * 10
     assert text.index("准考证") < text.index("Admission ticket")
 
@@ -80,41 +126,59 @@ def test_render_ticket_reference_verifies_and_tampered_reference_does_not() -> N
     [printed] = re.findall(r"tk:[\w-]+\.[\w-]+", _text(pdf))
     tampered = printed.replace("J-0007", "J-0008")
 
-    actual = (printed, VAULT.verify(printed), VAULT.verify(tampered), PdfReader(io.BytesIO(pdf)).metadata.subject)
+    actual = (
+        printed,
+        VAULT.verify(printed),
+        VAULT.verify(tampered),
+        PdfReader(io.BytesIO(pdf)).metadata.subject,
+    )
     assert actual == (SIGNED, "tk:2027-01-J-0007", None, SIGNED)
 
 
 def test_render_ticket_qr_code_encodes_the_reference() -> None:
     """No QR decoder is available offline, so: the modules drawn on the ticket are exactly the
     modules of a QR code made from the printed reference, and not those of a tampered one."""
-    ticket_ops = _rect_ops(PdfReader(io.BytesIO(render_ticket(_data(), ZH, EN))).pages[0].get_contents().get_data())
+    ticket_ops = _rect_ops(
+        PdfReader(io.BytesIO(render_ticket(_data(), ZH, EN))).pages[0].get_contents().get_data()
+    )
 
     def modules(payload: str) -> list[bytes]:
         buffer = io.BytesIO()
         canvas = Canvas(buffer, pageCompression=0)
         qr_drawing(payload).drawOn(canvas, 0, 0)
         canvas.save()
-        return _rect_ops(PdfReader(io.BytesIO(buffer.getvalue())).pages[0].get_contents().get_data())
+        return _rect_ops(
+            PdfReader(io.BytesIO(buffer.getvalue())).pages[0].get_contents().get_data()
+        )
 
     def contains(ops: list[bytes], part: list[bytes]) -> bool:
-        return any(ops[i:i + len(part)] == part for i in range(len(ops) - len(part) + 1))
+        return any(ops[i : i + len(part)] == part for i in range(len(ops) - len(part) + 1))
 
     genuine, tampered = modules(SIGNED), modules(SIGNED.replace("J-0007", "J-0008"))
-    assert (len(genuine) > 50, contains(ticket_ops, genuine), contains(ticket_ops, tampered)) == (True, True, False)
+    assert (len(genuine) > 50, contains(ticket_ops, genuine), contains(ticket_ops, tampered)) == (
+        True,
+        True,
+        False,
+    )
 
 
 def test_render_ticket_with_check_url_puts_the_url_in_the_qr_code() -> None:
     url = f"https://exam.example.org/tickets/verify?ref={SIGNED}"
     ticket_ops = _rect_ops(
-        PdfReader(io.BytesIO(render_ticket(_data(qr_payload=url), ZH, EN))).pages[0].get_contents().get_data()
+        PdfReader(io.BytesIO(render_ticket(_data(qr_payload=url), ZH, EN)))
+        .pages[0]
+        .get_contents()
+        .get_data()
     )
     buffer = io.BytesIO()
     canvas = Canvas(buffer, pageCompression=0)
     qr_drawing(url).drawOn(canvas, 0, 0)
     canvas.save()
-    expected = _rect_ops(PdfReader(io.BytesIO(buffer.getvalue())).pages[0].get_contents().get_data())
+    expected = _rect_ops(
+        PdfReader(io.BytesIO(buffer.getvalue())).pages[0].get_contents().get_data()
+    )
 
-    assert any(ticket_ops[i:i + len(expected)] == expected for i in range(len(ticket_ops)))
+    assert any(ticket_ops[i : i + len(expected)] == expected for i in range(len(ticket_ops)))
 
 
 def _photo(fmt: str) -> bytes:
@@ -138,10 +202,18 @@ def test_render_ticket_without_usable_photo_shows_photo_on_file_box(photo: bytes
 
     page = PdfReader(io.BytesIO(pdf)).pages[0]
 
-    assert (len(page.images), "照片已存档" in page.extract_text(), "Photo on file" in page.extract_text()) == (0, True, True)
+    assert (
+        len(page.images),
+        "照片已存档" in page.extract_text(),
+        "Photo on file" in page.extract_text(),
+    ) == (0, True, True)
 
 
 def test_render_ticket_with_latin_name_and_passport_renders() -> None:
-    text = _text(render_ticket(_data(full_name="Ann Smith", gender="male", id_number_masked="E1*****89"), ZH, EN))
+    text = _text(
+        render_ticket(
+            _data(full_name="Ann Smith", gender="male", id_number_masked="E1*****89"), ZH, EN
+        )
+    )
 
     assert ("Ann Smith" in text, "E1*****89" in text, "男" in text) == (True, True, True)

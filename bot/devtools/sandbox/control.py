@@ -44,18 +44,24 @@ async def _calls(request: web.Request) -> web.Response:
     method = request.query.get("method")
     calls = sb.calls_of(method) if method else sb.calls[since:]
     start = 0 if method else since
-    return web.json_response({"ok": True, "calls": [c.to_json(start + i) for i, c in enumerate(calls)]})
+    return web.json_response(
+        {"ok": True, "calls": [c.to_json(start + i) for i, c in enumerate(calls)]}
+    )
 
 
 async def _violations(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True, "calls": [c.to_json() for c in _sandbox(request).violations]})
+    return web.json_response(
+        {"ok": True, "calls": [c.to_json() for c in _sandbox(request).violations]}
+    )
 
 
 async def _messages(request: web.Request) -> web.Response:
     sb = _sandbox(request)
     try:
         chat_id = int(request.match_info["chat_id"])
-        messages = sb.chat_messages(chat_id, include_user=request.query.get("all") in ("1", "true"))
+        messages = sb.chat_messages(
+            chat_id, include_user=request.query.get("all") in ("1", "true")
+        )
     except (ValueError, SandboxError) as exc:
         return _error(404, str(exc))
     return web.json_response({"ok": True, "messages": messages})
@@ -65,7 +71,9 @@ async def _send(request: web.Request) -> web.Response:
     """Act as a user: exactly one action key per request."""
     sb = _sandbox(request)
     body: dict[str, Any] = await request.json()
-    user = sb.user(int(request.match_info["user_id"]), **{k: body[k] for k in _USER_FIELDS if k in body})
+    user = sb.user(
+        int(request.match_info["user_id"]), **{k: body[k] for k in _USER_FIELDS if k in body}
+    )
     chat = body.get("chat_id")
     try:
         if "text" in body:
@@ -79,13 +87,21 @@ async def _send(request: web.Request) -> web.Response:
         elif "contact" in body:
             update = await user.share_contact(body["contact"], own=body.get("own", True))
         elif "photo_base64" in body:
-            update = await user.send_photo(base64.b64decode(body["photo_base64"]), body.get("width"),
-                                           body.get("height"), body.get("caption"), chat=chat)
+            update = await user.send_photo(
+                base64.b64decode(body["photo_base64"]),
+                body.get("width"),
+                body.get("height"),
+                body.get("caption"),
+                chat=chat,
+            )
         elif "document_base64" in body:
-            update = await user.send_document(base64.b64decode(body["document_base64"]),
-                                              body.get("file_name", "file.bin"),
-                                              body.get("mime_type", "application/octet-stream"),
-                                              body.get("caption"), chat=chat)
+            update = await user.send_document(
+                base64.b64decode(body["document_base64"]),
+                body.get("file_name", "file.bin"),
+                body.get("mime_type", "application/octet-stream"),
+                body.get("caption"),
+                chat=chat,
+            )
         elif "sticker" in body:
             update = await user.send_sticker(chat=chat)
         elif "pay" in body:
@@ -93,8 +109,11 @@ async def _send(request: web.Request) -> web.Response:
         elif "block" in body:
             update = user.block_bot() if body["block"] else user.unblock_bot()
         else:
-            return _error(400, "no action: use text, command, press, press_data, contact, "
-                               "photo_base64, document_base64, sticker, pay or block")
+            return _error(
+                400,
+                "no action: use text, command, press, press_data, contact, "
+                "photo_base64, document_base64, sticker, pay or block",
+            )
     except SandboxError as exc:
         return _error(409, str(exc))
     return web.json_response({"ok": True, "update": update})
@@ -103,7 +122,9 @@ async def _send(request: web.Request) -> web.Response:
 async def _group(request: web.Request) -> web.Response:
     body = await request.json()
     try:
-        group = _sandbox(request).group(int(body["chat_id"]), body["title"], body.get("type", "supergroup"))
+        group = _sandbox(request).group(
+            int(body["chat_id"]), body["title"], body.get("type", "supergroup")
+        )
     except SandboxError as exc:
         return _error(400, str(exc))
     return web.json_response({"ok": True, "chat": group.chat})

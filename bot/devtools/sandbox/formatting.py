@@ -54,12 +54,26 @@ def strip_text(text: str, entities: list[dict[str, Any]]) -> tuple[str, list[dic
 
 
 _HTML_TAGS = {
-    "b": "bold", "strong": "bold", "i": "italic", "em": "italic",
-    "u": "underline", "ins": "underline", "s": "strikethrough", "strike": "strikethrough",
-    "del": "strikethrough", "tg-spoiler": "spoiler", "span": "spoiler", "code": "code",
-    "pre": "pre", "a": "text_link", "blockquote": "blockquote", "tg-emoji": "custom_emoji",
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
+    "code": "code",
+    "pre": "pre",
+    "a": "text_link",
+    "blockquote": "blockquote",
+    "tg-emoji": "custom_emoji",
 }
-_HTML_TOKEN = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[^>]*)?)>|&(#\d+|#x[0-9a-fA-F]+|lt|gt|amp|quot);")
+_HTML_TOKEN = re.compile(
+    r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[^>]*)?)>|&(#\d+|#x[0-9a-fA-F]+|lt|gt|amp|quot);"
+)
 _ATTR = re.compile(r"""([a-zA-Z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
 
 
@@ -103,7 +117,11 @@ def _parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
                 f'expected "{expected}", found "</{tag}>"'
             )
         _, start, extra = stack.pop()
-        entity: dict[str, Any] = {"type": _HTML_TAGS[tag], "offset": start, "length": pos16 - start}
+        entity: dict[str, Any] = {
+            "type": _HTML_TAGS[tag],
+            "offset": start,
+            "length": pos16 - start,
+        }
         if tag == "a":
             entity["url"] = extra.get("href", "")
         elif tag == "blockquote" and "expandable" in attrs:
@@ -126,8 +144,15 @@ def _parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
 
 
 _MD2_RESERVED = set("_*[]()~`>#+-=|{}.!")
-_MD2_MARKS = [("```", "pre"), ("||", "spoiler"), ("__", "underline"), ("*", "bold"),
-              ("_", "italic"), ("~", "strikethrough"), ("`", "code")]
+_MD2_MARKS = [
+    ("```", "pre"),
+    ("||", "spoiler"),
+    ("__", "underline"),
+    ("*", "bold"),
+    ("_", "italic"),
+    ("~", "strikethrough"),
+    ("`", "code"),
+]
 _MD1_MARKS = [("```", "pre"), ("*", "bold"), ("_", "italic"), ("`", "code")]
 
 
@@ -171,7 +196,9 @@ def _parse_markdown(text: str, v2: bool) -> tuple[str, list[dict[str, Any]]]:
                 for e in inner_entities:
                     entities.append({**e, "offset": e["offset"] + start})
                 add(inner)
-                entities.append({"type": "text_link", "offset": start, "length": pos16 - start, "url": url})
+                entities.append(
+                    {"type": "text_link", "offset": start, "length": pos16 - start, "url": url}
+                )
                 i = end + 1
                 continue
         for mark, kind in marks:

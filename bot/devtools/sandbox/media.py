@@ -52,7 +52,11 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
 
 def new_file_id(kind: str) -> tuple[str, str]:
     """A fresh (file_id, file_unique_id) shaped like Telegram's (opaque base64url)."""
-    prefix = {"photo": "AgACAgIAAxkBAAI", "document": "BQACAgIAAxkBAAI", "sticker": "CAACAgIAAxkBAAI"}
+    prefix = {
+        "photo": "AgACAgIAAxkBAAI",
+        "document": "BQACAgIAAxkBAAI",
+        "sticker": "CAACAgIAAxkBAAI",
+    }
     return (
         prefix.get(kind, "BQACAgIAAxkBAAI") + secrets.token_urlsafe(48),
         "AQAD" + secrets.token_urlsafe(9),

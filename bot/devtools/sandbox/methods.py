@@ -13,7 +13,8 @@ import asyncio
 import json
 import re
 import time
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .formatting import ParseError, parse, strip_text, utf16_len
 from .media import image_size
@@ -32,13 +33,29 @@ NOT_MODIFIED = (
     "the same as a current content and reply markup of the message"
 )
 CHAT_ACTIONS = {
-    "typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
-    "upload_document", "choose_sticker", "find_location", "record_video_note",
+    "typing",
+    "upload_photo",
+    "record_video",
+    "upload_video",
+    "record_voice",
+    "upload_voice",
+    "upload_document",
+    "choose_sticker",
+    "find_location",
+    "record_video_note",
     "upload_video_note",
 }
 INLINE_ACTIONS = (
-    "callback_data", "url", "login_url", "switch_inline_query", "switch_inline_query_current_chat",
-    "switch_inline_query_chosen_chat", "callback_game", "pay", "web_app", "copy_text",
+    "callback_data",
+    "url",
+    "login_url",
+    "switch_inline_query",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "callback_game",
+    "pay",
+    "web_app",
+    "copy_text",
 )
 _COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -75,20 +92,28 @@ def _formatted(text: str, p: Params, mode_key: str, entities_key: str) -> tuple[
     return strip_text(plain, entities)
 
 
-def _check_markup(sb: Sandbox, chat: ChatState, markup: dict[str, Any] | None, inline_only: bool = False) -> dict[str, Any] | None:
+def _check_markup(
+    sb: Sandbox, chat: ChatState, markup: dict[str, Any] | None, inline_only: bool = False
+) -> dict[str, Any] | None:
     """Validate reply_markup; return what goes on the Message (inline keyboards only)."""
     if markup is None:
         return None
     if "inline_keyboard" in markup:
         rows = markup["inline_keyboard"]
         if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
-            raise bad_request("can't parse inline keyboard button: field \"inline_keyboard\" must be an Array of Arrays")
+            raise bad_request(
+                'can\'t parse inline keyboard button: field "inline_keyboard" must be an Array of Arrays'
+            )
         for row in rows:
             for button in row:
                 if not isinstance(button, dict) or not button.get("text"):
-                    raise bad_request("can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard")
+                    raise bad_request(
+                        "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
+                    )
                 if not any(k in button for k in INLINE_ACTIONS):
-                    raise bad_request("can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard")
+                    raise bad_request(
+                        "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
+                    )
                 if "callback_data" in button:
                     size = len(str(button["callback_data"]).encode())
                     if not 1 <= size <= 64:
@@ -236,8 +261,12 @@ def set_webhook(sb: Sandbox, bot: BotState, p: Params) -> Described:
         return Described(True, "Webhook is already set")
     if old is not None and old.task is not None:
         old.task.cancel()
-    bot.webhook = Webhook(url=url, secret_token=secret, max_connections=p.get("max_connections", 40),
-                          ip_address=p.get("ip_address"))
+    bot.webhook = Webhook(
+        url=url,
+        secret_token=secret,
+        max_connections=p.get("max_connections", 40),
+        ip_address=p.get("ip_address"),
+    )
     sb.start_webhook_delivery(bot)
     return Described(True, "Webhook was set")
 
@@ -317,8 +346,11 @@ def edit_message_caption(sb: Sandbox, bot: BotState, p: Params) -> dict[str, Any
     content: dict[str, Any] = {}
     _caption({**p, "caption": p.get("caption", "")}, content)
     markup = _check_markup(sb, chat, p.get("reply_markup"), inline_only=True)
-    new = {"caption": content.get("caption"), "caption_entities": content.get("caption_entities"),
-           "reply_markup": markup}
+    new = {
+        "caption": content.get("caption"),
+        "caption_entities": content.get("caption_entities"),
+        "reply_markup": markup,
+    }
     return sb.edit_bot_message(chat, msg, new)
 
 
@@ -362,8 +394,11 @@ def get_chat(sb: Sandbox, bot: BotState, p: Params) -> dict[str, Any]:
         "accent_color_id": 0,
         "max_reaction_count": 11,
         "accepted_gift_types": {
-            "unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False,
-            "premium_subscription": False, "gifts_from_channels": False,
+            "unlimited_gifts": False,
+            "limited_gifts": False,
+            "unique_gifts": False,
+            "premium_subscription": False,
+            "gifts_from_channels": False,
         },
     }
 
@@ -383,12 +418,14 @@ def answer_callback_query(sb: Sandbox, bot: BotState, p: Params) -> bool:
 # --- files -----------------------------------------------------------------------------
 
 
-def _input_file(sb: Sandbox, value: Any, attachments: dict[str, UploadedFile], kind: str) -> tuple[Any, UploadedFile | None]:
+def _input_file(
+    sb: Sandbox, value: Any, attachments: dict[str, UploadedFile], kind: str
+) -> tuple[Any, UploadedFile | None]:
     """Resolve an InputFile-or-String: (existing stored file, None) or (None, upload)."""
     if isinstance(value, UploadedFile):
         return None, value
     if value.startswith("attach://"):
-        part = attachments.get(value[len("attach://"):])
+        part = attachments.get(value[len("attach://") :])
         if part is None:
             raise bad_request(f"{kind} not found: wrong attach:// reference")
         return None, part
@@ -477,7 +514,9 @@ def set_my_commands(sb: Sandbox, bot: BotState, p: Params) -> bool:
             raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
     key = (scope_key(p.get("scope")), p.get("language_code", ""))
     if commands:
-        bot.commands[key] = [{"command": c["command"], "description": c["description"]} for c in commands]
+        bot.commands[key] = [
+            {"command": c["command"], "description": c["description"]} for c in commands
+        ]
     else:
         bot.commands.pop(key, None)
     return True

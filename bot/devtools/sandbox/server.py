@@ -52,7 +52,10 @@ def _is_send(method: str) -> bool:
     """Calls that post a message and so count against the flood limits."""
     m = method.lower()
     return (m.startswith("send") and m != "sendchataction") or m in (
-        "copymessage", "copymessages", "forwardmessage", "forwardmessages",
+        "copymessage",
+        "copymessages",
+        "forwardmessage",
+        "forwardmessages",
     )
 
 
@@ -160,16 +163,27 @@ class Sandbox:
 
     # --- bots, users, chats -------------------------------------------------------------
 
-    def add_bot(self, token: str | None = None, username: str = "examdesk_bot", first_name: str | None = None) -> str:
+    def add_bot(
+        self,
+        token: str | None = None,
+        username: str = "examdesk_bot",
+        first_name: str | None = None,
+    ) -> str:
         """Register a bot and return its token (generated like `123456:AA...`, 35 chars after ':')."""
         if token is None:
             bot_id = 1_000_000_000 + secrets.randbelow(8_999_999_999)
             token = f"{bot_id}:AA{secrets.token_urlsafe(33)[:33]}"
-        bot_id = int(token.split(":", 1)[0]) if token.split(":", 1)[0].isdigit() else 1_000_000_000 + len(self.bots)
+        bot_id = (
+            int(token.split(":", 1)[0])
+            if token.split(":", 1)[0].isdigit()
+            else 1_000_000_000 + len(self.bots)
+        )
         user = {
             "id": bot_id,
             "is_bot": True,
-            "first_name": first_name or username.removesuffix("_bot").removesuffix("bot").title() or "Bot",
+            "first_name": first_name
+            or username.removesuffix("_bot").removesuffix("bot").title()
+            or "Bot",
             "username": username,
             "can_join_groups": True,
             "can_read_all_group_messages": False,
@@ -219,7 +233,9 @@ class Sandbox:
         self.users[user_id] = SandboxUser(self, user, bot)
         return self.users[user_id]
 
-    def group(self, chat_id: int, title: str, type: str = "supergroup", username: str | None = None) -> SandboxChat:
+    def group(
+        self, chat_id: int, title: str, type: str = "supergroup", username: str | None = None
+    ) -> SandboxChat:
         """A group or supergroup chat (negative id), created on first use."""
         if chat_id >= 0:
             raise SandboxError("group chat ids are negative (supergroups: -100...)")
@@ -244,8 +260,11 @@ class Sandbox:
         else:
             name = chat_id.lstrip("@").lower()
             chat = next(
-                (c for c in self.chats.values() if c.chat.get("username", "").lower() == name
-                 and c.chat["type"] != "private"),
+                (
+                    c
+                    for c in self.chats.values()
+                    if c.chat.get("username", "").lower() == name and c.chat["type"] != "private"
+                ),
                 None,
             )
         if chat is None:
@@ -269,24 +288,42 @@ class Sandbox:
         """The current event counter; pass as `after=` to wait for later bot messages."""
         return self._seq
 
-    def store_bot_message(self, bot: BotState, chat: ChatState, content: dict[str, Any]) -> dict[str, Any]:
+    def store_bot_message(
+        self, bot: BotState, chat: ChatState, content: dict[str, Any]
+    ) -> dict[str, Any]:
         """Create a message from the bot in `chat`; return it as the API returns it."""
         mid = chat.take_message_id()
-        msg = {"message_id": mid, "from": bot.user, "chat": chat.chat, "date": api_methods.now(), **content}
+        msg = {
+            "message_id": mid,
+            "from": bot.user,
+            "chat": chat.chat,
+            "date": api_methods.now(),
+            **content,
+        }
         chat.messages[mid] = msg
         chat.bot_message_ids[mid] = None
         chat.add_bot_event(self._next_seq(), mid)
         self.activity()
         return msg
 
-    def store_user_message(self, chat: ChatState, user: dict[str, Any], content: dict[str, Any]) -> dict[str, Any]:
+    def store_user_message(
+        self, chat: ChatState, user: dict[str, Any], content: dict[str, Any]
+    ) -> dict[str, Any]:
         """Create a message from a user in `chat`."""
         mid = chat.take_message_id()
-        msg = {"message_id": mid, "from": user, "chat": chat.chat, "date": api_methods.now(), **content}
+        msg = {
+            "message_id": mid,
+            "from": user,
+            "chat": chat.chat,
+            "date": api_methods.now(),
+            **content,
+        }
         chat.messages[mid] = msg
         return msg
 
-    def edit_bot_message(self, chat: ChatState, msg: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    def edit_bot_message(
+        self, chat: ChatState, msg: dict[str, Any], new: dict[str, Any]
+    ) -> dict[str, Any]:
         """Apply an edit (None values remove keys); 400 when nothing changes."""
         if all(msg.get(k) == v for k, v in new.items()):
             raise bad_request(api_methods.NOT_MODIFIED)
@@ -332,7 +369,9 @@ class Sandbox:
                 seq = self._update_seqs.get((token, uid))
                 if seq is not None:
                     return seq
-            raise SandboxError("after= must be an update returned by a user action or sandbox.mark()")
+            raise SandboxError(
+                "after= must be an update returned by a user action or sandbox.mark()"
+            )
         return int(after)
 
     async def wait_for_message(
@@ -350,24 +389,37 @@ class Sandbox:
         chat = self.chat_state(chat_id)
         return await self._wait_message(chat, predicate, timeout, self._baseline(chat, after, 0))
 
-    async def _wait_message(self, chat: ChatState, predicate: Any, timeout: float, baseline: int) -> dict[str, Any]:
+    async def _wait_message(
+        self, chat: ChatState, predicate: Any, timeout: float, baseline: int
+    ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             for seq, mid in chat.bot_events_after(baseline):
                 baseline = seq  # events already checked are not checked again
                 msg = chat.messages.get(mid)
-                if msg is not None and mid in chat.bot_message_ids and (predicate is None or predicate(msg)):
+                if (
+                    msg is not None
+                    and mid in chat.bot_message_ids
+                    and (predicate is None or predicate(msg))
+                ):
                     return msg
             remaining = deadline - loop.time()
             if remaining <= 0:
-                recent = [m.get("text") or m.get("caption") or sorted(m) for m in chat.bot_messages()[-3:]]
-                raise TimeoutError(f"no matching bot message in chat {chat.id} within {timeout}s; last: {recent}")
+                recent = [
+                    m.get("text") or m.get("caption") or sorted(m)
+                    for m in chat.bot_messages()[-3:]
+                ]
+                raise TimeoutError(
+                    f"no matching bot message in chat {chat.id} within {timeout}s; last: {recent}"
+                )
             await self._pulse.wait(remaining)
 
     # --- files ---------------------------------------------------------------------------
 
-    def store_file(self, data: bytes, kind: str, mime_type: str | None, file_name: str | None) -> StoredFile:
+    def store_file(
+        self, data: bytes, kind: str, mime_type: str | None, file_name: str | None
+    ) -> StoredFile:
         """Keep bytes under a new file_id; returns the record (file_path for downloads)."""
         file_id, unique = new_file_id(kind)
         self._file_counter += 1
@@ -377,7 +429,9 @@ class Sandbox:
             ext = "." + file_name.rsplit(".", 1)[-1]
         elif kind == "photo":
             ext = ".jpg"
-        stored = StoredFile(file_id, unique, data, mime_type, file_name, f"{folder}/file_{self._file_counter}{ext}")
+        stored = StoredFile(
+            file_id, unique, data, mime_type, file_name, f"{folder}/file_{self._file_counter}{ext}"
+        )
         self.files[file_id] = stored
         self.files_by_path[stored.file_path] = stored
         return stored
@@ -389,15 +443,24 @@ class Sandbox:
         for w, h in photo_sizes(width, height):
             stored = self.store_file(data, "photo", "image/jpeg", None)
             size = max(1, round(len(data) * (w * h) / area))
-            sizes.append({"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-                          "file_size": size, "width": w, "height": h})
+            sizes.append(
+                {
+                    "file_id": stored.file_id,
+                    "file_unique_id": stored.file_unique_id,
+                    "file_size": size,
+                    "width": w,
+                    "height": h,
+                }
+            )
         for s in sizes:
             self.photo_sets[s["file_id"]] = sizes
         return sizes
 
     # --- updates -------------------------------------------------------------------------
 
-    def enqueue(self, bot: BotState, kind: str, payload: dict[str, Any], chat: ChatState | None = None) -> dict[str, Any]:
+    def enqueue(
+        self, bot: BotState, kind: str, payload: dict[str, Any], chat: ChatState | None = None
+    ) -> dict[str, Any]:
         """Queue an update for `bot` (dropped, as Telegram does, if not in allowed_updates)."""
         update = {"update_id": bot.next_update_id, kind: payload}
         bot.next_update_id += 1
@@ -440,7 +503,9 @@ class Sandbox:
         delay = first_delay
         if self._client is None:
             self._client = aiohttp.ClientSession()
-        headers = {"X-Telegram-Bot-Api-Secret-Token": hook.secret_token} if hook.secret_token else {}
+        headers = (
+            {"X-Telegram-Bot-Api-Secret-Token": hook.secret_token} if hook.secret_token else {}
+        )
         while bot.webhook is hook and not self.closing:
             if not bot.updates:
                 await bot.update_pulse.wait(None)
@@ -449,7 +514,9 @@ class Sandbox:
             error = None
             try:
                 async with self._client.post(
-                    hook.url, json=update, headers=headers,
+                    hook.url,
+                    json=update,
+                    headers=headers,
                     timeout=aiohttp.ClientTimeout(total=self.webhook_timeout),
                 ) as resp:
                     await resp.read()
@@ -563,7 +630,12 @@ class Sandbox:
         """Recorded calls of one method (any case), oldest first."""
         return list(self._calls_by_method.get(self.spec.canonical(method), []))
 
-    def commands(self, scope: dict[str, Any] | None = None, language_code: str = "", token: str | None = None) -> list[dict[str, str]]:
+    def commands(
+        self,
+        scope: dict[str, Any] | None = None,
+        language_code: str = "",
+        token: str | None = None,
+    ) -> list[dict[str, str]]:
         """Commands set for exactly this scope and language."""
         return self.bot(token).commands.get((api_methods.scope_key(scope), language_code), [])
 
@@ -593,11 +665,19 @@ class Sandbox:
                 self._inflight -= 1
                 self.activity()
 
-    async def _execute(self, bot: BotState, method: str, params: dict[str, Any], attachments: dict[str, UploadedFile]) -> tuple[int, dict[str, Any]]:
+    async def _execute(
+        self,
+        bot: BotState,
+        method: str,
+        params: dict[str, Any],
+        attachments: dict[str, UploadedFile],
+    ) -> tuple[int, dict[str, Any]]:
         spec_method = self.spec.method(method)
         decoded, violations = self.spec.decode(method, params)
         name = spec_method.name if spec_method else method
-        call = RecordedCall(name, decoded, 0, None, [str(v) for v in violations], time.time(), token=bot.token)
+        call = RecordedCall(
+            name, decoded, 0, None, [str(v) for v in violations], time.time(), token=bot.token
+        )
         try:
             if spec_method is None:
                 raise bad_request("method not found")
@@ -623,7 +703,11 @@ class Sandbox:
                 bot.properties[name] = decoded  # setMyDescription & co: remember, answer True
                 result: Any = True
             else:
-                result = fn(self, bot, {**decoded, "__attachments__": attachments} if attachments else decoded)
+                result = fn(
+                    self,
+                    bot,
+                    {**decoded, "__attachments__": attachments} if attachments else decoded,
+                )
                 if inspect.isawaitable(result):
                     result = await result
             body: dict[str, Any] = {"ok": True}
@@ -646,7 +730,10 @@ class Sandbox:
             chat = self.chats.get(params["chat_id"])
         chat_type = chat.chat["type"] if chat else "unknown"
         retry_after = self._limiter.acquire(
-            bot.token, params.get("chat_id", 0), chat_type, bool(params.get("allow_paid_broadcast"))
+            bot.token,
+            params.get("chat_id", 0),
+            chat_type,
+            bool(params.get("allow_paid_broadcast")),
         )
         if retry_after is not None:
             raise too_many_requests(retry_after)
@@ -663,7 +750,9 @@ def _violation_error(method: str, v: Violation) -> ApiError:
     if v.kind == "missing":
         if v.param == "text":
             return bad_request("message text is empty")
-        return bad_request(f"{v.param} is empty" if v.param == "chat_id" else f"parameter \"{v.param}\" is required")
+        return bad_request(
+            f"{v.param} is empty" if v.param == "chat_id" else f'parameter "{v.param}" is required'
+        )
     return bad_request(f"can't parse {v.param}: {v.message.split(': ', 1)[-1]}")
 
 
@@ -680,7 +769,9 @@ async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, 
             form = await request.post()
             for key, value in form.items():
                 if isinstance(value, web.FileField):
-                    files[key] = UploadedFile(key, value.filename, value.content_type, value.file.read())
+                    files[key] = UploadedFile(
+                        key, value.filename, value.content_type, value.file.read()
+                    )
                 else:
                     params[key] = value
         else:
@@ -728,7 +819,9 @@ async def _file_route(request: web.Request) -> web.Response:
     stored = sandbox.files_by_path.get(path)
     if stored is None:
         return _json(404, {"ok": False, "error_code": 404, "description": "Not Found"})
-    return web.Response(body=stored.data, content_type=stored.mime_type or "application/octet-stream")
+    return web.Response(
+        body=stored.data, content_type=stored.mime_type or "application/octet-stream"
+    )
 
 
 def create_app(sandbox: Sandbox) -> web.Application:

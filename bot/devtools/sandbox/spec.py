@@ -102,7 +102,9 @@ class Spec:
         """Violations of `params` (wire or typed values) for `method`."""
         return self.decode(method, params)[1]
 
-    def decode(self, method: str, params: dict[str, Any]) -> tuple[dict[str, Any], list[Violation]]:
+    def decode(
+        self, method: str, params: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[Violation]]:
         """Convert wire values to typed values by the spec; return them with the violations."""
         m = self.method(method)
         if m is None:
@@ -113,7 +115,9 @@ class Spec:
             spec_field = m.fields.get(name)
             if spec_field is None:
                 violations.append(
-                    Violation("unknown_param", name, f"{m.name}: parameter {name!r} is not in the spec")
+                    Violation(
+                        "unknown_param", name, f"{m.name}: parameter {name!r} is not in the spec"
+                    )
                 )
                 out[name] = value
                 continue

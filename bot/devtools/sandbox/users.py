@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .formatting import detect_entities, utf16_len
 from .media import image_size
@@ -96,7 +97,9 @@ class SandboxUser:
 
     # --- actions -------------------------------------------------------------------------
 
-    async def send_text(self, text: str, chat: SandboxChat | int | None = None, reply_to: int | None = None) -> dict[str, Any]:
+    async def send_text(
+        self, text: str, chat: SandboxChat | int | None = None, reply_to: int | None = None
+    ) -> dict[str, Any]:
         """Type `text` (entities detected as Telegram does)."""
         state = self._chat(chat)
         content: dict[str, Any] = {"text": text}
@@ -107,18 +110,27 @@ class SandboxUser:
             replied = state.messages.get(reply_to)
             if replied is None:
                 raise SandboxError(f"no message {reply_to} to reply to")
-            content["reply_to_message"] = {k: v for k, v in replied.items() if k != "reply_to_message"}
+            content["reply_to_message"] = {
+                k: v for k, v in replied.items() if k != "reply_to_message"
+            }
         return self._send(state, content)
 
-    async def send_command(self, command: str, payload: str | None = None, chat: SandboxChat | int | None = None) -> dict[str, Any]:
+    async def send_command(
+        self, command: str, payload: str | None = None, chat: SandboxChat | int | None = None
+    ) -> dict[str, Any]:
         """Send `/command [payload]` with the bot_command entity at offset 0."""
         if not command.startswith("/"):
             command = "/" + command
         text = f"{command} {payload}" if payload else command
-        content = {"text": text, "entities": [{"type": "bot_command", "offset": 0, "length": utf16_len(command)}]}
+        content = {
+            "text": text,
+            "entities": [{"type": "bot_command", "offset": 0, "length": utf16_len(command)}],
+        }
         return self._send(self._chat(chat), content)
 
-    async def press(self, button: str, message_id: int | None = None, chat: SandboxChat | int | None = None) -> dict[str, Any]:
+    async def press(
+        self, button: str, message_id: int | None = None, chat: SandboxChat | int | None = None
+    ) -> dict[str, Any]:
         """Press an inline button (by text or callback_data) of the latest keyboard or `message_id`."""
         state = self._chat(chat)
         if message_id is None:
@@ -132,12 +144,18 @@ class SandboxUser:
         for b in _keyboard_buttons(msg):
             if button in (b.get("text"), b.get("callback_data")):
                 if "callback_data" not in b:
-                    raise SandboxError(f"button {button!r} has no callback_data (it is {sorted(b)})")
+                    raise SandboxError(
+                        f"button {button!r} has no callback_data (it is {sorted(b)})"
+                    )
                 return self._callback(state, msg, b["callback_data"])
         shown = [(b.get("text"), b.get("callback_data")) for b in _keyboard_buttons(msg)]
-        raise SandboxError(f"no button {button!r} on message {msg['message_id']}; buttons: {shown}")
+        raise SandboxError(
+            f"no button {button!r} on message {msg['message_id']}; buttons: {shown}"
+        )
 
-    async def press_data(self, message_id: int, data: str, chat: SandboxChat | int | None = None) -> dict[str, Any]:
+    async def press_data(
+        self, message_id: int, data: str, chat: SandboxChat | int | None = None
+    ) -> dict[str, Any]:
         """Send a callback_query with arbitrary (possibly forged) data for `message_id`."""
         state = self._chat(chat)
         return self._callback(state, state.messages.get(message_id), data)
@@ -155,7 +173,13 @@ class SandboxUser:
         self.bot.callback_queries[query["id"]] = {"update": update, "answer": None}
         return update
 
-    async def share_contact(self, phone_number: str, own: bool = True, first_name: str | None = None, last_name: str | None = None) -> dict[str, Any]:
+    async def share_contact(
+        self,
+        phone_number: str,
+        own: bool = True,
+        first_name: str | None = None,
+        last_name: str | None = None,
+    ) -> dict[str, Any]:
         """Share a contact (own=True: this user's, with user_id, as request_contact sends)."""
         contact: dict[str, Any] = {"phone_number": phone_number}
         if own:
@@ -169,8 +193,14 @@ class SandboxUser:
                 contact["last_name"] = last_name
         return self._send(self._chat(None), {"contact": contact})
 
-    async def send_photo(self, data: bytes, width: int | None = None, height: int | None = None,
-                         caption: str | None = None, chat: SandboxChat | int | None = None) -> dict[str, Any]:
+    async def send_photo(
+        self,
+        data: bytes,
+        width: int | None = None,
+        height: int | None = None,
+        caption: str | None = None,
+        chat: SandboxChat | int | None = None,
+    ) -> dict[str, Any]:
         """Send a photo; size read from the PNG/JPEG/GIF/WebP header when not given."""
         if width is None or height is None:
             dims = image_size(data)
@@ -182,26 +212,51 @@ class SandboxUser:
             content["caption"] = caption
         return self._send(self._chat(chat), content)
 
-    async def send_document(self, data: bytes, file_name: str, mime_type: str = "application/octet-stream",
-                            caption: str | None = None, chat: SandboxChat | int | None = None) -> dict[str, Any]:
+    async def send_document(
+        self,
+        data: bytes,
+        file_name: str,
+        mime_type: str = "application/octet-stream",
+        caption: str | None = None,
+        chat: SandboxChat | int | None = None,
+    ) -> dict[str, Any]:
         """Send a file as a document."""
         stored = self.sandbox.store_file(data, "document", mime_type, file_name)
-        document = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-                    "file_name": file_name, "mime_type": mime_type, "file_size": len(data)}
+        document = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_name": file_name,
+            "mime_type": mime_type,
+            "file_size": len(data),
+        }
         content: dict[str, Any] = {"document": document}
         if caption:
             content["caption"] = caption
         return self._send(self._chat(chat), content)
 
-    async def send_sticker(self, emoji: str = "👍", chat: SandboxChat | int | None = None) -> dict[str, Any]:
+    async def send_sticker(
+        self, emoji: str = "👍", chat: SandboxChat | int | None = None
+    ) -> dict[str, Any]:
         """Send a (static, 512×512) sticker."""
-        stored = self.sandbox.store_file(b"RIFF\x00\x00\x00\x00WEBP", "sticker", "image/webp", "sticker.webp")
-        sticker = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "type": "regular",
-                   "width": 512, "height": 512, "is_animated": False, "is_video": False, "emoji": emoji,
-                   "file_size": len(stored.data)}
+        stored = self.sandbox.store_file(
+            b"RIFF\x00\x00\x00\x00WEBP", "sticker", "image/webp", "sticker.webp"
+        )
+        sticker = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+            "emoji": emoji,
+            "file_size": len(stored.data),
+        }
         return self._send(self._chat(chat), {"sticker": sticker})
 
-    async def pay(self, invoice_message_id: int, total_amount: int | None = None, timeout: float = 10.0) -> dict[str, Any]:
+    async def pay(
+        self, invoice_message_id: int, total_amount: int | None = None, timeout: float = 10.0
+    ) -> dict[str, Any]:
         """Pay an invoice: pre_checkout_query, then (if the bot says ok) successful_payment.
 
         Returns the successful_payment message update; raises PaymentDeclined with the
@@ -213,17 +268,29 @@ class SandboxUser:
             raise SandboxError(f"message {invoice_message_id} is not an invoice in this chat")
         amount = invoice["total_amount"] if total_amount is None else total_amount
         query_id = str(secrets.randbits(63))
-        future: asyncio.Future[tuple[bool, str | None]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[bool, str | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
         self.bot.pre_checkouts[query_id] = future
-        self.sandbox.enqueue(self.bot, "pre_checkout_query", {
-            "id": query_id, "from": self.user, "currency": invoice["currency"],
-            "total_amount": amount, "invoice_payload": invoice["payload"],
-        }, state)
+        self.sandbox.enqueue(
+            self.bot,
+            "pre_checkout_query",
+            {
+                "id": query_id,
+                "from": self.user,
+                "currency": invoice["currency"],
+                "total_amount": amount,
+                "invoice_payload": invoice["payload"],
+            },
+            state,
+        )
         try:
             ok, error_message = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             self.bot.pre_checkouts.pop(query_id, None)
-            raise PaymentDeclined(f"the bot did not answer the pre-checkout query within {timeout}s") from None
+            raise PaymentDeclined(
+                f"the bot did not answer the pre-checkout query within {timeout}s"
+            ) from None
         if not ok:
             raise PaymentDeclined(error_message)
         payment = {
@@ -249,8 +316,11 @@ class SandboxUser:
         me = {"user": self.bot.user, "status": "member"}
         gone = {"user": self.bot.user, "status": "kicked", "until_date": 0}
         member_update = {
-            "chat": state.chat, "from": self.user, "date": now(),
-            "old_chat_member": me if blocked else gone, "new_chat_member": gone if blocked else me,
+            "chat": state.chat,
+            "from": self.user,
+            "date": now(),
+            "old_chat_member": me if blocked else gone,
+            "new_chat_member": gone if blocked else me,
         }
         return self.sandbox.enqueue(self.bot, "my_chat_member", member_update, state)
 
@@ -292,7 +362,9 @@ class SandboxUser:
             message = state.messages.get(message)
         if message is None:
             return []
-        return [(b["text"], b.get("callback_data", b.get("url"))) for b in _keyboard_buttons(message)]
+        return [
+            (b["text"], b.get("callback_data", b.get("url"))) for b in _keyboard_buttons(message)
+        ]
 
     def reply_keyboard(self) -> list[list[dict[str, Any]]] | None:
         """The custom reply keyboard the bot shows in the private chat, or None."""
@@ -304,7 +376,9 @@ class SandboxUser:
         query = self.bot.callback_queries.get(update["callback_query"]["id"])
         return query["answer"] if query else None
 
-    async def wait_for_callback_answer(self, update: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+    async def wait_for_callback_answer(
+        self, update: dict[str, Any], timeout: float = 5.0
+    ) -> dict[str, Any]:
         """Wait until the bot answers the callback query of a press."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -318,7 +392,11 @@ class SandboxUser:
     def visible_commands(self) -> list[dict[str, str]]:
         """The command menu this user sees (Telegram's scope and language fallback order)."""
         lang = self.user.get("language_code", "")
-        scopes = [{"type": "chat", "chat_id": self.id}, {"type": "all_private_chats"}, {"type": "default"}]
+        scopes = [
+            {"type": "chat", "chat_id": self.id},
+            {"type": "all_private_chats"},
+            {"type": "default"},
+        ]
         for scope in scopes:
             for code in ([lang, lang.split("-")[0]] if lang else []) + [""]:
                 found = self.sandbox.commands(scope, code, self._bot_token)

@@ -1,0 +1,421 @@
+"""Payments flow, the staff's side: review of bank-transfer receipts (approve, reject with a
+reason or a typed one), bank-statement CSV imports, /history, and the staff notices (the
+receipt review card, a payment flagged for refund).
+
+Entry points: `setup(application)`; handlers `on_staff_decision`, `on_staff_back`,
+`on_staff_reason_text`, `on_statement_file`, `on_statement_decision`, `cmd_history`.
+Callback data (every one behind `StaffCallbackQueryHandler`): `pay:ok:<payment id>`,
+`pay:no:<payment id>[:<reason code>|other]`, `pay:back:<payment id>`,
+`pay:csv:ok|no:<import id>`. The first staff decision wins; the service says who was first.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import Application, CommandHandler, MessageHandler, filters
+
+from bot.i18n import Translator
+from bot.runtime.notifications import Rendered
+from bot.services.broadcasts import FLOW as BROADCAST_FLOW
+from bot.services.errors import AlreadyDecided, InvalidAnswer, NotFound
+from bot.services.notify import Template
+from bot.services.payments import REJECT_REASONS
+from bot.services.payments_bank import StatementPreview
+from handlers.callbacks import (
+    ID,
+    WORD,
+    StaffCallbackQueryHandler,
+    one_of,
+    optional,
+    parse,
+    parse_id,
+)
+from handlers.context import ExamContext
+from handlers.render import (
+    amount_text,
+    level_label,
+    reason_label,
+    refusals,
+    stale_button,
+    why_label,
+)
+
+PREVIEW_LINES = 25
+MAX_CSV_BYTES = 2 * 1024 * 1024
+
+
+def decided_text(tr: Translator, exc: AlreadyDecided) -> str:
+    if exc.decided_by is None:  # settled by a payment, not by a person
+        return tr.gettext("Already settled ({status}).", status=exc.status)
+    return tr.gettext(
+        "Already decided ({status}) by user {user}.", status=exc.status, user=exc.decided_by
+    )
+
+
+# --- receipt review ------------------------------------------------------------------------------
+
+
+async def on_staff_decision(update: Update, context: ExamContext) -> None:
+    """`pay:ok:<id>` / `pay:no:<id>[:<reason>]`: the first staff decision wins."""
+    query, tr = update.callback_query, context.tr
+    parsed = parse(query.data, "pay", one_of("ok", "no"), ID, optional(WORD))
+    if parsed is None:
+        await stale_button(query, tr)
+        return
+    verb, payment_id, reason = parsed
+    approve = verb == "ok"
+    if not approve and reason is None:
+        buttons = [
+            InlineKeyboardButton(
+                reason_label(tr, code), callback_data=f"pay:no:{payment_id}:{code}"
+            )
+            for code in REJECT_REASONS
+        ]
+        buttons.append(
+            InlineKeyboardButton(
+                tr.gettext("✍️ Other (type it)"), callback_data=f"pay:no:{payment_id}:other"
+            )
+        )
+        buttons.append(
+            InlineKeyboardButton(tr.gettext("↩️ Back"), callback_data=f"pay:back:{payment_id}")
+        )
+        await query.answer()
+        await query.edit_message_reply_markup(InlineKeyboardMarkup([[b] for b in buttons]))
+        return
+    services = context.services.payments
+    async with refusals(update, tr, {AlreadyDecided: decided_text}) as refused:
+        if reason == "other":
+            reference = await services.ask_reason(payment_id, update.effective_user.id)
+        else:
+            decision = await services.decide_receipt(
+                payment_id, update.effective_user.id, approve=approve, reason=reason
+            )
+    if refused.error:
+        return
+    await query.answer()
+    if reason == "other":
+        await update.effective_message.reply_text(
+            tr.gettext(
+                "{staff}, type the reason for rejecting the receipt of {reference} as your next message in this chat.",
+                staff=update.effective_user.full_name,
+                reference=reference,
+            )
+        )
+        return
+    verdict = (
+        tr.gettext("✅ Approved by {staff}", staff=update.effective_user.full_name)
+        if decision.approved
+        else tr.gettext(
+            "❌ Rejected by {staff}: {reason}",
+            staff=update.effective_user.full_name,
+            reason=reason_label(tr, decision.reason),
+        )
+    )
+    await query.edit_message_caption(
+        caption=tr.gettext(
+            "{card}\n\n{verdict}", card=query.message.caption or "", verdict=verdict
+        ),
+        reply_markup=None,
+    )
+
+
+async def on_staff_back(update: Update, context: ExamContext) -> None:
+    """`pay:back:<id>`: the approve / reject buttons again."""
+    query = update.callback_query
+    payment_id = parse_id(query.data, "pay:back")
+    if payment_id is None:
+        await stale_button(query, context.tr)
+        return
+    await query.answer()
+    await query.edit_message_reply_markup(review_keyboard(context.tr, payment_id))
+
+
+async def on_staff_reason_text(update: Update, context: ExamContext) -> None:
+    """Text in the staff chat: the typed reason of a staff member who chose "other"."""
+    decision = await context.services.payments.reject_with_typed_reason(
+        update.effective_user.id, update.effective_message.text or ""
+    )
+    if decision is None:
+        return  # ordinary staff chat: no reason was owed
+    await update.effective_message.reply_text(
+        context.tr.gettext(
+            "❌ Receipt of {reference} rejected: {reason}. The candidate is told.",
+            reference=decision.reference,
+            reason=decision.reason,
+        )
+    )
+
+
+# --- bank statement CSV, history -----------------------------------------------------------------
+
+
+def preview_text(tr: Translator, p: StatementPreview, file_name: str) -> str:
+    lines = [
+        tr.gettext(
+            "📄 Bank statement {file}: {matched} matched, {ambiguous} ambiguous, {unmatched} unmatched, {recorded} already recorded.",
+            file=file_name,
+            matched=p.count("matched"),
+            ambiguous=p.count("ambiguous"),
+            unmatched=p.count("unmatched"),
+            recorded=p.count("recorded"),
+        )
+    ]
+    marks = {"matched": "✅", "ambiguous": "❔", "unmatched": "✖️", "recorded": "↩️"}
+    for row in p.rows[:PREVIEW_LINES]:
+        lines.append(
+            tr.gettext(
+                "{mark} line {line}: {date} {amount} {reference} {payer} {why}",
+                mark=marks[row.status],
+                line=row.line,
+                date=row.date,
+                amount=amount_text(tr, row.amount_minor, p.currency),
+                reference=row.reference or "-",
+                payer=row.payer,
+                why=why_label(tr, row.why),
+            ).rstrip()
+        )
+    if len(p.rows) > PREVIEW_LINES:
+        lines.append(
+            tr.ngettext(
+                "…and {count} more row.", "…and {count} more rows.", len(p.rows) - PREVIEW_LINES
+            )
+        )
+    lines.append(
+        tr.gettext(
+            "Only matched rows are recorded. Ambiguous and unmatched rows need a manual check."
+        )
+    )
+    return "\n".join(lines)
+
+
+def _unreadable_statement(tr: Translator, _exc: InvalidAnswer) -> str:
+    return tr.gettext(
+        "I could not read this file as a bank statement. It must be a CSV file whose first line is "
+        "date,amount,reference,payer (see docs/payments.md)."
+    )
+
+
+async def on_statement_file(update: Update, context: ExamContext) -> None:
+    """A staff member sent a bank-statement CSV: classify the rows, ask for confirmation."""
+    message, tr = update.effective_message, context.tr
+    if context.candidate is not None and context.candidate.flow == BROADCAST_FLOW:
+        # A staff member composing a broadcast with a CSV attachment: the file is the
+        # announcement, not a bank statement.
+        if update.effective_chat.type == update.effective_chat.PRIVATE:
+            await context.flows.on_private_message(update, context)
+        return
+    document = message.document
+    if document.file_size and document.file_size > MAX_CSV_BYTES:
+        await message.reply_text(
+            tr.gettext("That file is too large for a bank statement (2 MB at most).")
+        )
+        return
+    data = bytes(await (await context.bot.get_file(document.file_id)).download_as_bytearray())
+    async with refusals(update, tr, {InvalidAnswer: _unreadable_statement}) as refused:
+        preview = await context.services.statements.preview(
+            update.effective_user.id, document.file_name, data
+        )
+    if refused.error:
+        return
+    buttons = [
+        InlineKeyboardButton(
+            tr.gettext("✖️ Discard"), callback_data=f"pay:csv:no:{preview.import_id}"
+        )
+    ]
+    if preview.count("matched"):
+        buttons.insert(
+            0,
+            InlineKeyboardButton(
+                tr.ngettext(
+                    "✅ Record {count} matched payment",
+                    "✅ Record {count} matched payments",
+                    preview.count("matched"),
+                ),
+                callback_data=f"pay:csv:ok:{preview.import_id}",
+            ),
+        )
+    await message.reply_text(
+        preview_text(tr, preview, document.file_name or ""),
+        reply_markup=InlineKeyboardMarkup([buttons]),
+    )
+
+
+async def on_statement_decision(update: Update, context: ExamContext) -> None:
+    """`pay:csv:ok|no:<id>`: record the matched rows, or drop the preview; once."""
+    query, tr = update.callback_query, context.tr
+    parsed = parse(query.data, "pay:csv", one_of("ok", "no"), ID)
+    if parsed is None:
+        await stale_button(query, tr)
+        return
+    verb, import_id = parsed
+    async with refusals(update, tr, {AlreadyDecided: decided_text}) as refused:
+        if verb == "ok":
+            applied = await context.services.statements.apply(import_id, update.effective_user.id)
+            text = tr.gettext(
+                "Recorded: {paid} paid, {flagged} flagged for refund, {recorded} already recorded before.",
+                paid=applied.paid,
+                flagged=applied.flagged,
+                recorded=applied.already_recorded,
+            )
+        else:
+            await context.services.statements.discard(import_id, update.effective_user.id)
+            text = tr.gettext("Discarded: nothing was recorded.")
+    if refused.error:
+        return
+    await query.answer()
+    await query.edit_message_reply_markup(None)
+    await update.effective_message.reply_text(text)
+
+
+def _no_such_registration(tr: Translator, _exc: NotFound) -> str:
+    return tr.gettext("No registration with that reference.")
+
+
+async def cmd_history(update: Update, context: ExamContext) -> None:
+    """Staff: /history <reference>: every state change of a registration and its payments."""
+    tr = context.tr
+    if not context.args:
+        await update.effective_message.reply_text(
+            tr.gettext("Usage: /history <registration reference>")
+        )
+        return
+    async with refusals(update, tr, {NotFound: _no_such_registration}) as refused:
+        h = await context.services.payments.history(context.args[0])
+    if refused.error:
+        return
+    zone = context.settings.timezone
+    lines = [
+        tr.gettext("History of {reference} (now: {state}):", reference=h.reference, state=h.state)
+    ]
+    for e in h.entries:
+        change = "→".join((e.from_state or "", e.to_state)) if e.to_state else ""
+        lines.append(
+            tr.gettext(
+                "{at} {actor}: {entity} {action} {change} {reason}",
+                at=tr.datetime(e.at, zone, "short"),
+                actor=e.actor,
+                entity=e.entity,
+                action=e.action,
+                change=change,
+                reason=e.reason or "",
+            ).rstrip()
+        )
+    for pid, method, status, amount, currency, refund in h.payments:
+        lines.append(
+            tr.gettext(
+                "Payment #{id}: {method}, {amount}, {status}{refund}",
+                id=pid,
+                method=method,
+                amount=amount_text(tr, amount, currency),
+                status=status,
+                refund=tr.gettext(" (to refund)") if refund else "",
+            )
+        )
+    await update.effective_message.reply_text("\n".join(lines)[:4000])
+
+
+# --- notification templates (rendered by the outbox sender at send time) --------------------------
+
+
+def review_keyboard(tr: Translator, payment_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    tr.gettext("✅ Approve"), callback_data=f"pay:ok:{payment_id}"
+                ),
+                InlineKeyboardButton(
+                    tr.gettext("❌ Reject"), callback_data=f"pay:no:{payment_id}"
+                ),
+            ]
+        ]
+    )
+
+
+def receipt_review(params: dict[str, Any], tr: Translator) -> Rendered:
+    amount = tr.money(int(Decimal(params["amount"]) * 100), params["currency"])
+    text = tr.gettext(
+        "🧾 Bank transfer receipt #{payment_id}\nReference: {reference}\nCandidate: {name} (Telegram {telegram_id})\n"
+        "{level}, session {session}\nFee: {amount}{unconfirmed}",
+        payment_id=params["payment_id"],
+        reference=params["reference"],
+        name=params.get("name", ""),
+        telegram_id=params.get("telegram_id", ""),
+        level=level_label(tr, params.get("level_code", ""), params.get("level_names")),
+        session=params.get("session_code", ""),
+        amount=amount,
+        unconfirmed=""
+        if params.get("fee_confirmed")
+        else tr.gettext(" (not confirmed in the catalogue)"),
+    )
+    if params.get("same_file_on"):
+        text += "\n" + tr.gettext(
+            "⚠️ The same file was already sent for: {references}",
+            references=", ".join(params["same_file_on"]),
+        )
+    photo = params["file_id"] if params.get("kind") == "photo" else None
+    document = None if photo else params["file_id"]
+    return Rendered(
+        text, review_keyboard(tr, params["payment_id"]), photo=photo, document=document
+    )
+
+
+def payment_flagged(params: dict[str, Any], tr: Translator) -> Rendered:
+    return Rendered(
+        tr.gettext(
+            "⚠️ Payment #{payment_id} needs a refund or a manual check: {why}.\nReference: {reference}\n"
+            "Method: {method}, transaction {external_id}\nAmount: {amount} (expected {expected})\nSee /history {reference}",
+            payment_id=params["payment_id"],
+            why=why_label(tr, params.get("why")),
+            reference=params.get("reference") or "-",
+            method=params.get("method", ""),
+            external_id=params.get("external_id", ""),
+            amount=amount_text(tr, params.get("amount_minor"), params.get("currency", "")),
+            expected=amount_text(tr, params.get("expected"), params.get("currency", "")),
+        )
+    )
+
+
+TEMPLATES = {
+    Template.PAYMENT_RECEIPT_REVIEW: receipt_review,
+    Template.PAYMENT_FLAGGED: payment_flagged,
+}
+
+
+def setup(application: Application) -> None:
+    settings = application.bot_data.settings
+    staff_ids = settings.admin_ids
+    staff = filters.User(user_id=staff_ids)
+    # Staff-only: a press by anyone else falls through to "no longer valid".
+    application.add_handler(
+        StaffCallbackQueryHandler(on_staff_decision, r"^pay:(ok|no):\d+(:[a-z_]+)?$", staff_ids)
+    )
+    application.add_handler(StaffCallbackQueryHandler(on_staff_back, r"^pay:back:\d+$", staff_ids))
+    application.add_handler(
+        StaffCallbackQueryHandler(on_statement_decision, r"^pay:csv:(ok|no):\d+$", staff_ids)
+    )
+    application.add_handler(CommandHandler("history", cmd_history, staff))
+    # Before flows.setup: a CSV from staff is a bank statement, not a typed answer.
+    application.add_handler(
+        MessageHandler(
+            filters.UpdateType.MESSAGE & staff & filters.Document.FileExtension("csv"),
+            on_statement_file,
+        )
+    )
+    if (
+        settings.staff_chat_id is not None
+    ):  # its own group: other staff-chat text handlers still run
+        application.add_handler(
+            MessageHandler(
+                filters.UpdateType.MESSAGE
+                & filters.Chat(chat_id=settings.staff_chat_id)
+                & staff
+                & filters.TEXT
+                & ~filters.COMMAND,
+                on_staff_reason_text,
+            ),
+            group=1,
+        )

@@ -1,9 +1,9 @@
 """Bench: one broadcast through the outbox sender against a sandbox with Telegram's limits.
 
-    .venv/bin/python bench/broadcast.py                      # 10,000 recipients at 30/s (~5.5 min)
-    .venv/bin/python bench/broadcast.py --recipients 1000    # smaller; say so when you record it
-    .venv/bin/python bench/broadcast.py --paid               # paid broadcast, 1000/s limit
-    .venv/bin/python bench/broadcast.py --paid --profile     # plus the top functions by own CPU time
+    .venv/bin/python bench/broadcast.py                    # 10,000 recipients at 30/s (~5.5 min)
+    .venv/bin/python bench/broadcast.py --recipients 1000  # smaller; say so when you record it
+    .venv/bin/python bench/broadcast.py --paid             # paid broadcast, 1000/s limit
+    .venv/bin/python bench/broadcast.py --paid --profile   # plus the top functions by own CPU time
     .venv/bin/python bench/broadcast.py --db postgresql+asyncpg://postgres@127.0.0.1:5432/bench
 
 Each recipient has its own private chat. The sandbox runs in a child process with
@@ -160,7 +160,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def stub_sniffio() -> None:
-    """httpcore imports `sniffio` per connection-pool operation; without it each is a failed import."""
+    """httpcore imports `sniffio` per connection-pool operation; without
+    it each is a failed import."""
     import types
 
     module = types.ModuleType("sniffio")
@@ -183,7 +184,10 @@ def main() -> None:
     parser.add_argument(
         "--stub-sniffio",
         action="store_true",
-        help="what-if: provide the `sniffio` module httpcore looks for on every request (not installed here)",
+        help=(
+            "what-if: provide the `sniffio` module httpcore looks for on every request (not "
+            "installed here)"
+        ),
     )
     args = parser.parse_args()
     if args.stub_sniffio:

@@ -60,9 +60,11 @@ def start_sandbox(user_ids: list[int], rate_limits: dict[str, float] | None) -> 
 
 
 async def recorded_calls(url: str, method: str) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{url}/_sandbox/calls", params={"method": method}) as resp:
-            return (await resp.json())["calls"]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{url}/_sandbox/calls", params={"method": method}) as resp,
+    ):
+        return (await resp.json())["calls"]
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Bench: reminder planning for 100,000 registrations.
 
-    .venv/bin/python bench/reminders.py                          # SQLite in a temp dir
+    .venv/bin/python bench/reminders.py                        # SQLite in a temp dir
     .venv/bin/python bench/reminders.py --db postgresql+asyncpg://postgres@127.0.0.1:5432/bench
-    .venv/bin/python bench/reminders.py --registrations 10000    # smaller; say so when you record it
+    .venv/bin/python bench/reminders.py --registrations 10000  # smaller; say so when you record it
 
 The shipped catalogue is loaded (three sessions); registrations are spread over the
 sessions (60 % PAID, 30 % AWAITING_PAYMENT, 10 % CANCELLED), plus `--eligible` candidates

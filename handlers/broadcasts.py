@@ -234,8 +234,8 @@ def broadcast_report(params: dict[str, Any], tr: Translator) -> Rendered:
     lines = [
         head,
         tr.gettext(
-            "Reached {sent} of {total}. Not reached: {missing} (unreachable {unreachable}, failed {failed}, "
-            "cancelled {cancelled}).",
+            "Reached {sent} of {total}. Not reached: {missing} (unreachable {unreachable}, failed "
+            "{failed}, cancelled {cancelled}).",
             sent=params["sent"],
             total=total,
             missing=params["not_reached_total"],
@@ -318,8 +318,8 @@ async def cmd_broadcast(update: Update, context: ExamContext) -> None:
     )
     text = (
         tr.gettext(
-            "📣 New broadcast. Send the announcement: text, or a photo or document with a caption. "
-            "/cancel stops."
+            "📣 New broadcast. Send the announcement: text, or a photo or document with a "
+            "caption. /cancel stops."
         )
         if private
         else tr.gettext(
@@ -343,7 +343,8 @@ async def on_input(update: Update, context: ExamContext) -> None:
         if update.effective_chat.type == "private":  # in the staff chat it was ordinary chat
             await update.effective_message.reply_text(
                 context.tr.gettext(
-                    "Your broadcast is being composed in another chat: continue it there, or /cancel."
+                    "Your broadcast is being composed in another chat: continue it "
+                    "there, or /cancel."
                 )
             )
 

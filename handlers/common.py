@@ -35,8 +35,9 @@ async def cmd_start(update: Update, context: ExamContext) -> None:
     name = update.effective_user.first_name if update.effective_user else ""
     await update.effective_message.reply_text(
         tr.gettext(
-            "Welcome, {name}! I am the registration desk of the Smart Manufacturing Engineering "
-            "Technician exam at Harbin University of Science and Technology (Rongcheng campus).\n\n"
+            "Welcome, {name}! I am the registration desk of the Smart Manufacturing "
+            "Engineering Technician exam at Harbin University of Science and Technology "
+            "(Rongcheng campus).\n\n"
             "Choose what you want to do:",
             name=name,
         ),

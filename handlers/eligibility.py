@@ -42,8 +42,8 @@ def question_text(tr: Translator, q: Question) -> str:
             "When did you obtain that certificate? Type the date, e.g. 2023-12-20."
         ),
         "work_start": tr.gettext(
-            "When did you start technical work in this occupation? Type the date, e.g. 2021-07-01, "
-            "or press the button if you have not started yet."
+            "When did you start technical work in this occupation? Type the date, e.g. "
+            "2021-07-01, or press the button if you have not started yet."
         ),
     }
     return prompts[q.step]

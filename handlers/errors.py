@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from telegram import Update
@@ -25,10 +26,9 @@ async def on_error(update: object, context: ExamContext) -> None:
     if not isinstance(update, Update) or update.effective_chat is None:
         return
     if update.callback_query:
-        try:
+        # TelegramError: already answered by the handler before it failed
+        with contextlib.suppress(TelegramError):
             await update.callback_query.answer()
-        except TelegramError:
-            pass  # already answered by the handler before it failed
     try:
         await context.bot.send_message(
             update.effective_chat.id,
@@ -46,7 +46,8 @@ async def on_error(update: object, context: ExamContext) -> None:
             await context.bot.send_message(
                 staff_chat,
                 staff_tr.gettext(
-                    "⚠️ An update could not be handled (update {update_id}, {error}). See the logs.",
+                    "⚠️ An update could not be handled (update {update_id}, {error}). "
+                    "See the logs.",
                     update_id=update_id,
                     error=type(context.error).__name__,
                 ),

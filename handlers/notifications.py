@@ -62,7 +62,8 @@ def review_decided(params: dict[str, Any], tr: Translator) -> Rendered:
     level = level_name(tr, params.get("level", ""), params.get("level_names"))
     if params.get("approved"):
         text = tr.gettext(
-            "✅ The exam centre approved your eligibility for {level}. You can register now: send /register.",
+            "✅ The exam centre approved your eligibility for {level}. "
+            "You can register now: send /register.",
             level=level,
         )
     else:
@@ -80,8 +81,8 @@ def _when(tr: Translator, iso: str | None, zone: str | None) -> str:
 
 def waitlist_offer(params: dict[str, Any], tr: Translator) -> Rendered:
     text = tr.gettext(
-        "🎉 A seat is free for you in session {session} ({level}). It is held for you until {until}. "
-        "Do you want it?",
+        "🎉 A seat is free for you in session {session} ({level}). "
+        "It is held for you until {until}. Do you want it?",
         session=params.get("session_code", ""),
         level=level_label(tr, params.get("level_code", ""), params.get("level_names")),
         until=_when(tr, params.get("offer_expires_at"), params.get("timezone")),
@@ -105,8 +106,8 @@ def waitlist_offer(params: dict[str, Any], tr: Translator) -> Rendered:
 def waitlist_offer_expired(params: dict[str, Any], tr: Translator) -> Rendered:
     return Rendered(
         tr.gettext(
-            "⌛ The seat held for you in session {session} was not taken in time and went to the next "
-            "person in line. Send /status to see your registrations.",
+            "⌛ The seat held for you in session {session} was not taken in time and went to the "
+            "next person in line. Send /status to see your registrations.",
             session=params.get("session_code", ""),
         )
     )

@@ -112,12 +112,14 @@ async def on_pre_checkout(update: Update, context: ExamContext) -> None:
 def outcome_text(tr: Translator, o: PaymentOutcome) -> str:
     if o.status == "paid":
         return tr.gettext(
-            "✅ Payment received for registration {reference}. Your registration is paid: see /status.",
+            "✅ Payment received for registration {reference}. Your registration is paid: "
+            "see /status.",
             reference=o.reference,
         )
     return tr.gettext(
-        "We received your payment for registration {reference}, but the registration can no longer be paid "
-        "(it expired, was cancelled or was already paid). The exam centre has been told and will refund it.",
+        "We received your payment for registration {reference}, but the registration can no "
+        "longer be paid (it expired, was cancelled or was already paid). "
+        "The exam centre has been told and will refund it.",
         reference=o.reference or "-",
     )
 
@@ -154,7 +156,8 @@ async def on_receipt_button(update: Update, context: ExamContext) -> None:
     await query.answer()
     await update.effective_message.reply_text(
         tr.gettext(
-            "Send the receipt of your bank transfer for {reference} now, as a photo or a PDF file. /cancel stops.",
+            "Send the receipt of your bank transfer for {reference} now, as a photo or a PDF "
+            "file. /cancel stops.",
             reference=reference,
         )
     )
@@ -203,13 +206,14 @@ async def on_receipt(update: Update, context: ExamContext) -> None:
         return
     await message.reply_text(
         tr.gettext(
-            "📨 Receipt received for {reference}. It is under review by the exam centre staff; I will tell you the outcome here.",
+            "📨 Receipt received for {reference}. It is under review by the exam centre staff; "
+            "I will tell you the outcome here.",
             reference=result.reference,
         )
     )
 
 
-# --- notification templates (rendered by the outbox sender at send time) --------------------------
+# --- notification templates (rendered by the outbox sender at send time) -------------------------
 
 
 def receipt_decided(params: dict[str, Any], tr: Translator) -> Rendered:
@@ -217,15 +221,16 @@ def receipt_decided(params: dict[str, Any], tr: Translator) -> Rendered:
     if params.get("refund"):
         return Rendered(
             tr.gettext(
-                "Your bank transfer for {reference} was confirmed, but the registration can no longer be paid. "
-                "The exam centre will refund it.",
+                "Your bank transfer for {reference} was confirmed, but the registration can no "
+                "longer be paid. The exam centre will refund it.",
                 reference=ref,
             )
         )
     if params.get("approved"):
         return Rendered(
             tr.gettext(
-                "✅ Your bank transfer for {reference} is confirmed. Your registration is paid: see /status.",
+                "✅ Your bank transfer for {reference} is confirmed. "
+                "Your registration is paid: see /status.",
                 reference=ref,
             )
         )
@@ -233,8 +238,8 @@ def receipt_decided(params: dict[str, Any], tr: Translator) -> Rendered:
     if params.get("state") == "expired":
         return Rendered(
             tr.gettext(
-                "❌ Your receipt for {reference} was not accepted ({reason}), and the payment deadline has passed, "
-                "so the registration has expired.",
+                "❌ Your receipt for {reference} was not accepted ({reason}), and the payment "
+                "deadline has passed, so the registration has expired.",
                 reference=ref,
                 reason=reason,
             )
@@ -252,7 +257,8 @@ def receipt_decided(params: dict[str, Any], tr: Translator) -> Rendered:
     )
     return Rendered(
         tr.gettext(
-            "❌ Your receipt for {reference} was not accepted: {reason}. Please upload a correct receipt or pay another way by {deadline}.",
+            "❌ Your receipt for {reference} was not accepted: {reason}. "
+            "Please upload a correct receipt or pay another way by {deadline}.",
             reference=ref,
             reason=reason,
             deadline=deadline,
@@ -264,7 +270,8 @@ def receipt_decided(params: dict[str, Any], tr: Translator) -> Rendered:
 def payment_received(params: dict[str, Any], tr: Translator) -> Rendered:
     return Rendered(
         tr.gettext(
-            "✅ Payment received for registration {reference}. Your registration is paid: see /status.",
+            "✅ Payment received for registration {reference}. Your registration is paid: "
+            "see /status.",
             reference=params["reference"],
         )
     )
@@ -284,8 +291,9 @@ def refund_due(params: dict[str, Any], tr: Translator) -> Rendered:
 def payment_expired(params: dict[str, Any], tr: Translator) -> Rendered:
     return Rendered(
         tr.gettext(
-            "⌛ Registration {reference} (session {session}) was not paid by the deadline and has expired; its seat went to "
-            "the next person in line. A payment that still arrives will be refunded. Send /register to register again.",
+            "⌛ Registration {reference} (session {session}) was not paid by the deadline and has "
+            "expired; its seat went to the next person in line. "
+            "A payment that still arrives will be refunded. Send /register to register again.",
             reference=params["reference"],
             session=params.get("session_code", ""),
         )

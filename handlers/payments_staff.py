@@ -99,7 +99,8 @@ async def on_staff_decision(update: Update, context: ExamContext) -> None:
     if reason == "other":
         await update.effective_message.reply_text(
             tr.gettext(
-                "{staff}, type the reason for rejecting the receipt of {reference} as your next message in this chat.",
+                "{staff}, type the reason for rejecting the receipt of {reference} as your next "
+                "message in this chat.",
                 staff=update.effective_user.full_name,
                 reference=reference,
             )
@@ -155,7 +156,8 @@ async def on_staff_reason_text(update: Update, context: ExamContext) -> None:
 def preview_text(tr: Translator, p: StatementPreview, file_name: str) -> str:
     lines = [
         tr.gettext(
-            "📄 Bank statement {file}: {matched} matched, {ambiguous} ambiguous, {unmatched} unmatched, {recorded} already recorded.",
+            "📄 Bank statement {file}: {matched} matched, {ambiguous} ambiguous, {unmatched} "
+            "unmatched, {recorded} already recorded.",
             file=file_name,
             matched=p.count("matched"),
             ambiguous=p.count("ambiguous"),
@@ -193,8 +195,8 @@ def preview_text(tr: Translator, p: StatementPreview, file_name: str) -> str:
 
 def _unreadable_statement(tr: Translator, _exc: InvalidAnswer) -> str:
     return tr.gettext(
-        "I could not read this file as a bank statement. It must be a CSV file whose first line is "
-        "date,amount,reference,payer (see docs/payments.md)."
+        "I could not read this file as a bank statement. It must be a CSV file whose first line "
+        "is date,amount,reference,payer (see docs/payments.md)."
     )
 
 
@@ -255,7 +257,8 @@ async def on_statement_decision(update: Update, context: ExamContext) -> None:
         if verb == "ok":
             applied = await context.services.statements.apply(import_id, update.effective_user.id)
             text = tr.gettext(
-                "Recorded: {paid} paid, {flagged} flagged for refund, {recorded} already recorded before.",
+                "Recorded: {paid} paid, {flagged} flagged for refund, {recorded} already "
+                "recorded before.",
                 paid=applied.paid,
                 flagged=applied.flagged,
                 recorded=applied.already_recorded,
@@ -317,7 +320,7 @@ async def cmd_history(update: Update, context: ExamContext) -> None:
     await update.effective_message.reply_text("\n".join(lines)[:4000])
 
 
-# --- notification templates (rendered by the outbox sender at send time) --------------------------
+# --- notification templates (rendered by the outbox sender at send time) -------------------------
 
 
 def review_keyboard(tr: Translator, payment_id: int) -> InlineKeyboardMarkup:
@@ -338,7 +341,8 @@ def review_keyboard(tr: Translator, payment_id: int) -> InlineKeyboardMarkup:
 def receipt_review(params: dict[str, Any], tr: Translator) -> Rendered:
     amount = tr.money(int(Decimal(params["amount"]) * 100), params["currency"])
     text = tr.gettext(
-        "🧾 Bank transfer receipt #{payment_id}\nReference: {reference}\nCandidate: {name} (Telegram {telegram_id})\n"
+        "🧾 Bank transfer receipt #{payment_id}\nReference: {reference}\n"
+        "Candidate: {name} (Telegram {telegram_id})\n"
         "{level}, session {session}\nFee: {amount}{unconfirmed}",
         payment_id=params["payment_id"],
         reference=params["reference"],
@@ -366,8 +370,10 @@ def receipt_review(params: dict[str, Any], tr: Translator) -> Rendered:
 def payment_flagged(params: dict[str, Any], tr: Translator) -> Rendered:
     return Rendered(
         tr.gettext(
-            "⚠️ Payment #{payment_id} needs a refund or a manual check: {why}.\nReference: {reference}\n"
-            "Method: {method}, transaction {external_id}\nAmount: {amount} (expected {expected})\nSee /history {reference}",
+            "⚠️ Payment #{payment_id} needs a refund or a manual check: {why}.\n"
+            "Reference: {reference}\n"
+            "Method: {method}, transaction {external_id}\nAmount: {amount} (expected {expected})\n"
+            "See /history {reference}",
             payment_id=params["payment_id"],
             why=why_label(tr, params.get("why")),
             reference=params.get("reference") or "-",

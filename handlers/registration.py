@@ -108,16 +108,18 @@ def step_text(tr: Translator, catalog: Catalog, step: Step) -> str:
     if step.step == "session":
         if not step.sessions and "opens_at" in step.extra:
             return tr.gettext(
-                "No session for {level} is open for registration right now. Registration for the exam on "
-                "{exam_date} opens on {opens_at}: come back then with /register.",
+                "No session for {level} is open for registration right now. "
+                "Registration for the exam on {exam_date} opens on {opens_at}: "
+                "come back then with /register.",
                 level=level,
                 exam_date=tr.date(step.extra["exam_date"]),
                 opens_at=tr.datetime(step.extra["opens_at"], step.extra["timezone"], "short"),
             )
         if not step.sessions:
             return tr.gettext(
-                "No session for {level} is open for registration right now. I will show new sessions here "
-                "when registration opens: check again with /register later.",
+                "No session for {level} is open for registration right now. "
+                "I will show new sessions here when registration opens: "
+                "check again with /register later.",
                 level=level,
             )
         lines = "\n".join(_session_line(tr, catalog, s) for s in step.sessions)
@@ -150,7 +152,8 @@ def step_text(tr: Translator, catalog: Catalog, step: Step) -> str:
         ),
         "direction": tr.gettext("Choose your direction (方向):"),
         "photo": tr.gettext(
-            "Last step: send your 2-inch photo on a white background, as a photo (portrait, at least 295×413 pixels)."
+            "Last step: send your 2-inch photo on a white background, as a photo (portrait, at "
+            "least 295×413 pixels)."
         ),
     }
     return prompts[step.step]
@@ -228,8 +231,10 @@ def summary_text(tr: Translator, catalog: Catalog, s: Summary) -> str:
     return tr.gettext(
         "Please check your registration:\n"
         "Level: {level}\nName: {name}\nID: {id_type} {id_number}\nGender: {gender}, born {birth}\n"
-        "Mobile: {phone}\nE-mail: {email}\nEducation: {education}, {major}, {school} (graduation {graduation})\n"
-        "Work unit: {work_unit}\nEarlier certificate: {certificate}\nDirection: {direction}\nSession: {session}\nPhoto: {photo}\n\n"
+        "Mobile: {phone}\nE-mail: {email}\n"
+        "Education: {education}, {major}, {school} (graduation {graduation})\n"
+        "Work unit: {work_unit}\nEarlier certificate: {certificate}\nDirection: {direction}\n"
+        "Session: {session}\nPhoto: {photo}\n\n"
         "Submit it, or change any field below.",
         level=catalog.level(s.level).name.get(lang),
         name=s.full_name or dash,
@@ -260,7 +265,8 @@ def form_error(tr: Translator, exc: InvalidAnswer) -> str:
             "A resident ID number has 18 characters. Please check it and type it again."
         ),
         "id_legacy_15": tr.gettext(
-            "That is an old 15-digit number. Please type the 18-character number on your current ID card."
+            "That is an old 15-digit number. Please type the 18-character number on your "
+            "current ID card."
         ),
         "id_characters": tr.gettext(
             "A resident ID number has 17 digits and then a digit or X. Please type it again."
@@ -272,7 +278,8 @@ def form_error(tr: Translator, exc: InvalidAnswer) -> str:
             "The birth date inside this ID number is in the future. Please check the number."
         ),
         "id_checksum": tr.gettext(
-            "This ID number's check character does not match (a typo?). Please check it and type it again."
+            "This ID number's check character does not match (a typo?). "
+            "Please check it and type it again."
         ),
         "passport_length": tr.gettext(
             "A passport number has 5 to 20 letters and digits. Please type it again."
@@ -298,7 +305,8 @@ def form_error(tr: Translator, exc: InvalidAnswer) -> str:
         ),
         "photo_expected": tr.gettext("Please send your photo as a picture."),
         "certificate_number": tr.gettext(
-            "That does not look like a certificate number: letters, digits and dashes only, 6 to 40 of them."
+            "That does not look like a certificate number: letters, digits and dashes only, 6 "
+            "to 40 of them."
         ),
         "photo_not_image": tr.gettext(
             "That file is not an image. Please send your photo as a picture (JPG or PNG)."
@@ -308,7 +316,8 @@ def form_error(tr: Translator, exc: InvalidAnswer) -> str:
             limit=exc.params.get("limit_mb", 5),
         ),
         "photo_too_small": tr.gettext(
-            "The photo is too small: it must be at least {width}×{height} pixels. Please send a sharper one.",
+            "The photo is too small: it must be at least {width}×{height} pixels. "
+            "Please send a sharper one.",
             width=exc.params.get("width", 295),
             height=exc.params.get("height", 413),
         ),
@@ -494,7 +503,8 @@ async def on_submit(update: Update, context: ExamContext, *, join_waitlist: bool
         await query.answer()
         await update.effective_message.reply_text(
             tr.gettext(
-                "Your eligibility for this level is no longer confirmed, so I cannot submit. See /eligibility."
+                "Your eligibility for this level is no longer confirmed, so I cannot submit. "
+                "See /eligibility."
             )
         )
         return
@@ -502,8 +512,10 @@ async def on_submit(update: Update, context: ExamContext, *, join_waitlist: bool
         await query.answer()
         await update.effective_message.reply_text(
             tr.ngettext(
-                "This session is full. You can join its waitlist ({count} person is waiting before you) or choose another session.",
-                "This session is full. You can join its waitlist ({count} people are waiting before you) or choose another session.",
+                "This session is full. You can join its waitlist ({count} person is waiting "
+                "before you) or choose another session.",
+                "This session is full. You can join its waitlist ({count} people are waiting "
+                "before you) or choose another session.",
                 exc.waitlist_length,
             ),
             reply_markup=InlineKeyboardMarkup(
@@ -561,12 +573,14 @@ def registration_error(tr: Translator, exc: Exception) -> str:
         )
     if isinstance(exc, RegistrationClosed) and exc.next_session_code:
         return tr.gettext(
-            "Registration for this session has closed. Session {session} is open: choose it with 📅 Choose another session.",
+            "Registration for this session has closed. Session {session} is open: choose it with "
+            "📅 Choose another session.",
             session=exc.next_session_code,
         )
     if isinstance(exc, RegistrationClosed):
         return tr.gettext(
-            "Registration for this session has closed, and no other session of this level is open now."
+            "Registration for this session has closed, and no other session of this level "
+            "is open now."
         )
     if isinstance(exc, RegistrationNotOpen):
         return tr.gettext(
@@ -579,8 +593,8 @@ def registration_error(tr: Translator, exc: Exception) -> str:
         )
     if isinstance(exc, InvalidState) and exc.state in ("paid", "payment_review"):
         return tr.gettext(
-            "A paid registration (or one whose payment is being checked) is cancelled by the exam centre, "
-            "which also arranges the refund. Please contact the staff."
+            "A paid registration (or one whose payment is being checked) is cancelled by the exam "
+            "centre, which also arranges the refund. Please contact the staff."
         )
     if isinstance(exc, OfferExpired):
         return tr.gettext("This offer has expired and the seat went to the next person in line.")
@@ -593,15 +607,17 @@ def submitted_text(tr: Translator, catalog: Catalog, r: RegistrationView) -> str
     level = catalog.level(r.level_code).name.get(tr.language)
     if r.state == "waitlisted":
         return tr.gettext(
-            "⏳ You are number {position} on the waitlist of session {session} ({level}). If a seat frees up, "
-            "I will offer it to you here and hold it for you for a while. Your reference: {reference}.",
+            "⏳ You are number {position} on the waitlist of session {session} ({level}). "
+            "If a seat frees up, I will offer it to you here and hold it for you for a while. "
+            "Your reference: {reference}.",
             position=r.waitlist_position or 0,
             session=r.session_code,
             level=level,
             reference=r.reference,
         )
     return tr.gettext(
-        "✅ Registered for {level}, exam on {date} (session {session}). Your reference: {reference}.\n"
+        "✅ Registered for {level}, exam on {date} (session {session}). "
+        "Your reference: {reference}.\n"
         "Next: pay the fee by {due} (how to pay is below). See /status any time.",
         level=level,
         date=tr.date(r.exam_date),
@@ -704,7 +720,8 @@ async def on_cancel_ask(update: Update, context: ExamContext) -> None:
     await query.answer()
     await update.effective_message.reply_text(
         tr.gettext(
-            "Cancel your registration {reference} (session {session})? Your seat goes to the next person in line.",
+            "Cancel your registration {reference} (session {session})? "
+            "Your seat goes to the next person in line.",
             reference=r.reference,
             session=r.session_code,
         ),

@@ -57,8 +57,8 @@ def render_reminder(params: dict[str, Any], tr: Translator) -> Rendered:
     if kind == "registration_closing":
         return Rendered(
             tr.gettext(
-                "⏰ Registration for exam session {session} closes on {moment}. You may register but have "
-                "not done so yet: send /register.",
+                "⏰ Registration for exam session {session} closes on {moment}. "
+                "You may register but have not done so yet: send /register.",
                 session=session,
                 moment=moment,
             )
@@ -66,8 +66,8 @@ def render_reminder(params: dict[str, Any], tr: Translator) -> Rendered:
     if kind == "payment_due":
         return Rendered(
             tr.gettext(
-                "💳 The fee for your {level} registration in session {session} (reference {reference}) is due "
-                "on {moment}. Send /status to see how to pay.",
+                "💳 The fee for your {level} registration in session {session} (reference "
+                "{reference}) is due on {moment}. Send /status to see how to pay.",
                 level=level,
                 session=session,
                 reference=params.get("reference", ""),
@@ -86,8 +86,8 @@ def render_reminder(params: dict[str, Any], tr: Translator) -> Rendered:
     if kind == "results_released":
         return Rendered(
             tr.gettext(
-                "📊 The results of exam session {session} have been released. If you want your papers "
-                "re-marked, ask the exam centre before {moment}.",
+                "📊 The results of exam session {session} have been released. "
+                "If you want your papers re-marked, ask the exam centre before {moment}.",
                 session=session,
                 moment=moment,
             )

@@ -258,7 +258,8 @@ def eligibility_text(tr: Translator, catalog: Catalog, outcome: Outcome) -> str:
         description = route.description.get(lang) if route.description else route.code
         parts.append(
             tr.gettext(
-                "✅ You are eligible for {level} (exam on {date}) by route {route}: {description}.",
+                "✅ You are eligible for {level} (exam on {date}) by route {route}: "
+                "{description}.",
                 level=level,
                 date=exam,
                 route=route.code,
@@ -268,7 +269,8 @@ def eligibility_text(tr: Translator, catalog: Catalog, outcome: Outcome) -> str:
     else:
         headline = (
             tr.gettext(
-                "🟡 The automatic check cannot confirm {level} (exam on {date}). Staff can review your case.",
+                "🟡 The automatic check cannot confirm {level} (exam on {date}). "
+                "Staff can review your case.",
                 level=level,
                 date=exam,
             )
@@ -403,13 +405,15 @@ def offer_text(tr: Translator, o: PaymentOffer, levels: LevelNames) -> str:
         )
     else:
         fee = tr.gettext(
-            "The exam fee for {level} is not confirmed yet: the exam centre will confirm the amount before you pay.",
+            "The exam fee for {level} is not confirmed yet: the exam centre will confirm the "
+            "amount before you pay.",
             level=level,
         )
     parts = [
         fee,
         tr.gettext(
-            "Please pay by {due}. A registration still unpaid at {deadline} expires and its seat goes to the next person in line.",
+            "Please pay by {due}. A registration still unpaid at {deadline} expires and its seat "
+            "goes to the next person in line.",
             due=tr.datetime(o.due_at, o.timezone, "short"),
             deadline=tr.datetime(o.deadline_at, o.timezone, "short"),
         ),
@@ -418,7 +422,8 @@ def offer_text(tr: Translator, o: PaymentOffer, levels: LevelNames) -> str:
         parts.append(
             tr.gettext(
                 "Bank transfer:\nAccount name: {name}\nBank: {bank}\nAccount number: {number}\n"
-                "Write this reference in the transfer remark: {reference}\nThen upload the receipt with the button below.",
+                "Write this reference in the transfer remark: {reference}\n"
+                "Then upload the receipt with the button below.",
                 name=o.bank.account_name,
                 bank=o.bank.bank_name,
                 number=o.bank.account_number,
@@ -428,7 +433,8 @@ def offer_text(tr: Translator, o: PaymentOffer, levels: LevelNames) -> str:
         if o.bank.placeholder:
             parts.append(
                 tr.gettext(
-                    "⚠️ These bank details are not final yet. Please wait for the exam centre to confirm them before you transfer."
+                    "⚠️ These bank details are not final yet. Please wait for the exam centre to "
+                    "confirm them before you transfer."
                 )
             )
     if not o.methods:
@@ -474,27 +480,31 @@ def refusal_text(tr: Translator, exc: Exception) -> str:
     reason = getattr(exc, "reason", None) or getattr(exc, "state", None)
     return {
         "fee_unconfirmed": tr.gettext(
-            "The fee is not confirmed yet, so I cannot take a payment in Telegram. Please wait for the exam centre."
+            "The fee is not confirmed yet, so I cannot take a payment in Telegram. "
+            "Please wait for the exam centre."
         ),
         "method_disabled": tr.gettext(
             "This payment method is not available. Send /status to see how you can pay."
         ),
         "deadline_passed": tr.gettext("The payment deadline of this registration has passed."),
         "eligibility_pending": tr.gettext(
-            "Your eligibility is not settled yet. You can pay once the exam centre has confirmed it."
+            "Your eligibility is not settled yet. You can pay once the exam centre has "
+            "confirmed it."
         ),
         "amount_mismatch": tr.gettext(
-            "The amount does not match the fee of this registration. Please start the payment again from /status."
+            "The amount does not match the fee of this registration. "
+            "Please start the payment again from /status."
         ),
         "unknown_invoice": tr.gettext(
             "This invoice is no longer valid. Please start the payment again from /status."
         ),
         "payment_review": tr.gettext(
-            "Your receipt for this registration is already under review. I will tell you the outcome here."
+            "Your receipt for this registration is already under review. "
+            "I will tell you the outcome here."
         ),
         "receipt_already_reviewed": tr.gettext(
-            "The exam centre has already reviewed this very file for this registration. Please send a new "
-            "receipt (press 🧾 again in /status), or contact the staff."
+            "The exam centre has already reviewed this very file for this registration. "
+            "Please send a new receipt (press 🧾 again in /status), or contact the staff."
         ),
     }.get(reason or "", tr.gettext("This registration cannot be paid any more. See /status."))
 

@@ -96,8 +96,8 @@ async def _send_ticket(update: Update, context: ExamContext, registration_id: in
         pdf,
         filename=f"admission-ticket-{data.ticket_number}.pdf",
         caption=tr.gettext(
-            "🎫 Your admission ticket {number} for {date}. Print it (or keep it on your phone) and bring it "
-            "with your ID card.",
+            "🎫 Your admission ticket {number} for {date}. Print it (or keep it on your phone) "
+            "and bring it with your ID card.",
             number=data.ticket_number,
             date=tr.date(data.exam_date),
         ),
@@ -134,7 +134,8 @@ def check_text(tr: Translator, check: TicketCheck, levels: LevelNames) -> str:
             "❌ Not a valid admission ticket: the reference is unknown or has been altered."
         )
     details = tr.gettext(
-        "Ticket {number}: {name}, ID {id_number}\nSession {session} ({date}), {level}, seat {seat}",
+        "Ticket {number}: {name}, ID {id_number}\n"
+        "Session {session} ({date}), {level}, seat {seat}",
         number=check.ticket_number,
         name=check.full_name,
         id_number=check.id_number_masked,
@@ -145,7 +146,8 @@ def check_text(tr: Translator, check: TicketCheck, levels: LevelNames) -> str:
     )
     if not check.valid:
         return tr.gettext(
-            "❌ This ticket is no longer valid: the registration is not paid (cancelled?).\n{details}",
+            "❌ This ticket is no longer valid: the registration is not paid (cancelled?).\n"
+            "{details}",
             details=details,
         )
     return tr.gettext("✅ Valid admission ticket.\n{details}", details=details)
@@ -153,8 +155,8 @@ def check_text(tr: Translator, check: TicketCheck, levels: LevelNames) -> str:
 
 def ticket_ready(params: dict[str, Any], tr: Translator) -> Rendered:
     text = tr.gettext(
-        "🎫 Your admission ticket for the exam on {date} ({level}) is ready: ticket number {number}. "
-        "Press the button or send /ticket to get the PDF.",
+        "🎫 Your admission ticket for the exam on {date} ({level}) is ready: ticket number "
+        "{number}. Press the button or send /ticket to get the PDF.",
         date=tr.date(date.fromisoformat(params["exam_date"])) if params.get("exam_date") else "-",
         level=level_label(tr, params.get("level_code", ""), params.get("level_names")),
         number=params.get("ticket_number", ""),

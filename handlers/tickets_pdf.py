@@ -60,7 +60,8 @@ def _fonts() -> None:
 
 
 def _font(text: str, bold: bool = False) -> str:
-    """STSong-Light for anything beyond Latin-1 (Chinese, full-width punctuation), else Helvetica."""
+    """STSong-Light for anything beyond Latin-1 (Chinese, full-width
+    punctuation), else Helvetica."""
     if any(ord(ch) > 0xFF for ch in text):
         return CJK
     return LATIN_BOLD if bold else LATIN
@@ -133,7 +134,8 @@ class _Page:
         width: float | None = None,
         bold: bool = False,
     ) -> float:
-        """Chinese line, English beneath in grey (skipped when identical); returns the height used."""
+        """Chinese line, English beneath in grey (skipped when identical);
+        returns the height used."""
         used = 0.0
         for line in _wrap(zh, _font(zh), size, width) if width else [zh]:
             self.text(x, y - used, line, size, bold=bold)
@@ -231,7 +233,7 @@ def render_ticket(
     ]
     table_w = PAGE_W - 2 * MARGIN
     offsets = [offset for _, offset in columns]
-    widths = [b - a - 6 for a, b in zip(offsets, [*offsets[1:], table_w])]
+    widths = [b - a - 6 for a, b in zip(offsets, [*offsets[1:], table_w], strict=True)]
     canvas.setFillColor(LIGHT)
     canvas.rect(MARGIN, page.y - 24, table_w, 30, stroke=0, fill=1)
     canvas.setFillColor(black)
@@ -246,14 +248,15 @@ def render_ticket(
             (name_zh, name_en),
             (zh.date(day, "medium"), en.date(day, "medium")),
             (
-                f"{zh.time(component.starts_at, data.timezone)}–{zh.time(component.ends_at, data.timezone)}",
+                f"{zh.time(component.starts_at, data.timezone)}–"
+                f"{zh.time(component.ends_at, data.timezone)}",
                 "",
             ),
             (room_zh, room_en),
             (component.seat, ""),
         ]
         used = 0.0
-        for offset, width, (value_zh, value_en) in zip(offsets, widths, cells):
+        for offset, width, (value_zh, value_en) in zip(offsets, widths, cells, strict=True):
             used = max(
                 used,
                 page.pair(MARGIN + 3 + offset, page.y - 4, value_zh, value_en, 10.5, width=width),

@@ -20,6 +20,7 @@ so a tick still running on an old leader while a new one starts is harmless.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 
@@ -99,10 +100,8 @@ class LeaderLock:
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):
                 await conn.invalidate()  # never back to the pool: the session may be broken
-            except Exception:
-                pass
 
     async def release(self) -> None:
         """Give the lease back (a clean stop); another instance's next tick takes it."""

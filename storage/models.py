@@ -9,7 +9,7 @@ UTC-aware datetimes on both SQLite and PostgreSQL (see `UTCDateTime`).
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -74,7 +74,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType, list[Any]: JSONType}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSONType,
+        list[Any]: JSONType,
+    }
 
 
 #: The condition of the one-active-registration indexes (`ACTIVE`, in the migration's order).
@@ -366,6 +370,26 @@ class InboxUpdate(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     processed_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    # The instance working on it (PostgreSQL: the key of that instance's session-level
+    # advisory lock, so a dead owner is seen at once); None when nobody holds it.
+    owner: Mapped[int | None] = mapped_column(Integer)
+
+
+class SetAsideUpdate(Base):
+    """An update that could not be stored or kept failing, kept for staff with the reason.
+
+    Nobody else waits for it: the webhook answers 200 and polling moves past it. The body
+    is kept as received, with ID-like numbers masked, cut at 64 KiB.
+    """
+
+    __tablename__ = "set_aside_updates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str] = mapped_column(String(16))  # webhook | polling | processing
+    update_id: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text, default="")
 
 
 class OutboxMessage(Base):
@@ -388,6 +412,10 @@ class OutboxMessage(Base):
     expires_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     lease_until: Mapped[datetime | None]
+    # Who holds the lease: a fresh token per claim. A result is recorded and a send made only
+    # under the token of the claim, so a worker that lost its claim (frozen past the lease)
+    # can never settle or resend a row another worker took over.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
     broadcast_id: Mapped[int | None] = mapped_column(Integer)

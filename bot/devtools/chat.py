@@ -10,6 +10,7 @@ sends what you type as a candidate or a staff member and prints what the bot ans
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import mimetypes
 import os
@@ -349,7 +350,8 @@ class ChatSession:
             acted = await self._dispatch(line.strip())
             if acted and not await self.settle():
                 self.write(
-                    f"(the bot is still busy after {SETTLE_TIMEOUT:.0f}s; later messages appear when they arrive)"
+                    f"(the bot is still busy after {SETTLE_TIMEOUT:.0f}s; "
+                    "later messages appear when they arrive)"
                 )
             self.emit(self.show_new())
         finally:
@@ -379,7 +381,8 @@ class ChatSession:
         return await user.send_text(text, chat=chat)
 
     def _latest_keyboard(self) -> tuple[int, dict[str, Any]] | None:
-        """(chat id, message) of the most recent bot message with inline buttons the identity sees."""
+        """(chat id, message) of the most recent bot message with inline
+        buttons the identity sees."""
         best: tuple[int, int, dict[str, Any]] | None = None
         for chat_id in self.current.chats:
             state = self.sandbox.chat_state(chat_id)
@@ -390,7 +393,11 @@ class ChatSession:
             seq = next(
                 (
                     s
-                    for s, m in zip(reversed(state.bot_event_seqs), reversed(state.bot_event_ids))
+                    for s, m in zip(
+                        reversed(state.bot_event_seqs),
+                        reversed(state.bot_event_ids),
+                        strict=True,
+                    )
                     if m == mid
                 ),
                 0,
@@ -559,10 +566,8 @@ class ChatSession:
 
     async def run_interactive(self) -> int:
         """A prompt; messages nobody asked for (reminders, staff actions) show up too."""
-        try:
+        with contextlib.suppress(ImportError):
             import readline  # noqa: F401 - line editing and history for input()
-        except ImportError:
-            pass
         self.emit(
             [
                 f"examdesk chat: you are {self.current.label}.",
@@ -616,10 +621,8 @@ async def _ask(prompt: str) -> str | None:
             value = None
         except Exception:
             value = None
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: we are exiting
             loop.call_soon_threadsafe(settle, value)
-        except RuntimeError:
-            pass  # the loop is gone: we are exiting
 
     threading.Thread(target=read, name="chat:input", daemon=True).start()
     return await future

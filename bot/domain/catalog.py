@@ -501,7 +501,8 @@ class Catalog(_Model):
     # -- identity
 
     def content_hash(self) -> str:
-        """sha256 of a canonical JSON dump: equal content ⇔ equal hash, whatever the YAML layout."""
+        """sha256 of a canonical JSON dump: equal content ⇔ equal hash,
+        whatever the YAML layout."""
         payload = json.dumps(
             self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
         )

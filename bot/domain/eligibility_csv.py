@@ -134,7 +134,7 @@ def _rows(reader: Any, header: list[str]) -> Iterable[tuple[int, dict[str, str],
         if not any(cell.strip() for cell in raw):
             continue
         cells = dict.fromkeys(INPUT_COLUMNS, "")
-        cells.update({column: value.strip() for column, value in zip(header, raw)})
+        cells.update({column: value.strip() for column, value in zip(header, raw, strict=False)})
         # Fewer cells than columns: trailing blanks some tools drop. More: a shifted row.
         problem = (
             f"has {len(raw)} cells but the header has {len(header)} columns"

@@ -24,6 +24,7 @@ different chats within a second mean the bot-wide limit, and the bot-wide pace p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -338,13 +339,12 @@ class OutboxSender:
                 timeout = self.config.poll_interval
             if timeout is None or self._stopping:
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
 
     async def _step(self) -> float | None:
-        """Claim more when the lanes run low; None to go round again at once, else how long to sleep."""
+        """Claim more when the lanes run low; None to go round again at
+        once, else how long to sleep."""
         await self._renew_leases()
         if len(self._held) > self._low_water:
             return self.config.poll_interval  # a lane wakes us when it drops below

@@ -84,12 +84,12 @@ class UpdateDispatcher:
     async def _run_one(self, payload: dict[str, Any]) -> None:
         update_id = payload["update_id"]
         error = None
-        if time.monotonic() - self._since.get(update_id, time.monotonic()) > RENEW_AFTER:
-            # It waited long behind this user's earlier updates: renew its lease before the
-            # recovery sweep of another instance takes it; skip it if one already did.
-            if not await self._inbox.renew_lease(update_id):
-                log.info("update %s was handled elsewhere while it waited", update_id)
-                return
+        waited = time.monotonic() - self._since.get(update_id, time.monotonic()) > RENEW_AFTER
+        # If it waited long behind this user's earlier updates: renew its lease before the
+        # recovery sweep of another instance takes it; skip it if one already did.
+        if waited and not await self._inbox.renew_lease(update_id):
+            log.info("update %s was handled elsewhere while it waited", update_id)
+            return
         try:
             await self._process(payload)
         except asyncio.CancelledError:

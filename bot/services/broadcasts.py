@@ -284,7 +284,8 @@ class BroadcastService:
         *,
         scheduled: bool,
     ) -> Progress:
-        """Queue one outbox row per recipient, now or for the scheduled time; the first press wins."""
+        """Queue one outbox row per recipient, now or for the scheduled
+        time; the first press wins."""
         self._check_staff(actor_id)
         now = self._clock()
         async with self._uow() as uow:
@@ -452,7 +453,8 @@ class BroadcastService:
             return await self._progress(uow, await self._get(uow, broadcast_id), self._clock())
 
     async def tick(self) -> list[Progress]:
-        """Start due scheduled broadcasts, finish empty ones once, return changed progress views."""
+        """Start due scheduled broadcasts, finish empty ones once, return
+        changed progress views."""
         now = self._clock()
         changed = []
         async with self._uow() as uow:

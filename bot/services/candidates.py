@@ -17,7 +17,8 @@ from storage.uow import UnitOfWork, UowFactory
 
 
 async def candidate_and_flow(uow: UnitOfWork, telegram_id: int) -> tuple[Candidate, FlowState]:
-    """The candidate behind a Telegram id and their flow state, inside the caller's unit of work."""
+    """The candidate behind a Telegram id and their flow state, inside the
+    caller's unit of work."""
     # Locked: staff decisions (reviews, overrides) write the same profile JSON.
     candidate = await uow.candidates.get_by_telegram_id(telegram_id, for_update=True)
     if candidate is None:

@@ -87,7 +87,8 @@ class Standing:
 
     level: str
     allowed: bool
-    status: str  # eligible / approved / overridden / manual_review / pending_review / not_eligible / unknown
+    # eligible / approved / overridden / manual_review / pending_review / not_eligible / unknown
+    status: str
     route: str | None = None
 
 

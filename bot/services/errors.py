@@ -148,7 +148,8 @@ class NotPaid(ServiceError):
 
 
 class TicketNotYetAvailable(ServiceError):
-    """The admission ticket is issued from `available_from` (aware UTC), in the session's `timezone`."""
+    """The admission ticket is issued from `available_from` (aware UTC), in
+    the session's `timezone`."""
 
     def __init__(self, available_from: datetime, timezone: str) -> None:
         super().__init__(available_from)

@@ -70,7 +70,8 @@ class InboxService:
             await uow.commit()
 
     async def renew_lease(self, update_id: int) -> bool:
-        """Extend this instance's claim on a waiting update; False if it was processed meanwhile."""
+        """Extend this instance's claim on a waiting update; False if it
+        was processed meanwhile."""
         async with self._uow() as uow:
             renewed = await uow.inbox.renew_lease(update_id, self._clock() + PROCESSING_LEASE)
             await uow.commit()

@@ -498,7 +498,8 @@ class PaymentService:
     # --- bank transfer receipts ----------------------------------------------------------
 
     async def start_receipt(self, telegram_id: int, registration_id: int) -> str:
-        """Wait for the receipt of this registration (flow state in the database); its reference."""
+        """Wait for the receipt of this registration (flow state in the
+        database); its reference."""
         catalog = await self._catalog.current()
         async with self._uow() as uow:
             registration, _ = await self._own(uow, telegram_id, registration_id)

@@ -118,7 +118,8 @@ def parse_statement(data: bytes) -> list[dict[str, Any]]:
     """Rows of the CSV as dicts (line, date, amount_minor, reference, payer, why, row_id).
 
     Raises InvalidAnswer("statement", code) for a file that is not such a CSV at all:
-    too_large, encoding, header (the header line is missing or lacks a column), empty, too_many_rows.
+    too_large, encoding, header (the header line is missing or lacks a column), empty,
+    too_many_rows.
     """
     if len(data) > MAX_BYTES:
         raise InvalidAnswer("statement", "too_large")

@@ -264,7 +264,8 @@ class RegistrationFormService:
         return values[step] is None
 
     def _next(self, candidate: Candidate, state: FlowState, form: dict[str, Any]) -> str:
-        """The first unanswered step (or the summary), recorded with the form as the current one."""
+        """The first unanswered step (or the summary), recorded with the
+        form as the current one."""
         step = SUMMARY
         if not form.get("review"):
             step = next((s for s in STEPS if self._missing(candidate, form, s)), SUMMARY)
@@ -357,7 +358,8 @@ class RegistrationFormService:
             chosen = parse_choice(step, value.choice, ID_TYPES)
             if chosen != candidate.id_doc_type:
                 candidate.id_doc_type = chosen
-                # A different document type needs a new number (and, for passports, gender/birth date).
+                # A different document type needs a new number (and, for
+                # passports, gender/birth date).
                 candidate.id_number_encrypted = candidate.id_number_hash = (
                     candidate.id_number_masked
                 ) = None

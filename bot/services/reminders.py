@@ -90,7 +90,10 @@ class ReminderSlot:
 
     @property
     def suffix(self) -> str:
-        return f":{self.session_code}:{self.kind}:{self.offset}:{self.at.astimezone(UTC):%Y%m%dT%H%MZ}"
+        return (
+            f":{self.session_code}:{self.kind}:{self.offset}:"
+            f"{self.at.astimezone(UTC):%Y%m%dT%H%MZ}"
+        )
 
     @property
     def states(self) -> tuple[str, ...] | None:

@@ -99,7 +99,8 @@ class TicketCheck:
 
 
 def mask_name(name: str) -> str:
-    """张小三 → 张*三, 张三 → 张*, Ann Smith → A** S****: enough to match a face, not to identify."""
+    """张小三 → 张*三, 张三 → 张*, Ann Smith → A** S****: enough to match a
+    face, not to identify."""
     words = name.split()
     if len(words) > 1:
         return " ".join(w[0] + "*" * (len(w) - 1) for w in words)

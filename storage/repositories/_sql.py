@@ -37,6 +37,7 @@ def _is_unique_violation(exc: IntegrityError, *markers: str) -> bool:
 
 
 def _not_held() -> Any:
-    """Rows of a paused or cancelled broadcast are not claimed: one broadcast row holds them all."""
+    """Rows of a paused or cancelled broadcast are not claimed: one
+    broadcast row holds them all."""
     held = select(Broadcast.id).where(Broadcast.status.in_(BROADCAST_HELD))
     return or_(OutboxMessage.broadcast_id.is_(None), OutboxMessage.broadcast_id.not_in(held))

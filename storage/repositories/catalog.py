@@ -112,7 +112,8 @@ class SessionRepository:
         ]
 
     async def lock(self, *session_ids: int) -> None:
-        """Lock session rows in id order (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises)."""
+        """Lock session rows in id order (PostgreSQL; SQLite's BEGIN
+        IMMEDIATE already serialises)."""
         if not _is_postgresql(self.session):
             return
         stmt = (

@@ -164,7 +164,8 @@ class OutboxRepository:
         return int((await self.session.execute(stmt)).rowcount or 0)
 
     async def release(self, ids: Sequence[int]) -> int:
-        """Drop the lease of claimed rows that were never sent (a clean stop); uncount the claim."""
+        """Drop the lease of claimed rows that were never sent (a clean
+        stop); uncount the claim."""
         if not ids:
             return 0
         stmt = (

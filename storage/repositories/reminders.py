@@ -209,7 +209,8 @@ class ReminderRepository:
     # --- dropping what no longer applies --------------------------------------------------
 
     def _pending(self, session_id: int, now: datetime) -> Any:
-        """Pending reminder rows of a session that no live worker holds (a held row is being sent)."""
+        """Pending reminder rows of a session that no live worker holds (a
+        held row is being sent)."""
         return and_(
             OutboxMessage.kind == self.KIND,
             OutboxMessage.session_id == session_id,

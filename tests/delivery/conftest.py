@@ -41,7 +41,7 @@ def _menu(params: dict[str, Any], tr: Translator) -> Rendered:
 TEMPLATES = Templates({"test.delivery.menu": _menu})
 
 
-from tests.sandbox_fixtures import bot, sandbox, token  # noqa: F401,E402 - shared fixtures
+from tests.sandbox_fixtures import bot, sandbox, token  # noqa: E402 - shared fixtures
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """A sender in its own process, for the crash and two-worker tests (and by hand).
 
     python tests/delivery/sender_process.py --db URL --api http://127.0.0.1:PORT --token T \
-        [--rate 150] [--max-in-flight 8] [--batch 0] [--lease 2] [--release-leases] [--until-drained]
+        [--rate 150] [--max-in-flight 8] [--batch 0] [--lease 2] [--release-leases] \
+        [--until-drained]
 
 Without --until-drained it runs until killed. Prints its counters as JSON when it ends.
 """

@@ -23,6 +23,7 @@ from storage.db import Database
 from .conftest import sends_per_chat, texts
 
 WORKER = Path(__file__).with_name("sender_process.py")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MAX_IN_FLIGHT = 8
 WAIT = 90  # seconds; a safety net for a hung process, never a measurement
 
@@ -42,7 +43,7 @@ async def spawn(database: Database, sandbox: Sandbox, *args: str) -> asyncio.sub
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
     )
 
 

@@ -149,7 +149,7 @@ async def test_webhook_same_update_twice_is_handled_once(webhook_bot: Harness) -
         second = await http.post(url, json=_raw_update(9_000_010, 302), headers=headers)
     assert await webhook_bot.runtime.dispatcher.drain(10)
     await webhook_bot.sandbox.wait_idle(timeout=10)
-    replies = [m for m in webhook_bot.sandbox.chat_messages(302)]
+    replies = list(webhook_bot.sandbox.chat_messages(302))
     assert (first.status, second.status, len(replies)) == (200, 200, 1)
 
 

@@ -45,7 +45,7 @@ WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 def id_number(seq: int) -> str:
     """A checksum-valid resident ID number (GB 11643), one per test person."""
     body = f"11010519900307{seq:03d}"
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, WEIGHTS)) % 11]
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, WEIGHTS, strict=True)) % 11]
 
 
 @dataclass
@@ -67,7 +67,8 @@ class PaymentsHarness(Harness):
 
 
 async def load_confirmed_fees(url: str) -> None:
-    """The shipped catalogue with every fee confirmed (as staff do once the centre publishes them)."""
+    """The shipped catalogue with every fee confirmed (as staff do once the
+    centre publishes them)."""
     document = yaml.safe_load(
         (PROJECT_ROOT / "catalog" / "exam-catalog.yaml").read_text(encoding="utf-8")
     )
@@ -98,14 +99,15 @@ async def pay_bot(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[PaymentsHar
 async def registered(
     bot: Harness, user_id: int, language: str = "en", name: str = "Ann Smith"
 ) -> tuple[Person, int, list[str]]:
-    """A candidate who registered for junior; returns the person, the registration id and the replies to submit."""
+    """A candidate who registered for junior; returns the person, the registration id
+    and the replies to submit."""
     p = Person(bot, user_id, language, "Ann")
     await become_eligible_for_junior(p)
     await fill_form(
         p, name=name, id_number=id_number(user_id % 1000), email=f"c{user_id}@example.com"
     )
     replies = await p.press("reg:submit")
-    data = dict((d, t) for t, d in p.user.inline_buttons())
+    data = {d: t for t, d in p.user.inline_buttons()}
     [rid] = {int(d.rsplit(":", 1)[1]) for d in data if d and d.startswith("pay:receipt:")}
     return p, rid, replies
 
@@ -133,7 +135,7 @@ async def invoice_of(bot: Harness, p: Person, rid: int, method: str) -> dict[str
     return next(m for m in sent if "invoice" in m)
 
 
-# --- Telegram Payments and Stars ------------------------------------------------------------------
+# --- Telegram Payments and Stars -----------------------------------------------------------------
 
 
 async def test_submit_shows_the_fee_deadline_and_methods_then_invoice_pre_checkout_and_payment(
@@ -279,7 +281,7 @@ async def test_successful_payment_acknowledged_but_not_processed_runs_after_rest
     ) == (["tg_crash_1"], "paid", [], True)
 
 
-# --- bank transfer receipts and staff review --------------------------------------------------------
+# --- bank transfer receipts and staff review -----------------------------------------------------
 
 
 async def _upload_receipt(bot: Harness, p: Person, rid: int) -> dict[str, Any]:
@@ -415,14 +417,14 @@ async def test_same_receipt_file_for_two_registrations_is_shown_to_staff(
     assert reference_1 in card["caption"] and "photo" in card
 
 
-# --- bank statement CSV -------------------------------------------------------------------------------
+# --- bank statement CSV --------------------------------------------------------------------------
 
 
 async def test_statement_csv_import_shows_matched_unmatched_and_ambiguous_rows_then_records(
     pay_bot: PaymentsHarness,
 ) -> None:
     a, rid_a, _ = await registered(pay_bot, 721)
-    b, rid_b, _ = await registered(pay_bot, 722, name="Bob Smith")
+    _b, rid_b, _ = await registered(pay_bot, 722, name="Bob Smith")
     refs = {r.id: r.reference for r in await db_rows(pay_bot.database_url, Registration)}
     csv_text = (
         "date,amount,reference,payer\n"
@@ -461,7 +463,7 @@ async def test_statement_csv_import_shows_matched_unmatched_and_ambiguous_rows_t
     assert bad[-1]["text"].startswith("I could not read this file as a bank statement.")
 
 
-# --- provider notices ------------------------------------------------------------------------------------
+# --- provider notices ----------------------------------------------------------------------------
 
 
 async def _notify(
@@ -524,7 +526,7 @@ async def test_provider_notice_is_verified_idempotent_and_checked_against_the_fe
     ) == (True, True, 2)
 
 
-# --- deadlines ------------------------------------------------------------------------------------------
+# --- deadlines -----------------------------------------------------------------------------------
 
 
 async def test_deadline_expiry_frees_the_seat_and_a_late_payment_is_flagged_for_refund(
@@ -570,7 +572,8 @@ async def test_deadline_expiry_frees_the_seat_and_a_late_payment_is_flagged_for_
 
 
 class _FailOnce:
-    """A handler group that fails the first payment update it sees, as a passing database error would."""
+    """A handler group that fails the first payment update it sees, as a
+    passing database error would."""
 
     def __init__(self) -> None:
         self.failed = False
@@ -628,7 +631,7 @@ async def test_same_receipt_file_sent_again_after_rejection_gets_a_clear_answer(
     # The very same file again (a forward keeps Telegram's file ids), not a new upload.
     again = await exchange(pay_bot, p.user, _resend_content(p, {"document": card["document"]}))
     assert [m["text"] for m in again] == [
-        "The exam centre has already reviewed this very file for this registration. Please send a new receipt "
-        "(press 🧾 again in /status), or contact the staff."
+        "The exam centre has already reviewed this very file for this registration. "
+        "Please send a new receipt (press 🧾 again in /status), or contact the staff."
     ]
     assert await reg_state(pay_bot.database_url, rid) == "awaiting_payment"

@@ -1,4 +1,5 @@
-"""The `examdesk run` process: SIGTERM finishes and exits cleanly; errors reach the user politely."""
+"""The `examdesk run` process: SIGTERM finishes and exits cleanly; errors
+reach the user politely."""
 
 from __future__ import annotations
 

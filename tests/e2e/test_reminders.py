@@ -30,7 +30,8 @@ def utc(text: str) -> datetime:
 
 
 async def paid_registration(url: str, telegram_id: int, session: str = "2027-01") -> int:
-    """A PAID junior registration for a candidate the bot already knows (payment is another flow)."""
+    """A PAID junior registration for a candidate the bot already knows
+    (payment is another flow)."""
     database = Database(url)
     try:
         async with UnitOfWork(database.sessions) as uow:

@@ -96,7 +96,8 @@ async def test_full_session_waitlist_offer_and_accept(bot: Harness) -> None:
     )
     assert "2027-01" in offer["text"] and (
         "✅ 接受名额",
-        f"reg:offer:accept:{offer['reply_markup']['inline_keyboard'][0][0]['callback_data'].rsplit(':', 1)[1]}",
+        "reg:offer:accept:"
+        f"{offer['reply_markup']['inline_keyboard'][0][0]['callback_data'].rsplit(':', 1)[1]}",
     ) in second.user.inline_buttons(offer)
     accepted = await second.press("✅ 接受名额")
     assert (

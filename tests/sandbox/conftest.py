@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from bot.devtools.sandbox import Sandbox, SandboxUser
-from tests.sandbox_fixtures import bot, sandbox, token  # noqa: F401 - shared fixtures
+from tests.sandbox_fixtures import bot, sandbox, token  # shared fixtures
 
 
 @pytest.fixture

@@ -72,7 +72,7 @@ async def test_send_message_unescaped_html_is_bad_request(bot: Bot, li: SandboxU
 
 
 async def test_send_message_unescaped_markdown_v2_is_bad_request(bot: Bot, li: SandboxUser):
-    with pytest.raises(BadRequest, match="character '.' is reserved"):
+    with pytest.raises(BadRequest, match=r"character '\.' is reserved"):
         await bot.send_message(li.id, "Fee: 100.00 CNY", parse_mode="MarkdownV2")
 
 

@@ -1,4 +1,5 @@
-"""CatalogService on real databases: load, reload without change, refusals leave the DB as it was."""
+"""CatalogService on real databases: load, reload without change, refusals
+leave the DB as it was."""
 
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ async def test_load_changed_session_time_updates_in_place(database: Database) ->
     result = await services.catalog.load(parse_catalog(document))
     _, sessions, _ = await _snapshot(database)
     code = catalog.sessions[0].code
-    assert (result.sessions_updated[0], dict((s[0], s[1]) for s in sessions)[code]) == (code, 80)
+    assert (result.sessions_updated[0], {s[0]: s[1] for s in sessions}[code]) == (code, 80)
 
 
 def _cli(

@@ -1,4 +1,5 @@
-"""EligibilityService on real databases: questions asked, answers kept, verdicts, reviews, overrides."""
+"""EligibilityService on real databases: questions asked, answers kept,
+verdicts, reviews, overrides."""
 
 from __future__ import annotations
 

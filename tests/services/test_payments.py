@@ -95,7 +95,7 @@ async def templates(database: Database, chat_id: int | None = None) -> list[str]
     return [m.payload.get("template") for m in found]
 
 
-# --- offer and Telegram invoices ------------------------------------------------------------------
+# --- offer and Telegram invoices -----------------------------------------------------------------
 
 
 async def test_offer_hides_an_unconfirmed_fee_and_offers_no_invoice(database: Database) -> None:
@@ -170,7 +170,7 @@ async def test_successful_payment_delivered_twice_is_recorded_once(database: Dat
     ) == (("paid", False), ("paid", True), 1, "paid")
 
 
-# --- bank transfer receipts -----------------------------------------------------------------------
+# --- bank transfer receipts ----------------------------------------------------------------------
 
 
 async def _receipt(services: Services, telegram_id: int, rid: int, unique: str = "file-u1") -> Any:
@@ -286,7 +286,7 @@ async def test_receipt_without_pressing_upload_is_a_stale_step(database: Databas
 # --- deadlines -----------------------------------------------------------------------------------
 
 
-async def test_deadline_expiry_frees_the_seat_promotes_the_waitlist_and_spares_receipts_under_review(
+async def test_deadline_expiry_frees_the_seat_promotes_the_waitlist_spares_receipts_under_review(
     database: Database,
 ) -> None:
     clock = Clock()
@@ -346,7 +346,7 @@ async def test_receipt_rejected_after_the_deadline_expires_the_registration(
     assert (await state(database, rid), session.seats_taken) == ("expired", 0)
 
 
-# --- bank statement CSV -----------------------------------------------------------------------------
+# --- bank statement CSV --------------------------------------------------------------------------
 
 
 def _csv(lines: list[str]) -> bytes:
@@ -360,7 +360,7 @@ async def test_statement_import_classifies_rows_and_applies_only_matched_ones(
     services, _ = await world(database, clock)
     matched, ref_m = await register(services, database, 1020)
     wrong_amount, ref_w = await register(services, database, 1021)
-    twice, ref_t = await register(services, database, 1022)
+    _twice, ref_t = await register(services, database, 1022)
     data = _csv(
         [
             f"2026-11-27,800.00,学费 {ref_m},张三",
@@ -417,7 +417,7 @@ def test_statement_in_gb18030_is_read() -> None:
     )
 
 
-# --- provider notices -----------------------------------------------------------------------------
+# --- provider notices ----------------------------------------------------------------------------
 
 
 def _notice(reference: str, amount: int = 80000, tx: str = "wx-1", currency: str = "CNY") -> bytes:
@@ -488,7 +488,7 @@ async def test_provider_notice_is_idempotent_and_checks_the_amount(database: Dat
     assert await templates(database, STAFF_CHAT) == ["payment_flagged", "payment_flagged"]
 
 
-# --- audit and the list for admission tickets -------------------------------------------------------
+# --- audit and the list for admission tickets ----------------------------------------------------
 
 
 async def test_history_lists_every_change_with_actor_and_reason(database: Database) -> None:

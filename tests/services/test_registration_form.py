@@ -1,4 +1,5 @@
-"""RegistrationFormService on real databases: eligibility gate, saved answers, encryption, sessions."""
+"""RegistrationFormService on real databases: eligibility gate, saved
+answers, encryption, sessions."""
 
 from __future__ import annotations
 

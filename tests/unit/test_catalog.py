@@ -1,4 +1,5 @@
-"""Unit tests of bot.domain.catalog: the shipped catalogue, field-path error messages, hashing, time helpers."""
+"""Unit tests of bot.domain.catalog: the shipped catalogue, field-path error
+messages, hashing, time helpers."""
 
 import copy
 import json
@@ -118,7 +119,8 @@ def test_parse_catalog_json_document_round_trip_keeps_hash(catalog):
         ),
         (
             lambda d: d["sessions"][0].update(time_zone="Asia/Shangai"),
-            "sessions[0].time_zone: unknown time zone 'Asia/Shangai' (use an IANA name such as Asia/Shanghai)",
+            "sessions[0].time_zone: unknown time zone 'Asia/Shangai' (use an IANA name such as "
+            "Asia/Shanghai)",
         ),
         (
             lambda d: d["site"].update(time_zone="CST+8"),
@@ -126,7 +128,8 @@ def test_parse_catalog_json_document_round_trip_keeps_hash(catalog):
         ),
         (
             lambda d: d["certificates"].update(number_pattern="([A-Z"),
-            "certificates.number_pattern: not a valid regular expression (unterminated character set at position 1)",
+            "certificates.number_pattern: not a valid regular expression (unterminated character "
+            "set at position 1)",
         ),
         (
             lambda d: d["certificates"].update(
@@ -205,7 +208,8 @@ def _set_session_component(index: int, part: int, **values):
                 education_in=["associate", "diploma"]
             ),
             [
-                "eligibility.routes[2].conditions.education_in[1]: unknown education level 'diploma'"
+                "eligibility.routes[2].conditions.education_in[1]: unknown education "
+                "level 'diploma'"
             ],
         ),
         (
@@ -215,7 +219,8 @@ def _set_session_component(index: int, part: int, **values):
         (
             lambda d: d["eligibility"]["routes"][1]["conditions"].update(related_major="masters"),
             [
-                "eligibility.routes[1].conditions.related_major: unknown related_majors list 'masters'"
+                "eligibility.routes[1].conditions.related_major: unknown related_majors "
+                "list 'masters'"
             ],
         ),
         (
@@ -229,7 +234,8 @@ def _set_session_component(index: int, part: int, **values):
         (
             _set_session_component(0, 1, start="10:00"),
             [
-                "sessions[0].components[1].start: must not be before the end of the previous component"
+                "sessions[0].components[1].start: must not be before the end of the "
+                "previous component"
             ],
         ),
         (
@@ -291,7 +297,8 @@ def test_parse_catalog_several_problems_one_line_each(raw):
 
     assert _errors_for(raw, mutate) == [
         "sessions[0].capacity: must be greater than 0",
-        "sessions[2].time_zone: unknown time zone 'Mars/Olympus' (use an IANA name such as Asia/Shanghai)",
+        "sessions[2].time_zone: unknown time zone 'Mars/Olympus' (use an IANA name such as "
+        "Asia/Shanghai)",
     ]
 
 

@@ -11,7 +11,10 @@ from pathlib import Path
 
 from bot.config import PROJECT_ROOT
 
-HEADER = "name,level,education,major,graduation_date,final_year,title,title_date,prior_level,prior_level_date,work_start,exam_date\n"
+HEADER = (
+    "name,level,education,major,graduation_date,final_year,title,title_date,prior_level,"
+    "prior_level_date,work_start,exam_date\n"
+)
 
 
 def test_eligibility_check_command_writes_verdicts_and_reports_bad_rows(tmp_path: Path) -> None:

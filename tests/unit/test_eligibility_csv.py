@@ -12,7 +12,10 @@ from bot.domain.eligibility_csv import OUTPUT_COLUMNS, CsvFormatError, CsvRowErr
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = date(2026, 11, 26)
-HEADER = "name,level,education,major,graduation_date,final_year,title,title_date,prior_level,prior_level_date,work_start,exam_date\n"
+HEADER = (
+    "name,level,education,major,graduation_date,final_year,title,title_date,prior_level,"
+    "prior_level_date,work_start,exam_date\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +86,8 @@ def test_check_csv_not_eligible_reasons_name_missing_conditions(catalog):
     assert rows[0]["reasons"] == (
         "J1: title (need technician, have none); "
         "J2: education (need bachelor/second_bachelor/master/doctor, have associate); "
-        "J3: graduation (need 2027-01-09, have 2027-06-30, met on 2027-06-30), work_years (need 1, have 0, met on 2028-06-30); "
+        "J3: graduation (need 2027-01-09, have 2027-06-30, met on 2027-06-30), "
+        "work_years (need 1, have 0, met on 2028-06-30); "
         "J4: education (need technical_school, have associate); "
         "J3 holds from 2028-06-30; "
         "proof of 128 training hours required"
@@ -123,14 +127,18 @@ def test_check_csv_several_problems_in_one_row_are_all_listed(catalog):
     assert report.errors == [
         CsvRowError(
             2,
-            "work_start: 2030-01-01 is in the future; final_year: 'maybe' is not yes/no/true/false/1/0; "
-            "prior_level_date: required when prior_level is given",
+            "work_start: 2030-01-01 is in the future; final_year: 'maybe' is not "
+            "yes/no/true/false/1/0; prior_level_date: required when prior_level is given",
         )
     ]
 
 
 def test_check_csv_names_and_case_insensitive_codes_are_accepted(catalog):
-    text = "Name,Level,Education,Major,Title,Title_Date,Exam_Date\n王,初级,本科（学士）,Automation,,,2027-01-09\n李,JUNIOR,other,,工程师,2020-01-01,2027-01-09\n"
+    text = (
+        "Name,Level,Education,Major,Title,Title_Date,Exam_Date\n"
+        "王,初级,本科（学士）,Automation,,,2027-01-09\n"
+        "李,JUNIOR,other,,工程师,2020-01-01,2027-01-09\n"
+    )
 
     _, rows = _run(catalog, text)
 
@@ -141,9 +149,9 @@ def test_check_csv_names_and_case_insensitive_codes_are_accepted(catalog):
 
 
 def test_check_csv_quoted_multiline_cell_keeps_start_line(catalog):
-    text = (
-        HEADER
-        + '"Zhang\nWei",junior,,,,,technician,2020-01-01,,,,2027-01-09\n李,expert,,,,,,,,,,2027-01-09\n'
+    text = HEADER + (
+        '"Zhang\nWei",junior,,,,,technician,2020-01-01,,,,2027-01-09\n'
+        "李,expert,,,,,,,,,,2027-01-09\n"
     )
 
     report, rows = _run(catalog, text)

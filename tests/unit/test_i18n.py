@@ -67,7 +67,9 @@ def test_translator_formats_named_placeholders_in_each_language() -> None:
     assert (
         i18n.translator("en")
         .gettext(
-            "Welcome, {name}! I am the registration desk of the Smart Manufacturing Engineering Technician exam at Harbin University of Science and Technology (Rongcheng campus).\n\nChoose what you want to do:",
+            "Welcome, {name}! I am the registration desk of the Smart Manufacturing "
+            "Engineering Technician exam at Harbin University of Science and Technology "
+            "(Rongcheng campus).\n\nChoose what you want to do:",
             name="Ann",
         )
         .startswith("Welcome, Ann!")

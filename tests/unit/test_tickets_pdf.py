@@ -24,25 +24,25 @@ ZH, EN = I18N.translator("zh_Hans"), I18N.translator("en")
 
 
 def _data(**changes: object) -> TicketData:
-    values: dict[str, object] = dict(
-        registration_id=7,
-        ticket_number="2027-01-J-0007",
-        signed_reference=SIGNED,
-        qr_payload=SIGNED,
-        full_name="张小三",
-        gender="female",
-        id_number_masked="1101**********002X",
-        photo_file_id=None,
-        level_code="junior",
-        level_name={"zh_Hans": "初级", "en": "Junior"},
-        direction_name={
+    values: dict[str, object] = {
+        "registration_id": 7,
+        "ticket_number": "2027-01-J-0007",
+        "signed_reference": SIGNED,
+        "qr_payload": SIGNED,
+        "full_name": "张小三",
+        "gender": "female",
+        "id_number_masked": "1101**********002X",
+        "photo_file_id": None,
+        "level_code": "junior",
+        "level_name": {"zh_Hans": "初级", "en": "Junior"},
+        "direction_name": {
             "zh_Hans": "智能装备与产线应用",
             "en": "Smart equipment and production line application",
         },
-        session_code="2027-01",
-        exam_date=date(2027, 1, 16),
-        timezone="Asia/Shanghai",
-        components=(
+        "session_code": "2027-01",
+        "exam_date": date(2027, 1, 16),
+        "timezone": "Asia/Shanghai",
+        "components": (
             TicketComponent(
                 "theory",
                 {"zh_Hans": "理论知识", "en": "Theory"},
@@ -60,24 +60,24 @@ def _data(**changes: object) -> TicketData:
                 "007",
             ),
         ),
-        site_name={
+        "site_name": {
             "zh_Hans": "哈尔滨理工大学 荣成校区",
             "en": "Harbin University of Science and Technology (HUST), Rongcheng campus",
         },
-        site_address={
+        "site_address": {
             "zh_Hans": "山东省威海市荣成市学府路2006号",
             "en": "2006 Xuefu Road, Rongcheng, Weihai, Shandong",
         },
-        organisation_name={
+        "organisation_name": {
             "zh_Hans": "中国机械工程学会",
             "en": "Chinese Mechanical Engineering Society (CMES)",
         },
-        occupation_name={
+        "occupation_name": {
             "zh_Hans": "智能制造工程技术人员",
             "en": "Smart Manufacturing Engineering Technician",
         },
-        issued_at=datetime(2027, 1, 9, 1, tzinfo=UTC),
-    )
+        "issued_at": datetime(2027, 1, 9, 1, tzinfo=UTC),
+    }
     return TicketData(**(values | changes))  # type: ignore[arg-type]
 
 

@@ -212,7 +212,7 @@ def _parse_markdown(text: str, v2: bool) -> tuple[str, list[dict[str, Any]]]:
                     open_[kind] = (pos16, len(text[: i - len(mark)].encode()))
                     if kind == "pre" and "\n" in text[i:]:
                         # ```python\ncode``` : the first line names the language.
-                        first, rest = text[i:].split("\n", 1)
+                        first, _rest = text[i:].split("\n", 1)
                         if first and " " not in first and "```" not in first:
                             i += len(first) + 1
                 break

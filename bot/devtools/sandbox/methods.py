@@ -102,17 +102,20 @@ def _check_markup(
         rows = markup["inline_keyboard"]
         if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
             raise bad_request(
-                'can\'t parse inline keyboard button: field "inline_keyboard" must be an Array of Arrays'
+                'can\'t parse inline keyboard button: field "inline_keyboard" must be an '
+                "Array of Arrays"
             )
         for row in rows:
             for button in row:
                 if not isinstance(button, dict) or not button.get("text"):
                     raise bad_request(
-                        "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
+                        "can't parse inline keyboard button: Text buttons are unallowed in the "
+                        "inline keyboard"
                     )
                 if not any(k in button for k in INLINE_ACTIONS):
                     raise bad_request(
-                        "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
+                        "can't parse inline keyboard button: Text buttons are unallowed in the "
+                        "inline keyboard"
                     )
                 if "callback_data" in button:
                     size = len(str(button["callback_data"]).encode())

@@ -10,6 +10,7 @@ users in `users.py`, the control API in `control.py`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -169,7 +170,8 @@ class Sandbox:
         username: str = "examdesk_bot",
         first_name: str | None = None,
     ) -> str:
-        """Register a bot and return its token (generated like `123456:AA...`, 35 chars after ':')."""
+        """Register a bot and return its token (generated like
+        `123456:AA...`, 35 chars after ':')."""
         if token is None:
             bot_id = 1_000_000_000 + secrets.randbelow(8_999_999_999)
             token = f"{bot_id}:AA{secrets.token_urlsafe(33)[:33]}"
@@ -357,7 +359,8 @@ class Sandbox:
         return self.chat_state(chat_id).messages.get(message_id)
 
     def invoice(self, chat_id: int, message_id: int) -> dict[str, Any] | None:
-        """What sendInvoice stored for a message: title, description, payload, currency, prices, provider_token."""
+        """What sendInvoice stored for a message: title, description, payload,
+        currency, prices, provider_token."""
         return self.invoices.get((chat_id, message_id))
 
     def _baseline(self, chat: ChatState, after: int | dict[str, Any] | None, default: int) -> int:
@@ -592,7 +595,8 @@ class Sandbox:
         chat_id: int | str | None = None,
         delay: float = 30.0,
     ) -> Fault:
-        """Make the next `times` calls of `method` ('*' = any) matching `chat_id` fail as `kind`."""
+        """Make the next `times` calls of `method` ('*' = any) matching
+        `chat_id` fail as `kind`."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"kind must be one of {FAULT_KINDS}")
         fault = Fault(method, times, kind, retry_after, chat_id, delay)
@@ -689,10 +693,8 @@ class Sandbox:
                 call.fault = fault.kind
                 if fault.kind == "timeout":
                     # Hold the request past the client's timeout; stop() releases it.
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._closing.wait(), fault.delay)
-                    except TimeoutError:
-                        pass
                 raise fault.error()
             if self._limiter is not None and _is_send(name):
                 self._check_rate(bot, decoded)

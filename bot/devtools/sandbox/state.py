@@ -267,7 +267,7 @@ class ChatState:
     def bot_events_after(self, seq: int) -> list[tuple[int, int]]:
         """(seq, message_id) of bot sends and edits after event `seq`, oldest first."""
         i = bisect.bisect_right(self.bot_event_seqs, seq)
-        return list(zip(self.bot_event_seqs[i:], self.bot_event_ids[i:]))
+        return list(zip(self.bot_event_seqs[i:], self.bot_event_ids[i:], strict=True))
 
     def bot_messages(self) -> list[dict[str, Any]]:
         return [self.messages[i] for i in self.bot_message_ids]

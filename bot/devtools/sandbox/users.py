@@ -131,7 +131,8 @@ class SandboxUser:
     async def press(
         self, button: str, message_id: int | None = None, chat: SandboxChat | int | None = None
     ) -> dict[str, Any]:
-        """Press an inline button (by text or callback_data) of the latest keyboard or `message_id`."""
+        """Press an inline button (by text or callback_data) of the latest
+        keyboard or `message_id`."""
         state = self._chat(chat)
         if message_id is None:
             msg = state.last_bot_message_with_keyboard()

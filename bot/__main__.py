@@ -6,6 +6,8 @@ examdesk chat [--staff]           try the bot in the terminal against the local 
 examdesk db upgrade|downgrade REV|current
 examdesk catalog load FILE        validate and load the exam catalogue
 examdesk eligibility check FILE   bulk eligibility check of a CSV file
+examdesk results import FILE --session CODE [--yes]
+                                  preview a session's results file (CSV/XLSX), then save it
 examdesk i18n update|check        extract messages into the catalogues / list untranslated ones
 examdesk i18n apply FILE.json     add Chinese translations (msgid -> text) and merge
 examdesk sandbox [--listen H:P]   run the Bot API sandbox on its own
@@ -72,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     eligibility.add_argument("action", choices=["check"])
     eligibility.add_argument("file")
     eligibility.add_argument("-o", "--output", help="write the CSV here instead of stdout")
+    results = sub.add_parser("results", help="exam results")
+    results.add_argument("action", choices=["import"])
+    results.add_argument("file", help="CSV or XLSX results file (docs/results.md)")
+    results.add_argument("--session", required=True, help="exam session code, e.g. 2027-01")
+    results.add_argument("--yes", action="store_true", help="save without asking")
+    results.add_argument("--lang", choices=["zh_Hans", "en"], help="language of the report")
     i18n = sub.add_parser("i18n", help="translation catalogues (developers)")
     i18n.add_argument("action", choices=["update", "check", "apply"])
     i18n.add_argument("file", nargs="?", help="with apply: JSON of msgid -> Chinese translation")
@@ -117,6 +125,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cli.catalog(settings, args.action, args.file)
     if args.command == "eligibility":
         return cli.eligibility_check(settings, args.file, args.output)
+    if args.command == "results":
+        return cli.results_import(
+            settings, args.file, args.session, yes=args.yes, language=args.lang
+        )
     return 2
 
 

@@ -16,17 +16,19 @@ from functools import partial
 from typing import Any
 
 from aiohttp import web
-from telegram import BotCommand, Update
+from telegram import Bot, BotCommand, Update
 from telegram.error import NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
+from telegram.request import HTTPXRequest
 
 import handlers
 from bot import logs
 from bot.config import Settings
 from bot.i18n import N_, I18n
-from bot.runtime.delivery import Limits, OutboxSender, SenderConfig, retry_after_seconds
+from bot.runtime.delivery import OutboxSender, SenderConfig
 from bot.runtime.dispatch import HandlerFailed, UpdateDispatcher
 from bot.runtime.jobs import Jobs
+from bot.runtime.ratelimit import Limits, ReplyRateLimiter, SendBudget, retry_after_seconds
 from bot.runtime.web import WebDeps, create_web_app
 from bot.services import build_services
 from bot.services.errors import CatalogMissing
@@ -55,13 +57,26 @@ COMMANDS = (
 )
 TELEGRAM_LANGUAGE_CODES = {"zh_Hans": "zh", "en": "en"}
 POLL_TIMEOUT = 25  # seconds a getUpdates long poll may wait
-RECOVERY_INTERVAL = 60  # seconds between sweeps for updates whose worker died
+RECOVERY_INTERVAL = 60  # seconds between sweeps for updates whose worker died (SQLite)
+# PostgreSQL: other instances may have died; their updates are taken within this many seconds
+RECOVERY_INTERVAL_SHARED = 3
 RECOVERY_BATCH = 1000  # stored updates taken per sweep
 DRAIN_TIMEOUT = 25  # seconds SIGTERM waits for in-flight updates
 
 
-def build_application(settings: Settings, bot_data: BotData) -> Application:
-    """The PTB application: no Updater (updates come through the inbox), typed context."""
+def send_limits(settings: Settings) -> Limits:
+    """Telegram's flood limits as configured (this process's share of them)."""
+    return Limits(
+        per_second=settings.send_per_second,
+        per_private_chat_per_second=settings.send_per_chat_per_second,
+        per_group_per_minute=settings.send_per_group_per_minute,
+        paid_per_second=settings.send_paid_per_second,
+    )
+
+
+def build_application(settings: Settings, bot_data: BotData, budget: SendBudget) -> Application:
+    """The PTB application: no Updater (updates come through the inbox), typed context, and
+    every direct reply paced by the send budget it shares with the outbox sender."""
     token = settings.bot_token.get_secret_value() if settings.bot_token else ""
     application = (
         ApplicationBuilder()
@@ -70,6 +85,7 @@ def build_application(settings: Settings, bot_data: BotData) -> Application:
         .base_file_url(f"{settings.bot_api_url}/file/bot")
         .updater(None)
         .context_types(ContextTypes(context=ExamContext, bot_data=BotData))
+        .rate_limiter(ReplyRateLimiter(budget))
         .connect_timeout(10)
         .read_timeout(15)
         .write_timeout(30)
@@ -81,6 +97,23 @@ def build_application(settings: Settings, bot_data: BotData) -> Application:
     application.bot_data.settings = bot_data.settings
     handlers.setup(application)
     return application
+
+
+def build_sender_bot(settings: Settings, config: SenderConfig) -> Bot:
+    """The outbox sender's own Bot: the application's is paced by the rate limiter, and the
+    sender paces itself from the same budget (through both, every row would wait twice)."""
+    token = settings.bot_token.get_secret_value() if settings.bot_token else ""
+    return Bot(
+        token,
+        base_url=f"{settings.bot_api_url}/bot",
+        base_file_url=f"{settings.bot_api_url}/file/bot",
+        request=HTTPXRequest(
+            connection_pool_size=config.max_in_flight + 2,
+            connect_timeout=10,
+            read_timeout=15,
+            write_timeout=30,
+        ),
+    )
 
 
 class Runtime:
@@ -112,29 +145,31 @@ class Runtime:
         # The catalogue's level names for renderers that get only a level code (outbox
         # templates, the broadcast progress message); refreshed at start and every minute.
         self.level_names = LevelNames()
+        # One budget of Telegram's limits for the direct replies and the outbox sender.
+        self.send_budget = SendBudget(send_limits(settings))
         self.application = build_application(
-            settings, BotData(services=self.services, i18n=self.i18n, settings=settings)
+            settings,
+            BotData(services=self.services, i18n=self.i18n, settings=settings),
+            self.send_budget,
         )
         self.dispatcher = UpdateDispatcher(
             self._process, self.services.inbox, settings.max_concurrent_updates
         )
         # The only sender of bulk and deferred messages; SQLite means one instance, so
         # leases left by its previous life are taken back at start.
+        sender_config = SenderConfig(
+            limits=self.send_budget.limits,
+            max_attempts=settings.send_max_attempts,
+            release_leases_on_start=self.database.is_sqlite,
+        )
+        self.sender_bot = build_sender_bot(settings, sender_config)
         self.outbox_sender = OutboxSender(
-            self.application.bot,
+            self.sender_bot,
             OutboxService(lambda: UnitOfWork(self.database.sessions), clock),
             self.i18n,
             handlers.templates(self.level_names),
-            SenderConfig(
-                limits=Limits(
-                    per_second=settings.send_per_second,
-                    per_private_chat_per_second=settings.send_per_chat_per_second,
-                    per_group_per_minute=settings.send_per_group_per_minute,
-                    paid_per_second=settings.send_paid_per_second,
-                ),
-                max_attempts=settings.send_max_attempts,
-                release_leases_on_start=self.database.is_sqlite,
-            ),
+            sender_config,
+            budget=self.send_budget,
             clock=clock,
         )
         self.mode = "webhook" if settings.webhook_url else "polling"
@@ -159,11 +194,14 @@ class Runtime:
         await self._recover()
 
     async def start(self) -> None:
+        # First: the owner id that every update this instance stores or claims carries.
+        await self.services.instance.acquire()
         await self.application.initialize()
         await self.application.start()
         await self._set_commands()
         await self._refresh_level_names()
         await self._recover(ignore_leases=self.database.is_sqlite)
+        await self.sender_bot.initialize()
         await self.outbox_sender.start()
         await self._start_web()
         if self.mode == "webhook":
@@ -177,9 +215,8 @@ class Runtime:
             self._poller = asyncio.create_task(self._poll(), name="examdesk:polling")
         job_queue = self.application.job_queue
         if job_queue is not None:
-            job_queue.run_repeating(
-                self._recover_job, interval=RECOVERY_INTERVAL, first=RECOVERY_INTERVAL
-            )
+            sweep = RECOVERY_INTERVAL if self.database.is_sqlite else RECOVERY_INTERVAL_SHARED
+            job_queue.run_repeating(self._recover_job, interval=sweep, first=sweep)
             job_queue.run_repeating(
                 self._refresh_level_names, interval=RECOVERY_INTERVAL, first=RECOVERY_INTERVAL
             )
@@ -205,10 +242,12 @@ class Runtime:
             )
             await self.dispatcher.cancel()
         await self.outbox_sender.stop()  # after the handlers, which may still enqueue
+        await self.sender_bot.shutdown()
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
         await self.services.leader.release()  # the next instance's tick takes over at once
+        await self.services.instance.release()  # unfinished updates go to the others at once
         await self.database.dispose()
         log.info("examdesk stopped")
 
@@ -259,8 +298,10 @@ class Runtime:
         """Hand stored-but-unprocessed updates (a crash, a dead instance) to the dispatcher.
 
         Claiming renews each row's lease, so the next sweep does not take them again;
-        a start-up claim that ignores leases therefore runs once, not in a loop.
+        a start-up claim that ignores leases therefore runs once, not in a loop. Each sweep
+        first checks this instance's own lock, so its rows stay its own.
         """
+        await self.services.instance.keep()
         payloads = await self.services.inbox.claim_stale(
             limit=RECOVERY_BATCH, ignore_leases=ignore_leases
         )
@@ -301,9 +342,10 @@ class Runtime:
                 continue
             payloads = [update.to_dict() for update in updates]
             try:
-                fresh = await self.services.inbox.store_many(payloads)
+                # What cannot be stored is set aside, so one bad update never stalls the loop.
+                fresh = await self.services.inbox.receive_many(payloads)
             except Exception:
-                # Not stored, so not confirmed: the same batch comes again on the next call.
+                # Database down: not stored, so not confirmed; the batch comes again.
                 log.exception("could not store %d update(s); retrying", len(payloads))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)

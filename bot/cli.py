@@ -6,9 +6,14 @@ import asyncio
 import sys
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.domain.catalog import CatalogError, load_catalog
+from bot.i18n import N_, I18n, Translator
+
+if TYPE_CHECKING:
+    from bot.services.results import ImportPreview, RefusedRow
 
 
 def run_sandbox(listen: str) -> int:
@@ -154,3 +159,207 @@ def i18n(action: str, path: str | None = None) -> int:
         for msgid in missing:
             print(f"  {msgid!r}")
     return 1 if action == "check" and any(report.values()) else 0
+
+
+# --- results import (docs/results.md) ---------------------------------------------------
+
+# What each refusal code of `bot.services.results` says, for the preview.
+_REFUSALS = {
+    "no_reference": N_("no ticket number or registration reference"),
+    "unknown_reference": N_("no registration has this ticket number or reference"),
+    "not_in_session": N_("the registration is for another session"),
+    "not_paid": N_("the registration is not paid"),
+    "id_missing": N_("the last 4 characters of the ID number are missing"),
+    "id_not_on_file": N_("the candidate has no ID number on file to check against"),
+    "id_mismatch": N_("the last 4 characters of the ID number do not match"),
+    "score_missing": N_("{component}: the score is missing"),
+    "component_not_booked": N_(
+        "{component}: the candidate did not book this component (carried over); "
+        "leave the cell empty"
+    ),
+    "score_not_a_number": N_("{component}: “{value}” is not a score"),
+    "score_out_of_range": N_("{component}: {value} is not between 0 and {max_score}"),
+    "score_too_many_decimals": N_("{component}: {value} has more than one decimal place"),
+}
+_FILE_PROBLEMS = {
+    "too_large": N_("The file is larger than {limit} MB."),
+    "encoding": N_("The file is neither UTF-8 nor GB18030 text."),
+    "unreadable": N_("The file is not a readable CSV or XLSX file."),
+    "empty": N_("The file has no result rows."),
+    "too_many_rows": N_("The file has more than {limit} rows."),
+}
+_HEADER_COLUMNS = {
+    "ticket_or_reference": N_("ticket number or registration reference"),
+    "id_last4": N_("last 4 characters of the ID number"),
+    "component": N_("a score column for a component"),
+}
+
+
+def results_import(
+    settings: Settings, path: str, session_code: str, *, yes: bool, language: str | None
+) -> int:
+    """`results import FILE --session CODE`: preview a results file, then save it when
+    confirmed (`--yes`, or a yes at the prompt). Without a terminal and without `--yes`
+    it only previews."""
+    language = language or settings.default_language
+    tr = I18n(language, zone=settings.timezone).translator(language)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        message = tr.gettext("Cannot read {path}: {error}", path=path, error=exc.strerror)
+        print(f"examdesk: {message}", file=sys.stderr)
+        return 1
+    preview = asyncio.run(_results_preview(settings, tr, session_code, Path(path).name, data))
+    if preview is None:
+        return 1
+    if preview.accepted == 0:
+        asyncio.run(_results_decide(settings, tr, preview.import_id, confirm=False))
+        print(tr.gettext("Nothing to save: every row was refused."))
+        return 1
+    if not yes and not sys.stdin.isatty():
+        asyncio.run(_results_decide(settings, tr, preview.import_id, confirm=False))
+        print(tr.gettext("Preview only: nothing was saved. Run again with --yes to save."))
+        return 0
+    if not yes:
+        answer = input(tr.gettext("Save these results? [y/N] ")).strip().lower()
+        if answer not in ("y", "yes", "是"):
+            asyncio.run(_results_decide(settings, tr, preview.import_id, confirm=False))
+            print(tr.gettext("Nothing was saved."))
+            return 0
+    return asyncio.run(_results_decide(settings, tr, preview.import_id, confirm=True))
+
+
+async def _results_preview(
+    settings: Settings, tr: Translator, session_code: str, file_name: str, data: bytes
+) -> ImportPreview | None:
+    from bot.services import build_services
+    from bot.services.errors import ServiceError
+    from storage.db import Database
+
+    database = Database(settings.database_url)
+    try:
+        services = build_services(database, secret_key=settings.secret_key.get_secret_value())
+        preview = await services.results.preview(session_code, file_name, data, staff_id=None)
+        catalog = await services.catalog.current()
+    except ServiceError as exc:
+        print(f"examdesk: {_results_problem(tr, exc, session_code)}", file=sys.stderr)
+        return None
+    finally:
+        await database.dispose()
+    names = {c.code: c.name.get(tr.language) for c in catalog.components}
+    print(
+        tr.ngettext(
+            "{file}: {count} row for session {session}",
+            "{file}: {count} rows for session {session}",
+            preview.rows,
+            file=file_name,
+            session=session_code,
+        )
+    )
+    print(
+        tr.gettext(
+            "Passed {passed}, failed {failed}, absent {absent}, refused {refused}.",
+            passed=preview.passed,
+            failed=preview.failed,
+            absent=preview.absent,
+            refused=len(preview.refused),
+        )
+    )
+    if preview.replaced or preview.removed:
+        print(
+            tr.gettext(
+                "Earlier unreleased results: {replaced} replaced, {removed} removed.",
+                replaced=preview.replaced,
+                removed=preview.removed,
+            )
+        )
+    for row in preview.refused:
+        print(tr.gettext("line {line}: {reason}", line=row.line, reason=_refusal(tr, row, names)))
+    return preview
+
+
+def _refusal(tr: Translator, row: RefusedRow, names: dict[str, str]) -> str:
+    if row.reason == "duplicate":
+        lines = row.params["lines"]
+        return tr.ngettext(
+            "the same registration is also on line {lines}",
+            "the same registration is also on lines {lines}",
+            len(lines),
+            lines=tr.join(str(line) for line in lines),
+        )
+    params = dict(row.params)
+    if "component" in params:
+        params["component"] = names.get(params["component"], params["component"])
+    return tr.gettext(_REFUSALS[row.reason], **params)
+
+
+async def _results_decide(
+    settings: Settings, tr: Translator, import_id: int, *, confirm: bool
+) -> int:
+    from bot.services import build_services
+    from bot.services.errors import ServiceError
+    from storage.db import Database
+
+    database = Database(settings.database_url)
+    try:
+        services = build_services(database, secret_key=settings.secret_key.get_secret_value())
+        if not confirm:
+            await services.results.cancel(import_id, staff_id=None)
+            return 0
+        saved = await services.results.confirm(import_id, staff_id=None)
+    except ServiceError as exc:
+        print(f"examdesk: {_results_problem(tr, exc, None)}", file=sys.stderr)
+        return 1
+    finally:
+        await database.dispose()
+    print(
+        tr.gettext(
+            "Saved: {added} new, {replaced} replaced, {unchanged} unchanged, {removed} removed.",
+            added=saved.added,
+            replaced=saved.replaced,
+            unchanged=saved.unchanged,
+            removed=saved.removed,
+        )
+    )
+    if saved.skipped:
+        print(
+            tr.ngettext(
+                "{count} row was skipped: its registration changed since the preview.",
+                "{count} rows were skipped: their registrations changed since the preview.",
+                saved.skipped,
+            )
+        )
+    return 0
+
+
+def _results_problem(tr: Translator, exc: Exception, session_code: str | None) -> str:
+    from bot.services.errors import (
+        AlreadyDecided,
+        CatalogMissing,
+        NotFound,
+        ResultsFileInvalid,
+        ResultsReleased,
+    )
+
+    if isinstance(exc, ResultsFileInvalid):
+        if exc.reason == "header":
+            missing = [tr.gettext(_HEADER_COLUMNS[c]) for c in exc.params["missing"]]
+            return tr.gettext("The header row lacks: {columns}.", columns=tr.join(missing))
+        limit = exc.params.get("limit", 0)
+        if exc.reason == "too_large":
+            limit = limit // (1024 * 1024)
+        return tr.gettext(_FILE_PROBLEMS[exc.reason], limit=limit)
+    if isinstance(exc, ResultsReleased):
+        return tr.gettext(
+            "The results of session {session} were released on {released_at}: "
+            "an import can no longer change them.",
+            session=exc.session_code,
+            released_at=tr.datetime(exc.released_at),
+        )
+    if isinstance(exc, NotFound):
+        return tr.gettext("There is no exam session {session}.", session=session_code)
+    if isinstance(exc, CatalogMissing):
+        return tr.gettext("No exam catalogue is loaded: run `examdesk catalog load FILE` first.")
+    if isinstance(exc, AlreadyDecided):
+        return tr.gettext("Someone else decided on this import first: nothing was saved.")
+    raise exc

@@ -56,8 +56,8 @@ class Settings(BaseSettings):
     catalog: Path = PROJECT_ROOT / "catalog" / "exam-catalog.yaml"
     secret_key: SecretStr
     max_concurrent_updates: int = Field(default=32, ge=1, le=1024)
-    # Telegram's flood limits the outbox sender keeps (per process: with N instances on
-    # one bot, give each 1/N of the bot-wide rates).
+    # Telegram's flood limits, shared by direct replies and the outbox sender (per process:
+    # with N instances on one bot, give each 1/N of the bot-wide rates).
     send_per_second: float = Field(default=30.0, gt=0)
     send_per_chat_per_second: float = Field(default=1.0, gt=0)
     send_per_group_per_minute: float = Field(default=20.0, gt=0)

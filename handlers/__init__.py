@@ -24,6 +24,7 @@ from bot.runtime.notifications import Rendered, Renderer, Templates
 from handlers import (
     broadcasts,
     common,
+    corrections,
     eligibility,
     errors,
     flows,
@@ -44,6 +45,7 @@ FLOW_MODULES: tuple[ModuleType, ...] = (
     common,
     eligibility,
     registration,
+    corrections,  # a frozen identity: the candidate's request, staff's /correct
     tickets,
     reminders,  # the reminder template, its button, the staff list
     payments,  # before flows: successful_payment, receipts

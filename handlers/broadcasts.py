@@ -28,19 +28,23 @@ from bot.runtime.notifications import Rendered
 from bot.services.broadcasts import FLOW, Draft, Preview, Progress
 from bot.services.errors import InvalidAnswer, InvalidState, NotFound, StaleStep
 from bot.services.notify import Template
-from handlers.callbacks import (
-    ID,
-    WORD,
-    StaffCallbackQueryHandler,
-    one_of,
-    optional,
-    parse,
-    parse_id,
-)
+from handlers.callbacks import ID, WORD, Button, StaffCallbackQueryHandler, one_of, optional
 from handlers.context import ExamContext
-from handlers.render import LevelNames, level_label, level_names, refusals, rows, stale_button
+from handlers.render import (
+    LevelNames,
+    edit_message,
+    level_label,
+    level_names,
+    refusals,
+    rows,
+    stale_button,
+)
 
 log = logging.getLogger(__name__)
+
+CONFIRM = Button("bc", one_of("now", "at"), ID)  # bc:now:<id> / bc:at:<id>
+ASK_SCHEDULE = Button("bc:when", ID)
+NOT_REACHED_CSV = Button("bc:csv", ID)
 
 
 # -- rendering ------------------------------------------------------------------------
@@ -102,9 +106,7 @@ def progress_text(tr: Translator, p: Progress, zone: str, levels: LevelNames) ->
             )
         )
     if p.status == "scheduled" and p.scheduled_at is not None:
-        lines.append(
-            tr.gettext("Starts at {when}.", when=tr.datetime(p.scheduled_at, zone, "short"))
-        )
+        lines.append(tr.gettext("Starts at {when}.", when=tr.datetime(p.scheduled_at, zone)))
     if p.eta_seconds is not None:
         lines.append(tr.gettext("Time left: {eta}", eta=_eta(tr, p.eta_seconds)))
     if p.status in ("done", "cancelled") and p.remaining == 0:
@@ -191,7 +193,7 @@ def confirm_text(tr: Translator, p: Preview, zone: str, levels: LevelNames) -> s
         lines.append(
             tr.gettext(
                 "It will be sent at {when}. Confirm?",
-                when=tr.datetime(p.scheduled_at, zone, "short"),
+                when=tr.datetime(p.scheduled_at, zone),
             )
         )
     return "\n".join(lines)
@@ -447,12 +449,13 @@ def _already(tr: Translator, exc: InvalidState) -> str:
 
 
 AUDIENCES = ("all", "session", "level", "state", "menu")
+AUDIENCE = Button("bc:aud", ID, one_of(*AUDIENCES), optional(WORD))
 
 
 async def on_audience(update: Update, context: ExamContext) -> None:
     """`bc:aud:<id>:<kind>[:<value>]`: a sub-list for sessions and levels, else the preview."""
     query, tr = update.callback_query, context.tr
-    parsed = parse(query.data, "bc:aud", ID, one_of(*AUDIENCES), optional(WORD))
+    parsed = AUDIENCE.parse(query.data)
     if parsed is None:
         await stale_button(query, tr)
         return
@@ -481,7 +484,7 @@ async def on_audience(update: Update, context: ExamContext) -> None:
             if kind == "menu"
             else InlineKeyboardMarkup(rows(buttons, 2))
         )
-        await query.edit_message_reply_markup(markup)
+        await edit_message(query, reply_markup=markup)
         return
     unchangeable = {(InvalidState, StaleStep, NotFound, InvalidAnswer): _unchangeable}
     async with refusals(update, tr, unchangeable, stale=()) as refused:
@@ -489,14 +492,15 @@ async def on_audience(update: Update, context: ExamContext) -> None:
     if refused.error:
         return
     await query.answer()
-    await query.edit_message_reply_markup(None)
+    if not await edit_message(query):
+        return  # a double tap: the first tap sent the preview
     await _preview(update, context, preview)
 
 
 async def on_ask_schedule(update: Update, context: ExamContext) -> None:
     """`bc:when:<id>`: ask for the time (site time zone)."""
     query, tr = update.callback_query, context.tr
-    bid = parse_id(query.data, "bc:when")
+    bid = ASK_SCHEDULE.parse_one(query.data)
     if bid is None:
         await stale_button(query, tr)
         return
@@ -518,7 +522,7 @@ async def on_ask_schedule(update: Update, context: ExamContext) -> None:
 async def on_confirm(update: Update, context: ExamContext) -> None:
     """`bc:now:<id>` / `bc:at:<id>`: queue it; this message becomes the progress message."""
     query, tr = update.callback_query, context.tr
-    parsed = parse(query.data, "bc", one_of("now", "at"), ID)
+    parsed = CONFIRM.parse(query.data)
     if parsed is None:
         await stale_button(query, tr)
         return
@@ -543,12 +547,13 @@ async def on_confirm(update: Update, context: ExamContext) -> None:
 
 
 CONTROLS = ("pause", "resume", "stop", "stop!", "keep", "drop")
+CONTROL = Button("bc", one_of(*CONTROLS), ID)
 
 
 async def on_control(update: Update, context: ExamContext) -> None:
     """Progress buttons: pause, resume, cancel (asked first), or drop a draft."""
     query, tr = update.callback_query, context.tr
-    parsed = parse(query.data, "bc", one_of(*CONTROLS), ID)
+    parsed = CONTROL.parse(query.data)
     if parsed is None:
         await stale_button(query, tr)
         return
@@ -572,7 +577,7 @@ async def on_control(update: Update, context: ExamContext) -> None:
             if action == "stop"
             else progress_keyboard(tr, await context.services.broadcasts.progress(bid))
         )
-        await query.edit_message_reply_markup(markup)
+        await edit_message(query, reply_markup=markup)
         return
     services = context.services.broadcasts
     act = {
@@ -587,8 +592,8 @@ async def on_control(update: Update, context: ExamContext) -> None:
         return
     await query.answer()
     if action == "drop":
-        await query.edit_message_text(
-            tr.gettext("Broadcast #{id} dropped; nothing was sent.", id=progress.id)
+        await edit_message(
+            query, tr.gettext("Broadcast #{id} dropped; nothing was sent.", id=progress.id)
         )
         return
     await _edit_progress(context, progress)
@@ -602,7 +607,7 @@ def _cell(text: str) -> str:
 async def on_csv(update: Update, context: ExamContext) -> None:
     """`bc:csv:<id>`: everyone not reached, as a CSV file (opens in a spreadsheet)."""
     query, tr = update.callback_query, context.tr
-    bid = parse_id(query.data, "bc:csv")
+    bid = NOT_REACHED_CSV.parse_one(query.data)
     if bid is None:
         await stale_button(query, tr)
         return
@@ -667,18 +672,8 @@ def setup(application: Application) -> None:
             group=2,
         )
     application.add_handler(CommandHandler("broadcast", cmd_broadcast, staff & where))
-    application.add_handler(
-        StaffCallbackQueryHandler(
-            on_audience, r"^bc:aud:\d+:(all|session|level|state|menu)", staff_ids
-        )
-    )
-    application.add_handler(StaffCallbackQueryHandler(on_confirm, r"^bc:(now|at):\d+$", staff_ids))
-    application.add_handler(
-        StaffCallbackQueryHandler(on_ask_schedule, r"^bc:when:\d+$", staff_ids)
-    )
-    application.add_handler(
-        StaffCallbackQueryHandler(
-            on_control, r"^bc:(pause|resume|stop|stop!|keep|drop):\d+$", staff_ids
-        )
-    )
-    application.add_handler(StaffCallbackQueryHandler(on_csv, r"^bc:csv:\d+$", staff_ids))
+    application.add_handler(StaffCallbackQueryHandler(on_audience, AUDIENCE, staff_ids))
+    application.add_handler(StaffCallbackQueryHandler(on_confirm, CONFIRM, staff_ids))
+    application.add_handler(StaffCallbackQueryHandler(on_ask_schedule, ASK_SCHEDULE, staff_ids))
+    application.add_handler(StaffCallbackQueryHandler(on_control, CONTROL, staff_ids))
+    application.add_handler(StaffCallbackQueryHandler(on_csv, NOT_REACHED_CSV, staff_ids))

@@ -2,10 +2,22 @@
 
 Callback data is a short per-flow prefix and parts separated by colons (`reg:cancel:42`,
 `pay:no:7:amount_wrong`). Nothing in it is trusted: anyone can send any callback data.
-`parse(data, prefix, *parts)` returns the typed parts, or None for anything malformed —
-a missing or extra part, a non-numeric, negative, zero or oversized id, an unknown word —
-and the caller answers `handlers.render.stale_button`. Well-formed parts are still only
-hints: the service re-checks ownership and state against the database.
+
+Each flow declares its buttons once, as `Button(prefix, *parts)`, and that one object both
+routes and reads a press:
+
+    CANCEL = Button("reg:cancel", ID)
+    application.add_handler(CallbackQueryHandler(on_cancel_ask, pattern=CANCEL.matches))
+    rid = CANCEL.parse_one(query.data)  # None: answer handlers.render.stale_button
+
+`matches` (the handler's pattern) takes every press whose prefix, leading fixed words
+(`one_of`) and number of parts fit, without judging the values; `parse` then returns the
+typed parts, or None for anything malformed — a non-numeric, negative, zero or oversized
+id, an unknown word — so a forged or oversized id gets the stale-button answer from the
+flow's own handler, never an error. Data that fits no button's shape reaches the
+catch-all (`handlers.common.on_unknown_button`). Well-formed parts are still only hints:
+the service re-checks ownership and state against the database. No handler uses a regex
+of its own (`tests/unit/test_callbacks.py` checks every registered pattern).
 
 `StaffCallbackQueryHandler` matches presses by staff (EXAMDESK_ADMIN_IDS) only, so a forged
 or forwarded staff button falls through to the catch-all ("this button is no longer
@@ -15,7 +27,7 @@ valid") and the service is never called.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +52,10 @@ class Part:
 
     convert: Callable[[str], Any]
     optional: bool = False
+    # One word of a fixed set (`one_of`): leading ones tell apart buttons that share a
+    # prefix (`pay:ok:<id>`, `pay:<id>`), so routing checks them; other values only `parse`.
+    fixed: bool = False
+    example: str = "x"  # a value it accepts (tests build well-formed data with it)
 
 
 def number(low: int, high: int) -> Part:
@@ -51,7 +67,7 @@ def number(low: int, high: int) -> Part:
         value = int(text)
         return value if low <= value <= high else None
 
-    return Part(convert)
+    return Part(convert, example=str(low))
 
 
 def _word(text: str) -> str | None:
@@ -61,12 +77,12 @@ def _word(text: str) -> str | None:
 def one_of(*words: str) -> Part:
     """One of a fixed set of words (an action, a method)."""
     allowed = frozenset(words)
-    return Part(lambda text: text if text in allowed else None)
+    return Part(lambda text: text if text in allowed else None, fixed=True, example=words[0])
 
 
 def optional(part: Part) -> Part:
     """A trailing part that may be left out: then its value is None."""
-    return Part(part.convert, optional=True)
+    return Part(part.convert, optional=True, fixed=part.fixed, example=part.example)
 
 
 ID = number(1, MAX_ID)  # a row id
@@ -75,6 +91,8 @@ WORD = Part(_word)  # a code: level, session, step, option, reason (letters, dig
 
 def parse(data: str | None, prefix: str, *parts: Part) -> tuple[Any, ...] | None:
     """`<prefix>:<part>:…` → the typed parts, or None if anything does not fit."""
+    if not parts:  # a button without parts (`menu:help`) is its prefix alone
+        return () if data == prefix else None
     if data is None or not data.startswith(prefix + ":"):
         return None
     pieces = data[len(prefix) + 1 :].split(":")
@@ -99,11 +117,60 @@ def parse_id(data: str | None, prefix: str) -> int | None:
     return parsed[0] if parsed else None
 
 
+class Button:
+    """One kind of button: the prefix of its callback data and the typed parts after it."""
+
+    def __init__(self, prefix: str, *parts: Part) -> None:
+        self.prefix = prefix
+        self.parts = parts
+        self._required = sum(1 for p in parts if not p.optional)
+
+    def __repr__(self) -> str:
+        return f"Button({self.prefix!r}, {len(self.parts)} parts)"
+
+    def matches(self, data: object) -> bool:
+        """The handler's pattern: the prefix, the number of parts and the fixed words fit.
+
+        Ids and codes are not judged here, so malformed ones still reach the handler,
+        whose `parse` refuses them and which answers with the stale-button answer.
+        """
+        if not isinstance(data, str):
+            return False
+        if not self.parts:
+            return data == self.prefix
+        if not data.startswith(self.prefix + ":"):
+            return False
+        pieces = data[len(self.prefix) + 1 :].split(":")
+        if not self._required <= len(pieces) <= len(self.parts):
+            return False
+        for part, piece in zip(self.parts, pieces, strict=False):
+            if not part.fixed:
+                return True  # only the leading fixed words route; the rest is parse's
+            if part.convert(piece) is None:
+                return False
+        return True
+
+    def parse(self, data: str | None) -> tuple[Any, ...] | None:
+        """The typed parts, or None if anything does not fit."""
+        return parse(data, self.prefix, *self.parts)
+
+    def example(self, replace: Mapping[int, str] | None = None) -> str:
+        """Well-formed data for this button, or with the parts at `replace`'s positions
+        replaced (tests forge data with it)."""
+        pieces = [(replace or {}).get(i, part.example) for i, part in enumerate(self.parts)]
+        return ":".join([self.prefix, *pieces])
+
+    def parse_one(self, data: str | None) -> Any:
+        """The value of a one-part button (`tk:get:<id>` → the id), or None."""
+        parsed = self.parse(data)
+        return parsed[0] if parsed else None
+
+
 class StaffCallbackQueryHandler(CallbackQueryHandler):  # type: ignore[type-arg]
     """A CallbackQueryHandler that does not match presses by anyone but staff."""
 
-    def __init__(self, callback: Any, pattern: str, staff_ids: Collection[int]) -> None:
-        super().__init__(callback, pattern=pattern)
+    def __init__(self, callback: Any, button: Button, staff_ids: Collection[int]) -> None:
+        super().__init__(callback, pattern=button.matches)
         self.staff_ids = frozenset(staff_ids)
 
     def check_update(self, update: object) -> Any:

@@ -10,11 +10,15 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.services.errors import UnsupportedLanguage
-from handlers.callbacks import WORD, parse
+from handlers.callbacks import WORD, Button
 from handlers.context import ExamContext
-from handlers.render import on_unknown_message, refusals, stale_button, start_menu
+from handlers.render import edit_message, on_unknown_message, refusals, stale_button, start_menu
 
 LANGUAGE_NAMES = {"zh_Hans": "中文", "en": "English"}
+
+LANGUAGE = Button("lang", WORD)  # lang:<language code>
+MENU_LANGUAGE = Button("menu:language")
+MENU_HELP = Button("menu:help")
 
 
 def language_keyboard() -> InlineKeyboardMarkup:
@@ -88,18 +92,18 @@ async def cmd_language(update: Update, context: ExamContext) -> None:
 async def on_language_chosen(update: Update, context: ExamContext) -> None:
     """Store the chosen language and answer in it."""
     query = update.callback_query
-    parsed = parse(query.data, "lang", WORD)
-    if parsed is None:
+    language = LANGUAGE.parse_one(query.data)
+    if language is None:
         await stale_button(query, context.tr)
         return
-    language = parsed[0]
     async with refusals(update, context.tr, stale=(UnsupportedLanguage,)) as refused:
         await context.services.candidates.set_language(update.effective_user.id, language)
     if refused.error:
         return
     tr = context.i18n.translator(language)
     await query.answer()
-    await query.edit_message_text(tr.gettext("Language set to English."))
+    if not await edit_message(query, tr.gettext("Language set to English.")):
+        return  # a double tap: the first tap showed the menu already
     await update.effective_message.reply_text(
         tr.gettext("Choose what you want to do:"), reply_markup=start_menu(tr)
     )
@@ -130,9 +134,9 @@ def setup(application: Application) -> None:
     application.add_handler(CommandHandler("help", cmd_help))
     application.add_handler(CommandHandler("language", cmd_language, filters.ChatType.PRIVATE))
     application.add_handler(CommandHandler("cancel", cmd_cancel, filters.ChatType.PRIVATE))
-    application.add_handler(CallbackQueryHandler(cmd_language, pattern=r"^menu:language$"))
-    application.add_handler(CallbackQueryHandler(on_help_button, pattern=r"^menu:help$"))
-    application.add_handler(CallbackQueryHandler(on_language_chosen, pattern=r"^lang:"))
+    application.add_handler(CallbackQueryHandler(cmd_language, pattern=MENU_LANGUAGE.matches))
+    application.add_handler(CallbackQueryHandler(on_help_button, pattern=MENU_HELP.matches))
+    application.add_handler(CallbackQueryHandler(on_language_chosen, pattern=LANGUAGE.matches))
 
 
 def setup_fallbacks(application: Application) -> None:

@@ -1,26 +1,49 @@
 """Eligibility flow: /eligibility, the questions, the verdict, manual review, staff override.
 
 Entry points: `setup(application)`; handlers `cmd_eligibility`, `on_answer_button`,
-`on_text_answer`, `on_request_review`, `on_staff_decision`, `cmd_override`.
-Callback data: `elig:start`, `elig:a:<step>:<value>`, `elig:fresh:<level>`,
+`on_text_answer`, `on_change`, `on_edit`, `on_request_review`, `on_staff_decision`,
+`cmd_override`. Staff cards are in the site's language whoever presses (`group_tr`).
+Callback data: `elig:start`, `elig:a:<step>:<value>`, `elig:change:<level>` (the answers, to
+pick one), `elig:edit:<level>:<step>` (ask that one again), `elig:fresh:<level>` (start over),
 `elig:review:<level>`, staff `elig:ok:<review id>` / `elig:no:<review id>:<reason>`.
 The service re-checks every value against the database; nothing in a button is trusted.
 """
 
 from __future__ import annotations
 
+from datetime import date
+
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
 from bot.domain.catalog import Catalog
 from bot.i18n import Translator
-from bot.services.eligibility import AUTO_LEVEL, FLOW, NONE, Outcome, Question
+from bot.services.eligibility import AUTO_LEVEL, FLOW, NONE, Answer, Outcome, Question
 from bot.services.errors import AlreadyDecided, InvalidAnswer, NotFound, StaleStep
-from handlers.callbacks import ID, WORD, StaffCallbackQueryHandler, one_of, optional, parse
+from handlers.callbacks import ID, WORD, Button, StaffCallbackQueryHandler, one_of, optional
 from handlers.context import ExamContext
-from handlers.render import answer_error, eligibility_text, name_of, refusals, rows, stale_button
+from handlers.render import (
+    answer_error,
+    edit_message,
+    eligibility_text,
+    group_tr,
+    name_of,
+    refusals,
+    rows,
+    stale_button,
+    verdict_label,
+)
 
 REJECT_REASONS = ("major_not_related", "documents_missing", "experience_not_proven", "other")
+
+START = (Button("menu:eligibility"), Button("elig:start"))
+FRESH = Button("elig:fresh", WORD)  # elig:fresh:<level>
+CHANGE = Button("elig:change", WORD)  # elig:change:<level>
+EDIT = Button("elig:edit", WORD, WORD)  # elig:edit:<level>:<step>
+ANSWER = Button("elig:a", WORD, WORD)  # elig:a:<step>:<value>
+REVIEW = Button("elig:review", WORD)  # elig:review:<level>
+# elig:ok:<review id>, elig:no:<review id>[:<reason>] (staff)
+DECISION = Button("elig", one_of("ok", "no"), ID, optional(one_of(*REJECT_REASONS)))
 
 
 def question_text(tr: Translator, q: Question) -> str:
@@ -118,10 +141,95 @@ def _outcome_keyboard(tr: Translator, outcome: Outcome) -> InlineKeyboardMarkup:
     )
     buttons.append(
         InlineKeyboardButton(
-            tr.gettext("✏️ Change my answers"), callback_data=f"elig:fresh:{outcome.level}"
+            tr.gettext("✏️ Change my answers"), callback_data=f"elig:change:{outcome.level}"
         )
     )
     return InlineKeyboardMarkup(rows(buttons, 1))
+
+
+def answer_label(tr: Translator, catalog: Catalog, answer: Answer) -> str:
+    """One answer as a button: the question in a word or two and what was answered."""
+    lang, value = tr.language, answer.value
+    questions = {
+        "education": tr.gettext("Education"),
+        "graduation_date": tr.gettext("Graduation"),
+        "major": tr.gettext("Major"),
+        "title": tr.gettext("Title"),
+        "title_date": tr.gettext("Title obtained"),
+        "prior_level": tr.gettext("Level certificate"),
+        "prior_level_date": tr.gettext("Certificate obtained"),
+        "work_start": tr.gettext("Work since"),
+    }
+    nones = {
+        "title": tr.gettext("No title"),
+        "prior_level": tr.gettext("None yet"),
+        "work_start": tr.gettext("Not working yet"),
+    }
+    if value == NONE and answer.step in nones:
+        shown = nones[answer.step]
+    elif answer.step == "education":
+        shown = name_of(catalog.education_level(value), lang)
+    elif answer.step == "title":
+        shown = name_of(catalog.title(value), lang)
+    elif answer.step == "prior_level":
+        shown = name_of(catalog.level(value), lang)
+    elif answer.step == "major":
+        listed = [m for ms in catalog.related_majors.values() for m in ms if m.code == answer.code]
+        shown = name_of(listed[0], lang) if listed else value
+    elif answer.step.endswith("_date") or answer.step == "work_start":
+        shown = tr.date(date.fromisoformat(value))
+    else:
+        shown = value
+    return tr.gettext(
+        "✏️ {question}: {answer}", question=questions.get(answer.step, answer.step), answer=shown
+    )
+
+
+async def on_change(update: Update, context: ExamContext) -> None:
+    """`elig:change:<level>`: the answers this check used, one button each, to change one."""
+    query, tr = update.callback_query, context.tr
+    parsed = CHANGE.parse(query.data)
+    if parsed is None:
+        await stale_button(query, tr)
+        return
+    level = parsed[0]
+    async with refusals(update, tr, stale=(InvalidAnswer,)) as refused:
+        answers = await context.services.eligibility.answers(update.effective_user.id, level)
+    if refused.error:
+        return
+    await query.answer()
+    catalog = await context.services.catalog.current()
+    buttons = [
+        InlineKeyboardButton(
+            answer_label(tr, catalog, a), callback_data=f"elig:edit:{level}:{a.step}"
+        )
+        for a in answers
+    ]
+    buttons.append(
+        InlineKeyboardButton(
+            tr.gettext("🔁 Start over with every question"), callback_data=f"elig:fresh:{level}"
+        )
+    )
+    await update.effective_message.reply_text(
+        tr.gettext("Which answer do you want to change?"),
+        reply_markup=InlineKeyboardMarkup(rows(buttons, 1)),
+    )
+
+
+async def on_edit(update: Update, context: ExamContext) -> None:
+    """`elig:edit:<level>:<step>`: ask that one question again, keep the other answers."""
+    query, tr = update.callback_query, context.tr
+    parsed = EDIT.parse(query.data)
+    if parsed is None:
+        await stale_button(query, tr)
+        return
+    level, step = parsed
+    async with refusals(update, tr, stale=(InvalidAnswer, StaleStep)) as refused:
+        result = await context.services.eligibility.change(update.effective_user.id, level, step)
+    if refused.error:
+        return
+    await query.answer()
+    await _show(update, context, result)
 
 
 async def cmd_eligibility(update: Update, context: ExamContext) -> None:
@@ -134,7 +242,7 @@ async def cmd_eligibility(update: Update, context: ExamContext) -> None:
 
 async def on_fresh(update: Update, context: ExamContext) -> None:
     """Check again from the first question, forgetting the earlier answers."""
-    parsed = parse(update.callback_query.data, "elig:fresh", WORD)
+    parsed = FRESH.parse(update.callback_query.data)
     if parsed is None:
         await stale_button(update.callback_query, context.tr)
         return
@@ -154,7 +262,7 @@ async def on_fresh(update: Update, context: ExamContext) -> None:
 async def on_answer_button(update: Update, context: ExamContext) -> None:
     """A choice button: `elig:a:<step>:<value>`."""
     query = update.callback_query
-    parsed = parse(query.data, "elig:a", WORD, WORD)
+    parsed = ANSWER.parse(query.data)
     if parsed is None:
         await stale_button(query, context.tr)
         return
@@ -187,7 +295,7 @@ async def _answer(update: Update, context: ExamContext, step: str, value: str | 
         return
     if update.callback_query:
         await update.callback_query.answer()
-        await update.callback_query.edit_message_reply_markup(None)  # answered: no second tap
+        await edit_message(update.callback_query)  # answered: no second tap
     await _show(update, context, result)
 
 
@@ -205,7 +313,7 @@ def _nothing_to_review(tr: Translator, _exc: Exception) -> str:
 async def on_request_review(update: Update, context: ExamContext) -> None:
     """Send the last check of a level to the staff for manual review."""
     query, tr = update.callback_query, context.tr
-    parsed = parse(query.data, "elig:review", WORD)
+    parsed = REVIEW.parse(query.data)
     if parsed is None:
         await stale_button(query, tr)
         return
@@ -235,29 +343,31 @@ def _no_such_review(tr: Translator, _exc: NotFound) -> str:
 
 def _decided(tr: Translator, exc: AlreadyDecided) -> str:
     return tr.gettext(
-        "Already decided ({status}) by user {user}.", status=exc.status, user=exc.decided_by
+        "Already decided ({status}) by user {user}.",
+        status=verdict_label(tr, exc.status),
+        user=exc.decided_by,
     )
 
 
 async def on_staff_decision(update: Update, context: ExamContext) -> None:
     """A staff member approves or rejects a review; the first decision wins."""
     query, tr = update.callback_query, context.tr
-    parsed = parse(query.data, "elig", one_of("ok", "no"), ID, optional(WORD))
+    parsed = DECISION.parse(query.data)
     if parsed is None:
         await stale_button(query, tr)
         return
     verb, review_id, reason = parsed
     approve = verb == "ok"
-    reason = reason if reason in REJECT_REASONS else None
+    card_tr = group_tr(update, context)  # the card itself: one language in the staff chat
     if not approve and reason is None:
         buttons = [
             InlineKeyboardButton(
-                reject_reason(tr, code), callback_data=f"elig:no:{review_id}:{code}"
+                reject_reason(card_tr, code), callback_data=f"elig:no:{review_id}:{code}"
             )
             for code in REJECT_REASONS
         ]
         await query.answer()
-        await query.edit_message_reply_markup(InlineKeyboardMarkup(rows(buttons, 1)))
+        await edit_message(query, reply_markup=InlineKeyboardMarkup(rows(buttons, 1)))
         return
     explain = {NotFound: _no_such_review, AlreadyDecided: _decided}
     async with refusals(update, tr, explain, stale=()) as refused:
@@ -267,14 +377,17 @@ async def on_staff_decision(update: Update, context: ExamContext) -> None:
     if refused.error:
         return
     await query.answer()
-    verdict = tr.gettext("✅ Approved") if decision.approved else tr.gettext("❌ Rejected")
-    await query.edit_message_text(
-        tr.gettext(
+    verdict = (
+        card_tr.gettext("✅ Approved") if decision.approved else card_tr.gettext("❌ Rejected")
+    )
+    await edit_message(
+        query,
+        card_tr.gettext(
             "{card}\n\n{verdict} by {staff}",
             card=query.message.text,
             verdict=verdict,
             staff=update.effective_user.full_name,
-        )
+        ),
     )
 
 
@@ -325,14 +438,13 @@ def setup(application: Application) -> None:
     application.add_handler(
         CommandHandler("eligibility", cmd_eligibility, filters.ChatType.PRIVATE)
     )
-    application.add_handler(
-        CallbackQueryHandler(cmd_eligibility, pattern=r"^(menu:eligibility|elig:start)$")
-    )
-    application.add_handler(CallbackQueryHandler(on_fresh, pattern=r"^elig:fresh:"))
-    application.add_handler(CallbackQueryHandler(on_answer_button, pattern=r"^elig:a:[a-z_]+:"))
-    application.add_handler(CallbackQueryHandler(on_request_review, pattern=r"^elig:review:"))
+    for start in START:
+        application.add_handler(CallbackQueryHandler(cmd_eligibility, pattern=start.matches))
+    application.add_handler(CallbackQueryHandler(on_fresh, pattern=FRESH.matches))
+    application.add_handler(CallbackQueryHandler(on_change, pattern=CHANGE.matches))
+    application.add_handler(CallbackQueryHandler(on_edit, pattern=EDIT.matches))
+    application.add_handler(CallbackQueryHandler(on_answer_button, pattern=ANSWER.matches))
+    application.add_handler(CallbackQueryHandler(on_request_review, pattern=REVIEW.matches))
     # Staff-only: a non-staff press does not match and falls through to "no longer valid".
-    application.add_handler(
-        StaffCallbackQueryHandler(on_staff_decision, r"^elig:(ok|no):\d+", staff_ids)
-    )
+    application.add_handler(StaffCallbackQueryHandler(on_staff_decision, DECISION, staff_ids))
     application.add_handler(CommandHandler("override", cmd_override, staff))

@@ -9,7 +9,7 @@ when the params carry one (`params["timezone"]`), else in the site's (`Translato
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -17,11 +17,33 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.i18n import Translator
 from bot.runtime.notifications import Rendered
 from bot.services.notify import Template
-from handlers.render import level_label, level_name
+from handlers.render import level_label, level_name, verdict_label
+
+
+def _answer(tr: Translator, params: dict[str, Any], key: str) -> str:
+    """A coded answer of the review's profile by its catalogue name in the reader's language
+    (the code itself on a card queued before names were carried); "none" and dates in words."""
+    value = params.get("profile", {}).get(key)
+    if value in (None, ""):
+        return "-"
+    if value == "none":
+        return {
+            "title": tr.gettext("No title"),
+            "prior_level": tr.gettext("None yet"),
+            "work_start": tr.gettext("Not working yet"),
+        }.get(key, "-")
+    names = params.get("names", {}).get(key)
+    if names:
+        return names.get(tr.language) or names.get("en") or str(value)
+    if key.endswith("_date") or key == "work_start":
+        try:
+            return tr.date(date.fromisoformat(str(value)))
+        except ValueError:
+            return str(value)
+    return str(value)
 
 
 def review_request(params: dict[str, Any], tr: Translator) -> Rendered:
-    profile = params.get("profile", {})
     text = tr.gettext(
         "🙋 Eligibility review #{review_id}\n"
         "Candidate: {name} (Telegram {telegram_id})\n"
@@ -33,15 +55,15 @@ def review_request(params: dict[str, Any], tr: Translator) -> Rendered:
         name=params.get("name", ""),
         telegram_id=params.get("telegram_id", ""),
         level=level_name(tr, params.get("level", ""), params.get("level_names")),
-        education=profile.get("education", "-"),
-        major=profile.get("major", "-"),
-        graduation=profile.get("graduation_date", "-"),
-        title=profile.get("title", "-"),
-        title_date=profile.get("title_date", "-"),
-        prior=profile.get("prior_level", "-"),
-        prior_date=profile.get("prior_level_date", "-"),
-        work=profile.get("work_start", "-"),
-        status=params.get("status", "-"),
+        education=_answer(tr, params, "education"),
+        major=_answer(tr, params, "major"),
+        graduation=_answer(tr, params, "graduation_date"),
+        title=_answer(tr, params, "title"),
+        title_date=_answer(tr, params, "title_date"),
+        prior=_answer(tr, params, "prior_level"),
+        prior_date=_answer(tr, params, "prior_level_date"),
+        work=_answer(tr, params, "work_start"),
+        status=verdict_label(tr, params.get("status")),
     )
     keyboard = InlineKeyboardMarkup(
         [
@@ -76,7 +98,7 @@ def review_decided(params: dict[str, Any], tr: Translator) -> Rendered:
 
 
 def _when(tr: Translator, iso: str | None, zone: str | None) -> str:
-    return tr.datetime(datetime.fromisoformat(iso), zone or tr.zone, "short") if iso else "-"
+    return tr.datetime(datetime.fromisoformat(iso), zone or tr.zone) if iso else "-"
 
 
 def waitlist_offer(params: dict[str, Any], tr: Translator) -> Rendered:

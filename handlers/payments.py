@@ -29,7 +29,7 @@ from bot.runtime.notifications import Rendered
 from bot.services.errors import AlreadyPaid, PaymentUnavailable, StaleStep
 from bot.services.notify import Template
 from bot.services.payments import FLOW, PaymentOutcome
-from handlers.callbacks import ID, one_of, parse, parse_id
+from handlers.callbacks import ID, Button, one_of
 from handlers.context import ExamContext
 from handlers.render import (
     PAYMENT_REFUSALS,
@@ -40,11 +40,17 @@ from handlers.render import (
     refusals,
     send_offer,
     stale_button,
+    ticket_availability,
     why_label,
 )
 
 MAX_RECEIPT_BYTES = 10 * 1024 * 1024
 RECEIPT_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/webp", "image/heic")
+
+
+PAY = Button("pay", ID)  # pay:<registration id>: how to pay it
+INVOICE = Button("pay:inv", ID, one_of("telegram", "stars"))  # pay:inv:<id>:<method>
+RECEIPT = Button("pay:receipt", ID)  # pay:receipt:<registration id>
 
 
 # --- offer, invoices, Telegram payments --------------------------------------------------------
@@ -53,7 +59,7 @@ RECEIPT_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/webp", "im
 async def on_pay(update: Update, context: ExamContext) -> None:
     """`pay:<id>`: show how to pay this registration."""
     query = update.callback_query
-    registration_id = parse_id(query.data, "pay")
+    registration_id = PAY.parse_one(query.data)
     if registration_id is None:
         await stale_button(query, context.tr)
         return
@@ -64,7 +70,7 @@ async def on_pay(update: Update, context: ExamContext) -> None:
 async def on_invoice(update: Update, context: ExamContext) -> None:
     """`pay:inv:<id>:<method>`: send a Telegram invoice (CNY through the provider, or Stars)."""
     query, tr = update.callback_query, context.tr
-    parsed = parse(query.data, "pay:inv", ID, one_of("telegram", "stars"))
+    parsed = INVOICE.parse(query.data)
     if parsed is None:
         await stale_button(query, tr)
         return
@@ -109,13 +115,25 @@ async def on_pre_checkout(update: Update, context: ExamContext) -> None:
     await query.answer(ok=True)
 
 
+def paid_text(
+    tr: Translator, reference: str, tickets_from: datetime | None, zone: str | None
+) -> str:
+    """The confirmation of a paid registration, with when its admission ticket comes."""
+    return tr.gettext(
+        "✅ Payment received for registration {reference}. Your registration is paid: "
+        "see /status.\n{ticket}",
+        reference=reference,
+        ticket=ticket_availability(tr, tickets_from, zone),
+    )
+
+
+def _moment(iso: str | None) -> datetime | None:
+    return datetime.fromisoformat(iso) if iso else None
+
+
 def outcome_text(tr: Translator, o: PaymentOutcome) -> str:
     if o.status == "paid":
-        return tr.gettext(
-            "✅ Payment received for registration {reference}. Your registration is paid: "
-            "see /status.",
-            reference=o.reference,
-        )
+        return paid_text(tr, o.reference or "-", o.tickets_from, o.timezone)
     return tr.gettext(
         "We received your payment for registration {reference}, but the registration can no "
         "longer be paid (it expired, was cancelled or was already paid). "
@@ -143,7 +161,7 @@ async def on_successful_payment(update: Update, context: ExamContext) -> None:
 async def on_receipt_button(update: Update, context: ExamContext) -> None:
     """`pay:receipt:<id>`: wait for the receipt (the step is kept in the database)."""
     query, tr = update.callback_query, context.tr
-    registration_id = parse_id(query.data, "pay:receipt")
+    registration_id = RECEIPT.parse_one(query.data)
     if registration_id is None:
         await stale_button(query, tr)
         return
@@ -230,8 +248,11 @@ def receipt_decided(params: dict[str, Any], tr: Translator) -> Rendered:
         return Rendered(
             tr.gettext(
                 "✅ Your bank transfer for {reference} is confirmed. "
-                "Your registration is paid: see /status.",
+                "Your registration is paid: see /status.\n{ticket}",
                 reference=ref,
+                ticket=ticket_availability(
+                    tr, _moment(params.get("tickets_from")), params.get("timezone")
+                ),
             )
         )
     reason = reason_label(tr, params.get("reason"))
@@ -245,7 +266,7 @@ def receipt_decided(params: dict[str, Any], tr: Translator) -> Rendered:
             )
         )
     zone = params.get("timezone") or tr.zone  # the session's, if the notice carries it
-    deadline = tr.datetime(datetime.fromisoformat(params["deadline_at"]), zone, "short")
+    deadline = tr.datetime(datetime.fromisoformat(params["deadline_at"]), zone)
     keyboard = InlineKeyboardMarkup(
         [
             [
@@ -269,10 +290,11 @@ def receipt_decided(params: dict[str, Any], tr: Translator) -> Rendered:
 
 def payment_received(params: dict[str, Any], tr: Translator) -> Rendered:
     return Rendered(
-        tr.gettext(
-            "✅ Payment received for registration {reference}. Your registration is paid: "
-            "see /status.",
-            reference=params["reference"],
+        paid_text(
+            tr,
+            params["reference"],
+            _moment(params.get("tickets_from")),
+            params.get("timezone"),
         )
     )
 
@@ -313,8 +335,6 @@ def setup(application: Application) -> None:
     # Before flows.setup: the generic private-message router would take these otherwise.
     application.add_handler(PreCheckoutQueryHandler(on_pre_checkout))
     application.add_handler(MessageHandler(filters.SUCCESSFUL_PAYMENT, on_successful_payment))
-    application.add_handler(CallbackQueryHandler(on_pay, pattern=r"^pay:\d+$"))
-    application.add_handler(
-        CallbackQueryHandler(on_invoice, pattern=r"^pay:inv:\d+:(telegram|stars)$")
-    )
-    application.add_handler(CallbackQueryHandler(on_receipt_button, pattern=r"^pay:receipt:\d+$"))
+    application.add_handler(CallbackQueryHandler(on_pay, pattern=PAY.matches))
+    application.add_handler(CallbackQueryHandler(on_invoice, pattern=INVOICE.matches))
+    application.add_handler(CallbackQueryHandler(on_receipt_button, pattern=RECEIPT.matches))

@@ -7,14 +7,19 @@ Entry points: `setup(application)`; handlers `on_staff_decision`, `on_staff_back
 Callback data (every one behind `StaffCallbackQueryHandler`): `pay:ok:<payment id>`,
 `pay:no:<payment id>[:<reason code>|other]`, `pay:back:<payment id>`,
 `pay:csv:ok|no:<import id>`. The first staff decision wins; the service says who was first.
+What the bot writes into the staff chat (cards, verdicts, reason prompts) is in the site's
+language whoever pressed (`group_tr`); receipt cards a statement import made moot lose their
+buttons; /history names states, actions and methods in words.
 """
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
 from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
 from bot.i18n import Translator
@@ -22,36 +27,43 @@ from bot.runtime.notifications import Rendered
 from bot.services.broadcasts import FLOW as BROADCAST_FLOW
 from bot.services.errors import AlreadyDecided, InvalidAnswer, NotFound
 from bot.services.notify import Template
-from bot.services.payments import REJECT_REASONS
+from bot.services.payments import REJECT_REASONS, HistoryEntry
 from bot.services.payments_bank import StatementPreview
-from handlers.callbacks import (
-    ID,
-    WORD,
-    StaffCallbackQueryHandler,
-    one_of,
-    optional,
-    parse,
-    parse_id,
-)
+from handlers.callbacks import ID, Button, StaffCallbackQueryHandler, one_of, optional
 from handlers.context import ExamContext
 from handlers.render import (
+    action_label,
+    actor_label,
     amount_text,
+    edit_message,
+    group_tr,
     level_label,
+    method_label,
+    payment_status_label,
     reason_label,
     refusals,
     stale_button,
+    state_label,
     why_label,
 )
 
+log = logging.getLogger(__name__)
+
 PREVIEW_LINES = 25
+
+# pay:ok:<payment id>, pay:no:<payment id>[:<reason>]: "other" asks staff to type one
+DECISION = Button("pay", one_of("ok", "no"), ID, optional(one_of(*REJECT_REASONS, "other")))
+BACK = Button("pay:back", ID)  # pay:back:<payment id>: the approve / reject buttons again
+STATEMENT = Button("pay:csv", one_of("ok", "no"), ID)  # pay:csv:ok|no:<import id>
 MAX_CSV_BYTES = 2 * 1024 * 1024
 
 
 def decided_text(tr: Translator, exc: AlreadyDecided) -> str:
+    status = payment_status_label(tr, exc.status)
     if exc.decided_by is None:  # settled by a payment, not by a person
-        return tr.gettext("Already settled ({status}).", status=exc.status)
+        return tr.gettext("Already settled ({status}).", status=status)
     return tr.gettext(
-        "Already decided ({status}) by user {user}.", status=exc.status, user=exc.decided_by
+        "Already decided ({status}) by user {user}.", status=status, user=exc.decided_by
     )
 
 
@@ -61,29 +73,30 @@ def decided_text(tr: Translator, exc: AlreadyDecided) -> str:
 async def on_staff_decision(update: Update, context: ExamContext) -> None:
     """`pay:ok:<id>` / `pay:no:<id>[:<reason>]`: the first staff decision wins."""
     query, tr = update.callback_query, context.tr
-    parsed = parse(query.data, "pay", one_of("ok", "no"), ID, optional(WORD))
+    parsed = DECISION.parse(query.data)
     if parsed is None:
         await stale_button(query, tr)
         return
     verb, payment_id, reason = parsed
     approve = verb == "ok"
+    card_tr = group_tr(update, context)  # the card and its buttons: one language in the group
     if not approve and reason is None:
         buttons = [
             InlineKeyboardButton(
-                reason_label(tr, code), callback_data=f"pay:no:{payment_id}:{code}"
+                reason_label(card_tr, code), callback_data=f"pay:no:{payment_id}:{code}"
             )
             for code in REJECT_REASONS
         ]
         buttons.append(
             InlineKeyboardButton(
-                tr.gettext("✍️ Other (type it)"), callback_data=f"pay:no:{payment_id}:other"
+                card_tr.gettext("✍️ Other (type it)"), callback_data=f"pay:no:{payment_id}:other"
             )
         )
         buttons.append(
-            InlineKeyboardButton(tr.gettext("↩️ Back"), callback_data=f"pay:back:{payment_id}")
+            InlineKeyboardButton(card_tr.gettext("↩️ Back"), callback_data=f"pay:back:{payment_id}")
         )
         await query.answer()
-        await query.edit_message_reply_markup(InlineKeyboardMarkup([[b] for b in buttons]))
+        await edit_message(query, reply_markup=InlineKeyboardMarkup([[b] for b in buttons]))
         return
     services = context.services.payments
     async with refusals(update, tr, {AlreadyDecided: decided_text}) as refused:
@@ -98,7 +111,7 @@ async def on_staff_decision(update: Update, context: ExamContext) -> None:
     await query.answer()
     if reason == "other":
         await update.effective_message.reply_text(
-            tr.gettext(
+            card_tr.gettext(
                 "{staff}, type the reason for rejecting the receipt of {reference} as your next "
                 "message in this chat.",
                 staff=update.effective_user.full_name,
@@ -107,16 +120,17 @@ async def on_staff_decision(update: Update, context: ExamContext) -> None:
         )
         return
     verdict = (
-        tr.gettext("✅ Approved by {staff}", staff=update.effective_user.full_name)
+        card_tr.gettext("✅ Approved by {staff}", staff=update.effective_user.full_name)
         if decision.approved
-        else tr.gettext(
+        else card_tr.gettext(
             "❌ Rejected by {staff}: {reason}",
             staff=update.effective_user.full_name,
-            reason=reason_label(tr, decision.reason),
+            reason=reason_label(card_tr, decision.reason),
         )
     )
-    await query.edit_message_caption(
-        caption=tr.gettext(
+    await edit_message(
+        query,
+        caption=card_tr.gettext(
             "{card}\n\n{verdict}", card=query.message.caption or "", verdict=verdict
         ),
         reply_markup=None,
@@ -126,12 +140,12 @@ async def on_staff_decision(update: Update, context: ExamContext) -> None:
 async def on_staff_back(update: Update, context: ExamContext) -> None:
     """`pay:back:<id>`: the approve / reject buttons again."""
     query = update.callback_query
-    payment_id = parse_id(query.data, "pay:back")
+    payment_id = BACK.parse_one(query.data)
     if payment_id is None:
         await stale_button(query, context.tr)
         return
     await query.answer()
-    await query.edit_message_reply_markup(review_keyboard(context.tr, payment_id))
+    await edit_message(query, reply_markup=review_keyboard(group_tr(update, context), payment_id))
 
 
 async def on_staff_reason_text(update: Update, context: ExamContext) -> None:
@@ -142,7 +156,7 @@ async def on_staff_reason_text(update: Update, context: ExamContext) -> None:
     if decision is None:
         return  # ordinary staff chat: no reason was owed
     await update.effective_message.reply_text(
-        context.tr.gettext(
+        group_tr(update, context).gettext(
             "❌ Receipt of {reference} rejected: {reason}. The candidate is told.",
             reference=decision.reference,
             reason=decision.reason,
@@ -202,7 +216,7 @@ def _unreadable_statement(tr: Translator, _exc: InvalidAnswer) -> str:
 
 async def on_statement_file(update: Update, context: ExamContext) -> None:
     """A staff member sent a bank-statement CSV: classify the rows, ask for confirmation."""
-    message, tr = update.effective_message, context.tr
+    message, tr = update.effective_message, group_tr(update, context)
     if context.candidate is not None and context.candidate.flow == BROADCAST_FLOW:
         # A staff member composing a broadcast with a CSV attachment: the file is the
         # announcement, not a bank statement.
@@ -247,8 +261,8 @@ async def on_statement_file(update: Update, context: ExamContext) -> None:
 
 async def on_statement_decision(update: Update, context: ExamContext) -> None:
     """`pay:csv:ok|no:<id>`: record the matched rows, or drop the preview; once."""
-    query, tr = update.callback_query, context.tr
-    parsed = parse(query.data, "pay:csv", one_of("ok", "no"), ID)
+    query, tr = update.callback_query, group_tr(update, context)
+    parsed = STATEMENT.parse(query.data)
     if parsed is None:
         await stale_button(query, tr)
         return
@@ -269,8 +283,20 @@ async def on_statement_decision(update: Update, context: ExamContext) -> None:
     if refused.error:
         return
     await query.answer()
-    await query.edit_message_reply_markup(None)
+    await edit_message(query)
     await update.effective_message.reply_text(text)
+    if verb == "ok":
+        await _clear_cards(context, applied.settled_cards)
+
+
+async def _clear_cards(context: ExamContext, cards: tuple[tuple[int, int], ...]) -> None:
+    """Take the approve / reject buttons off receipt cards the import made moot: the
+    registration is paid, nothing is left to decide on them."""
+    for chat_id, message_id in cards:
+        try:
+            await context.bot.edit_message_reply_markup(chat_id, message_id, reply_markup=None)
+        except TelegramError as exc:  # deleted, too old, or already without buttons
+            log.info("receipt card %s/%s kept its buttons: %s", chat_id, message_id, exc)
 
 
 def _no_such_registration(tr: Translator, _exc: NotFound) -> str:
@@ -279,7 +305,7 @@ def _no_such_registration(tr: Translator, _exc: NotFound) -> str:
 
 async def cmd_history(update: Update, context: ExamContext) -> None:
     """Staff: /history <reference>: every state change of a registration and its payments."""
-    tr = context.tr
+    tr = group_tr(update, context)
     if not context.args:
         await update.effective_message.reply_text(
             tr.gettext("Usage: /history <registration reference>")
@@ -291,33 +317,65 @@ async def cmd_history(update: Update, context: ExamContext) -> None:
         return
     zone = context.settings.timezone
     lines = [
-        tr.gettext("History of {reference} (now: {state}):", reference=h.reference, state=h.state)
+        tr.gettext(
+            "History of {reference} (now: {state}):",
+            reference=h.reference,
+            state=state_label(tr, h.state),
+        )
     ]
     for e in h.entries:
-        change = "→".join((e.from_state or "", e.to_state)) if e.to_state else ""
-        lines.append(
-            tr.gettext(
-                "{at} {actor}: {entity} {action} {change} {reason}",
-                at=tr.datetime(e.at, zone, "short"),
-                actor=e.actor,
-                entity=e.entity,
-                action=e.action,
-                change=change,
-                reason=e.reason or "",
-            ).rstrip()
-        )
+        lines.append(history_line(tr, e, zone))
     for pid, method, status, amount, currency, refund in h.payments:
         lines.append(
             tr.gettext(
-                "Payment #{id}: {method}, {amount}, {status}{refund}",
+                "Payment #{id}: {method}, {amount}, {status}",
                 id=pid,
-                method=method,
+                method=method_label(tr, method),
                 amount=amount_text(tr, amount, currency),
-                status=status,
-                refund=tr.gettext(" (to refund)") if refund else "",
+                status=payment_status_label(tr, status)
+                if not refund or status == "refund_due"
+                else tr.gettext("{status}, to refund", status=payment_status_label(tr, status)),
             )
         )
     await update.effective_message.reply_text("\n".join(lines)[:4000])
+
+
+def history_line(tr: Translator, e: HistoryEntry, zone: str) -> str:
+    """One audit entry in words: when, who, what, the state change and the reason."""
+    label = payment_status_label if e.entity == "payment" else state_label
+    what = tr.gettext(
+        "{at}, {actor}: {action}",
+        at=tr.datetime(e.at, zone),
+        actor=actor_label(tr, e.actor),
+        action=action_label(tr, e.action),
+    )
+    if e.to_state:
+        what = tr.gettext(
+            "{event} ({old} → {new})",
+            event=what,
+            old=label(tr, e.from_state) if e.from_state else "-",
+            new=label(tr, e.to_state),
+        )
+    if e.reason:
+        what = tr.gettext(
+            "{event}. Reason: {reason}", event=what, reason=history_reason(tr, e.reason)
+        )
+    return what
+
+
+def history_reason(tr: Translator, reason: str) -> str:
+    """A coded reason in words (a payment method, a rejection, a refund cause); a reason
+    staff typed is shown as typed."""
+    for words in (method_label, reason_label, why_label):
+        worded = words(tr, reason)
+        if worded != reason:
+            return worded
+    return {
+        "payment_deadline_passed": tr.gettext("the payment deadline passed"),
+        "receipt_rejected_after_deadline": tr.gettext(
+            "the receipt was rejected after the payment deadline"
+        ),
+    }.get(reason, reason)
 
 
 # --- notification templates (rendered by the outbox sender at send time) -------------------------
@@ -355,11 +413,24 @@ def receipt_review(params: dict[str, Any], tr: Translator) -> Rendered:
         if params.get("fee_confirmed")
         else tr.gettext(" (not confirmed in the catalogue)"),
     )
-    if params.get("same_file_on"):
-        text += "\n" + tr.gettext(
-            "⚠️ The same file was already sent for: {references}",
-            references=", ".join(params["same_file_on"]),
+    lines = [text]
+    earlier = params.get("after_rejection")
+    if earlier:
+        lines.append(
+            tr.gettext(
+                "🔁 Sent again after receipt #{previous} was rejected: {reason}.",
+                previous=earlier.get("payment_id", ""),
+                reason=reason_label(tr, earlier.get("reason")),
+            )
         )
+    if params.get("same_file_on"):
+        lines.append(
+            tr.gettext(
+                "⚠️ The same file was already sent for: {references}",
+                references=tr.join(params["same_file_on"]),
+            )
+        )
+    text = "\n".join(lines)
     photo = params["file_id"] if params.get("kind") == "photo" else None
     document = None if photo else params["file_id"]
     return Rendered(
@@ -377,7 +448,7 @@ def payment_flagged(params: dict[str, Any], tr: Translator) -> Rendered:
             payment_id=params["payment_id"],
             why=why_label(tr, params.get("why")),
             reference=params.get("reference") or "-",
-            method=params.get("method", ""),
+            method=method_label(tr, params.get("method")),
             external_id=params.get("external_id", ""),
             amount=amount_text(tr, params.get("amount_minor"), params.get("currency", "")),
             expected=amount_text(tr, params.get("expected"), params.get("currency", "")),
@@ -396,13 +467,9 @@ def setup(application: Application) -> None:
     staff_ids = settings.admin_ids
     staff = filters.User(user_id=staff_ids)
     # Staff-only: a press by anyone else falls through to "no longer valid".
-    application.add_handler(
-        StaffCallbackQueryHandler(on_staff_decision, r"^pay:(ok|no):\d+(:[a-z_]+)?$", staff_ids)
-    )
-    application.add_handler(StaffCallbackQueryHandler(on_staff_back, r"^pay:back:\d+$", staff_ids))
-    application.add_handler(
-        StaffCallbackQueryHandler(on_statement_decision, r"^pay:csv:(ok|no):\d+$", staff_ids)
-    )
+    application.add_handler(StaffCallbackQueryHandler(on_staff_decision, DECISION, staff_ids))
+    application.add_handler(StaffCallbackQueryHandler(on_staff_back, BACK, staff_ids))
+    application.add_handler(StaffCallbackQueryHandler(on_statement_decision, STATEMENT, staff_ids))
     application.add_handler(CommandHandler("history", cmd_history, staff))
     # Before flows.setup: a CSV from staff is a bank statement, not a typed answer.
     application.add_handler(

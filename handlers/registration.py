@@ -3,11 +3,13 @@
 
 Entry points: `setup(application)`; handlers `cmd_register`, `on_start_level`, `on_input`,
 `on_choice`, `on_edit`, `on_submit`, `on_join_waitlist`, `cmd_status`, `on_cancel_ask`,
-`on_cancel_confirm`, `on_move_ask`, `on_move_to`, `on_offer`.
+`on_cancel_confirm`, `on_move_ask`, `on_move_to`, `on_move_confirm`, `on_offer`.
 Callback data: `reg:start:<level>`, `reg:c:<step>:<value>`, `reg:edit:<field>`, `reg:submit`,
 `reg:waitlist`, `reg:cancel:<id>`, `reg:cancel_yes:<id>`, `reg:move:<id>`,
-`reg:move_to:<id>:<session>`, `reg:offer:accept|decline:<id>`. Ids in buttons are only
-hints: the service checks that the registration belongs to the presser.
+`reg:move_to:<id>:<session>` (asks), `reg:move_yes:<id>:<session>` (moves),
+`reg:offer:accept|decline:<id>`; `fix:<id>` ("Request a correction" of a frozen identity)
+is answered by `handlers.corrections`. Ids in buttons are only hints: the service checks
+that the registration belongs to the presser.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from bot.i18n import Translator
 from bot.services.errors import (
     AlreadyRegistered,
     CancellationClosed,
+    FormIncomplete,
+    IdentityFrozen,
     InvalidAnswer,
     InvalidState,
     NotEligible,
@@ -38,19 +42,36 @@ from bot.services.errors import (
     SessionFull,
     StaleStep,
 )
+from bot.services.identity import IDENTITY
 from bot.services.registration import RegistrationView, SessionOption
 from bot.services.registration_form import FLOW, NONE, SUMMARY, Input, Step, Summary
-from handlers.callbacks import ID, WORD, one_of, parse, parse_id
+from handlers.callbacks import ID, WORD, Button, one_of
 from handlers.context import ExamContext
 from handlers.render import (
     answer_error,
+    edit_message,
     refusals,
     rows,
     send_offer,
     stale_button,
     state_label,
+    ticket_availability,
     ticket_button,
 )
+
+MENU_REGISTER = Button("menu:register")
+MENU_STATUS = Button("menu:status")
+START = Button("reg:start", WORD)  # reg:start:<level>
+CHOICE = Button("reg:c", WORD, WORD)  # reg:c:<step>:<value>
+EDIT = Button("reg:edit", WORD)  # reg:edit:<field>
+SUBMIT = Button("reg:submit")
+WAITLIST = Button("reg:waitlist")
+CANCEL = Button("reg:cancel", ID)  # reg:cancel:<registration id>: asks
+CANCEL_YES = Button("reg:cancel_yes", ID)  # … cancels
+MOVE = Button("reg:move", ID)  # reg:move:<registration id>: the sessions to move to
+MOVE_TO = Button("reg:move_to", ID, WORD)  # reg:move_to:<id>:<session>: asks
+MOVE_YES = Button("reg:move_yes", ID, WORD)  # … moves
+OFFER = Button("reg:offer", one_of("accept", "decline"), ID)  # reg:offer:accept|decline:<id>
 
 EDIT_FIELDS = (
     "full_name",
@@ -88,7 +109,7 @@ def _session_line(tr: Translator, catalog: Catalog, s: SessionOption) -> str:
         seats = tr.gettext("full: waitlist")
     else:
         seats = tr.ngettext("{count} seat left", "{count} seats left", s.seats_left)
-    times = "; ".join(
+    times = tr.join(
         tr.gettext(
             "{component} {start}-{end}, {room}",
             component=catalog.component(c.component).name.get(tr.language),
@@ -99,7 +120,7 @@ def _session_line(tr: Translator, catalog: Catalog, s: SessionOption) -> str:
         for c in s.components
     )
     return tr.gettext(
-        "{date}: {seats}\n   {times}", date=tr.date(s.exam_date, "full"), seats=seats, times=times
+        "{date}: {seats}\n   {times}", date=tr.date(s.exam_date), seats=seats, times=times
     )
 
 
@@ -113,7 +134,7 @@ def step_text(tr: Translator, catalog: Catalog, step: Step) -> str:
                 "come back then with /register.",
                 level=level,
                 exam_date=tr.date(step.extra["exam_date"]),
-                opens_at=tr.datetime(step.extra["opens_at"], step.extra["timezone"], "short"),
+                opens_at=tr.datetime(step.extra["opens_at"], step.extra["timezone"]),
             )
         if not step.sessions:
             return tr.gettext(
@@ -194,7 +215,7 @@ def step_keyboard(
     if step.step == "session":
         buttons = [
             InlineKeyboardButton(
-                tr.date(s.exam_date, "medium") + ("" if s.availability == "open" else " ⏳"),
+                tr.date(s.exam_date) + ("" if s.availability == "open" else " ⏳"),
                 callback_data=f"reg:c:session:{s.code}",
             )
             for s in step.sessions
@@ -202,10 +223,15 @@ def step_keyboard(
         ]
         return InlineKeyboardMarkup(rows(buttons, 1)) if buttons else None
     if step.step == SUMMARY:
+        frozen = step.summary.frozen_by if step.summary else None
         edits = [
-            InlineKeyboardButton("✏️ " + field_label(tr, f), callback_data=f"reg:edit:{f}")
+            InlineKeyboardButton(
+                tr.gettext("✏️ {field}", field=field_label(tr, f)), callback_data=f"reg:edit:{f}"
+            )
             for f in EDIT_FIELDS
+            if frozen is None or f not in IDENTITY
         ]
+        fix = [[correction_button(tr, frozen)]] if frozen is not None else []
         return InlineKeyboardMarkup(
             [
                 [
@@ -214,9 +240,34 @@ def step_keyboard(
                     )
                 ],
                 *rows(edits, 3),
+                *fix,
             ]
         )
     return None
+
+
+def correction_button(tr: Translator, registration_id: int) -> InlineKeyboardButton:
+    """Ask staff to correct a frozen name or ID number (answered by handlers.corrections)."""
+    return InlineKeyboardButton(
+        tr.gettext("📝 Request a correction"), callback_data=f"fix:{registration_id}"
+    )
+
+
+def major_name(tr: Translator, catalog: Catalog, s: Summary) -> str | None:
+    """The major in the reader's language when it is one of the catalogue's, else as typed."""
+    for majors in catalog.related_majors.values():
+        for major in majors:
+            if major.code == s.major_code:
+                return major.name.get(tr.language)
+    return s.major
+
+
+def session_when(tr: Translator, s: SessionOption) -> str:
+    """When a session's exam begins, in the session's zone (named): its first component."""
+    starts = min((c.starts_at for c in s.components), default=None)
+    if starts is None:
+        return tr.date(s.exam_date)
+    return tr.datetime(starts, s.timezone)
 
 
 def summary_text(tr: Translator, catalog: Catalog, s: Summary) -> str:
@@ -228,7 +279,10 @@ def summary_text(tr: Translator, catalog: Catalog, s: Summary) -> str:
     }
     gender = {"male": tr.gettext("Male"), "female": tr.gettext("Female")}
     education = catalog.education_level(s.education).name.get(lang) if s.education else dash
-    return tr.gettext(
+    session = s.session or dash
+    if s.session_option is not None:
+        session = session_when(tr, s.session_option)
+    text = tr.gettext(
         "Please check your registration:\n"
         "Level: {level}\nName: {name}\nID: {id_type} {id_number}\nGender: {gender}, born {birth}\n"
         "Mobile: {phone}\nE-mail: {email}\n"
@@ -245,14 +299,21 @@ def summary_text(tr: Translator, catalog: Catalog, s: Summary) -> str:
         phone=s.phone or dash,
         email=s.email or dash,
         education=education,
-        major=s.major or dash,
+        major=major_name(tr, catalog, s) or dash,
         school=s.school or dash,
         graduation=s.graduation_date or dash,
         work_unit=tr.gettext("Not employed") if s.work_unit == NONE else (s.work_unit or dash),
         certificate=s.prior_certificate or dash,
         direction=catalog.direction(s.direction).name.get(lang) if s.direction else dash,
-        session=s.session or dash,
+        session=session,
         photo=tr.gettext("received") if s.has_photo else dash,
+    )
+    if s.frozen_by is None:
+        return text
+    return tr.gettext(
+        "{summary}\n\nYour name and ID number are locked: a registration of yours is paid or "
+        "its payment is being checked. If they are wrong, request a correction from the staff.",
+        summary=text,
     )
 
 
@@ -324,6 +385,10 @@ def form_error(tr: Translator, exc: InvalidAnswer) -> str:
         "photo_not_portrait": tr.gettext(
             "The photo must be upright (taller than wide). Please send a portrait photo."
         ),
+        "photo_landscape": tr.gettext(
+            "This photo is landscape (wider than tall). Please send an upright photo, taller "
+            "than wide, like a passport photo."
+        ),
     }
     return hints.get(exc.reason) or answer_error(tr, exc)
 
@@ -383,22 +448,67 @@ def _check_eligibility_first(tr: Translator, _exc: ServiceError) -> str:
 async def on_start_level(update: Update, context: ExamContext) -> None:
     """`reg:start:<level>`: open the form for that level."""
     query = update.callback_query
-    parsed = parse(query.data, "reg:start", WORD)
+    parsed = START.parse(query.data)
     if parsed is None:
         await stale_button(query, context.tr)
         return
     explain = {(NotEligible, InvalidAnswer): _check_eligibility_first}
-    async with refusals(update, context.tr, explain) as refused:
-        step = await context.services.registration_form.start(update.effective_user.id, parsed[0])
+    try:
+        async with refusals(update, context.tr, explain) as refused:
+            step = await context.services.registration_form.start(
+                update.effective_user.id, parsed[0]
+            )
+    except AlreadyRegistered as exc:  # registered for this level: show that registration
+        await show_registration(update, context, exc.registration_id)
+        return
     if refused.error:
         return
     await query.answer()
     await show_step(update, context, step)
 
 
+async def show_registration(
+    update: Update, context: ExamContext, registration_id: int | None
+) -> None:
+    """One registration as /status shows it (all of them when the id is unknown)."""
+    if registration_id is None:
+        await cmd_status(update, context)
+        return
+    if update.callback_query:
+        await update.callback_query.answer()
+    r = await context.services.registration.get_for_candidate(
+        update.effective_user.id, registration_id
+    )
+    text, markup = registration_card(context.tr, await context.services.catalog.current(), r)
+    await update.effective_message.reply_text(
+        context.tr.gettext(
+            "You are already registered for this level:\n{registration}", registration=text
+        ),
+        reply_markup=markup,
+    )
+
+
+def frozen_text(tr: Translator, _exc: IdentityFrozen) -> str:
+    return tr.gettext(
+        "Your name and ID number cannot be changed here any more: a registration of yours is "
+        "paid or its payment is being checked. If they are wrong, request a correction from "
+        "the staff with the button below."
+    )
+
+
+async def explain_frozen(update: Update, context: ExamContext, exc: IdentityFrozen) -> None:
+    """Why an identity field cannot be changed, with the way to get it corrected."""
+    if update.callback_query:
+        await update.callback_query.answer()
+    await update.effective_message.reply_text(
+        frozen_text(context.tr, exc),
+        reply_markup=InlineKeyboardMarkup([[correction_button(context.tr, exc.registration_id)]]),
+    )
+
+
 async def on_choice(update: Update, context: ExamContext) -> None:
     """`reg:c:<step>:<value>`: a choice button of the form."""
-    parsed = parse(update.callback_query.data, "reg:c", WORD, WORD)
+    parsed = CHOICE.parse(update.callback_query.data)
     if parsed is None:
         await stale_button(update.callback_query, context.tr)
         return
@@ -451,10 +561,14 @@ async def _answer(update: Update, context: ExamContext, step: str, value: Input)
     # An old button: stale; typed text for a step left behind: how to go on; a refused answer:
     # the hint, then the current step again.
     explain = {StaleStep: _continue_hint, InvalidAnswer: form_error}
-    async with refusals(update, tr, explain, alert=False) as refused:
-        result = await context.services.registration_form.answer(
-            update.effective_user.id, step, value
-        )
+    try:
+        async with refusals(update, tr, explain, alert=False) as refused:
+            result = await context.services.registration_form.answer(
+                update.effective_user.id, step, value
+            )
+    except IdentityFrozen as exc:
+        await explain_frozen(update, context, exc)
+        return
     if isinstance(refused.error, InvalidAnswer):
         current = await context.services.registration_form.current(update.effective_user.id)
         if current is not None:
@@ -463,7 +577,7 @@ async def _answer(update: Update, context: ExamContext, step: str, value: Input)
         return
     if query:
         await query.answer()
-        await query.edit_message_reply_markup(None)
+        await edit_message(query)
     elif step == "phone":
         await update.effective_message.reply_text(
             tr.gettext("Phone number saved."), reply_markup=ReplyKeyboardRemove()
@@ -474,12 +588,18 @@ async def _answer(update: Update, context: ExamContext, step: str, value: Input)
 async def on_edit(update: Update, context: ExamContext) -> None:
     """`reg:edit:<field>` from the summary."""
     query = update.callback_query
-    parsed = parse(query.data, "reg:edit", WORD)
+    parsed = EDIT.parse(query.data)
     if parsed is None:
         await stale_button(query, context.tr)
         return
-    async with refusals(update, context.tr, stale=(StaleStep, InvalidAnswer)) as refused:
-        step = await context.services.registration_form.edit(update.effective_user.id, parsed[0])
+    try:
+        async with refusals(update, context.tr, stale=(StaleStep, InvalidAnswer)) as refused:
+            step = await context.services.registration_form.edit(
+                update.effective_user.id, parsed[0]
+            )
+    except IdentityFrozen as exc:
+        await explain_frozen(update, context, exc)
+        return
     if refused.error:
         return
     await query.answer()
@@ -498,6 +618,18 @@ async def on_submit(update: Update, context: ExamContext, *, join_waitlist: bool
         await query.answer(
             tr.gettext("This registration was already submitted. See /status."), show_alert=True
         )
+        return
+    except FormIncomplete as exc:  # e.g. the session was being changed: ask for it again
+        await query.answer()
+        await update.effective_message.reply_text(
+            tr.gettext(
+                "Not submitted yet: {fields} still missing.",
+                fields=tr.join(field_label(tr, f) for f in exc.missing if f != SUMMARY),
+            )
+        )
+        current = await context.services.registration_form.current(update.effective_user.id)
+        if current is not None:
+            await show_step(update, context, current)
         return
     except NotEligible:
         await query.answer()
@@ -552,7 +684,7 @@ async def on_submit(update: Update, context: ExamContext, *, join_waitlist: bool
         await update.effective_message.reply_text(registration_error(tr, exc), reply_markup=markup)
         return
     await query.answer()
-    await query.edit_message_reply_markup(None)
+    await edit_message(query)
     await update.effective_message.reply_text(
         submitted_text(tr, await context.services.catalog.current(), result.registration)
     )
@@ -585,7 +717,7 @@ def registration_error(tr: Translator, exc: Exception) -> str:
     if isinstance(exc, RegistrationNotOpen):
         return tr.gettext(
             "Registration for this session opens on {opens_at}.",
-            opens_at=tr.datetime(exc.opens_at, tr.zone, "short"),
+            opens_at=tr.datetime(exc.opens_at, tr.zone),
         )
     if isinstance(exc, CancellationClosed):
         return tr.gettext(
@@ -623,7 +755,7 @@ def submitted_text(tr: Translator, catalog: Catalog, r: RegistrationView) -> str
         date=tr.date(r.exam_date),
         session=r.session_code,
         reference=r.reference,
-        due=tr.datetime(r.payment_due_at, r.timezone, "short"),
+        due=tr.datetime(r.payment_due_at, r.timezone),
     )
 
 
@@ -642,74 +774,79 @@ async def cmd_status(update: Update, context: ExamContext) -> None:
         )
         return
     for r in registrations:
-        level = catalog.level(r.level_code).name.get(tr.language)
-        lines = [
+        text, markup = registration_card(tr, catalog, r)
+        await update.effective_message.reply_text(text, reply_markup=markup)
+
+
+def registration_card(
+    tr: Translator, catalog: Catalog, r: RegistrationView
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """One registration: state, next step, deadline; its pay, ticket, move, cancel buttons."""
+    level = catalog.level(r.level_code).name.get(tr.language)
+    lines = [
+        tr.gettext(
+            "{level}, session {session} ({date})",
+            level=level,
+            session=r.session_code,
+            date=tr.date(r.exam_date),
+        ),
+        tr.gettext(
+            "Reference: {reference}. State: {state}.",
+            reference=r.reference,
+            state=state_label(tr, r.state),
+        ),
+    ]
+    if r.state == "waitlisted" and r.waitlist_position:
+        lines.append(tr.gettext("Your place in line: {position}.", position=r.waitlist_position))
+    if r.state == "offered" and r.offer_expires_at:
+        lines.append(
             tr.gettext(
-                "{level}, session {session} ({date})",
-                level=level,
-                session=r.session_code,
-                date=tr.date(r.exam_date),
-            ),
-            tr.gettext(
-                "Reference: {reference}. State: {state}.",
-                reference=r.reference,
-                state=state_label(tr, r.state),
-            ),
-        ]
-        if r.state == "waitlisted" and r.waitlist_position:
-            lines.append(
-                tr.gettext("Your place in line: {position}.", position=r.waitlist_position)
+                "The seat is held for you until {until}.",
+                until=tr.datetime(r.offer_expires_at, r.timezone),
             )
-        if r.state == "offered" and r.offer_expires_at:
-            lines.append(
-                tr.gettext(
-                    "The seat is held for you until {until}.",
-                    until=tr.datetime(r.offer_expires_at, r.timezone, "short"),
-                )
-            )
-        if r.state in ("submitted", "awaiting_payment"):
-            lines.append(
-                tr.gettext(
-                    "Payment due by {due}.", due=tr.datetime(r.payment_due_at, r.timezone, "short")
-                )
-            )
-        if r.can_cancel:
-            lines.append(
-                tr.gettext(
-                    "You can cancel or change the session until {cutoff}.",
-                    cutoff=tr.datetime(r.cancellation_cutoff_at, r.timezone, "short"),
-                )
-            )
-        buttons = []
-        if r.state == "offered":
-            buttons.append(
-                InlineKeyboardButton(
-                    tr.gettext("✅ Take the seat"), callback_data=f"reg:offer:accept:{r.id}"
-                )
-            )
-        if r.state in ("submitted", "awaiting_payment"):
-            buttons.append(InlineKeyboardButton(tr.gettext("💳 Pay"), callback_data=f"pay:{r.id}"))
-        if r.state == "paid":
-            buttons.append(ticket_button(tr, r.id))
-        if r.can_move:
-            buttons.append(
-                InlineKeyboardButton(
-                    tr.gettext("📅 Change session"), callback_data=f"reg:move:{r.id}"
-                )
-            )
-        if r.can_cancel:
-            buttons.append(
-                InlineKeyboardButton(tr.gettext("✖️ Cancel"), callback_data=f"reg:cancel:{r.id}")
-            )
-        await update.effective_message.reply_text(
-            "\n".join(lines), reply_markup=InlineKeyboardMarkup([buttons]) if buttons else None
         )
+    if r.state in ("submitted", "awaiting_payment"):
+        lines.append(
+            tr.gettext("Payment due by {due}.", due=tr.datetime(r.payment_due_at, r.timezone))
+        )
+    if r.state == "paid":
+        lines.append(ticket_availability(tr, r.tickets_from_at, r.timezone))
+    if r.can_cancel:
+        lines.append(
+            tr.gettext(
+                "You can cancel or change the session until {cutoff}.",
+                cutoff=tr.datetime(r.cancellation_cutoff_at, r.timezone),
+            )
+        )
+    buttons = []
+    if r.state == "offered":
+        buttons.append(
+            InlineKeyboardButton(
+                tr.gettext("✅ Take the seat"), callback_data=f"reg:offer:accept:{r.id}"
+            )
+        )
+    if r.state in ("submitted", "awaiting_payment"):
+        buttons.append(InlineKeyboardButton(tr.gettext("💳 Pay"), callback_data=f"pay:{r.id}"))
+    if r.state == "paid":
+        buttons.append(ticket_button(tr, r.id))
+    if r.can_move:
+        buttons.append(
+            InlineKeyboardButton(tr.gettext("📅 Change session"), callback_data=f"reg:move:{r.id}")
+        )
+    if r.can_cancel:
+        buttons.append(
+            InlineKeyboardButton(tr.gettext("✖️ Cancel"), callback_data=f"reg:cancel:{r.id}")
+        )
+    keyboard = [buttons] if buttons else []
+    if r.identity_frozen:  # name and ID number: corrected by staff only
+        keyboard.append([correction_button(tr, r.id)])
+    return "\n".join(lines), InlineKeyboardMarkup(keyboard) if keyboard else None
 
 
 async def on_cancel_ask(update: Update, context: ExamContext) -> None:
     """`reg:cancel:<id>`: ask for confirmation first."""
     query, tr = update.callback_query, context.tr
-    rid = parse_id(query.data, "reg:cancel")
+    rid = CANCEL.parse_one(query.data)
     if rid is None:
         await stale_button(query, tr)
         return
@@ -741,7 +878,7 @@ async def on_cancel_ask(update: Update, context: ExamContext) -> None:
 async def on_cancel_confirm(update: Update, context: ExamContext) -> None:
     """`reg:cancel_yes:<id>`: cancel; the seat passes to the waitlist."""
     query, tr = update.callback_query, context.tr
-    rid = parse_id(query.data, "reg:cancel_yes")
+    rid = CANCEL_YES.parse_one(query.data)
     if rid is None:
         await stale_button(query, tr)
         return
@@ -751,50 +888,130 @@ async def on_cancel_confirm(update: Update, context: ExamContext) -> None:
     if refused.error:
         return
     await query.answer()
-    await query.edit_message_text(
-        tr.gettext("Registration {reference} is cancelled.", reference=r.reference)
+    await edit_message(
+        query, tr.gettext("Registration {reference} is cancelled.", reference=r.reference)
     )
 
 
+def move_choices_text(
+    tr: Translator, free: list[SessionOption], later: list[SessionOption]
+) -> str:
+    """What "Change session" says: pick a session with a free seat, and which later sessions
+    exist that do not take registrations yet, with the day they start to."""
+    upcoming = tr.join(
+        tr.gettext(
+            "{date} (registration opens {opens_at})",
+            date=tr.date(s.exam_date),
+            opens_at=tr.datetime(s.registration_opens_at, s.timezone),
+        )
+        for s in later
+    )
+    if free and later:
+        return tr.gettext(
+            "Move to which session? Later sessions, not open for registration yet: {sessions}.",
+            sessions=upcoming,
+        )
+    if free:
+        return tr.gettext("Move to which session?")
+    if later:
+        return tr.gettext(
+            "No other session of this level is open for registration right now. Later "
+            "sessions: {sessions}. Come back to 📅 Change session once registration opens.",
+            sessions=upcoming,
+        )
+    return tr.gettext("No other session of this level has a free seat right now.")
+
+
 async def on_move_ask(update: Update, context: ExamContext) -> None:
-    """`reg:move:<id>`: list the other open sessions of the same level."""
+    """`reg:move:<id>`: the other sessions of the level this candidate can take."""
     query, tr = update.callback_query, context.tr
-    rid = parse_id(query.data, "reg:move")
+    rid = MOVE.parse_one(query.data)
     if rid is None:
         await stale_button(query, tr)
         return
+    services, uid = context.services, update.effective_user.id
     async with refusals(update, tr) as refused:
-        r = await context.services.registration.get_for_candidate(update.effective_user.id, rid)
+        r = await services.registration.get_for_candidate(uid, rid)
     if refused.error:
         return
     await query.answer()
-    sessions = [
+    others = [
         s
-        for s in await context.services.registration.list_sessions(r.level_code)
-        if s.code != r.session_code and s.availability == "open"
-    ]
-    if not sessions:
-        await update.effective_message.reply_text(
-            tr.gettext("No other session of this level has a free seat right now.")
+        for s in await services.registration.list_sessions(
+            r.level_code, telegram_id=uid, moving=r.id
         )
-        return
+        if s.code != r.session_code
+    ]
+    free = [s for s in others if s.availability == "open"]
+    later = [s for s in others if s.availability == "not_yet_open"]
     buttons = [
-        [
-            InlineKeyboardButton(
-                tr.date(s.exam_date, "medium"), callback_data=f"reg:move_to:{r.id}:{s.code}"
-            )
-        ]
-        for s in sessions
+        [InlineKeyboardButton(tr.date(s.exam_date), callback_data=f"reg:move_to:{r.id}:{s.code}")]
+        for s in free
     ]
     await update.effective_message.reply_text(
-        tr.gettext("Move to which session?"), reply_markup=InlineKeyboardMarkup(buttons)
+        move_choices_text(tr, free, later),
+        reply_markup=InlineKeyboardMarkup(buttons) if buttons else None,
     )
 
 
 async def on_move_to(update: Update, context: ExamContext) -> None:
-    """`reg:move_to:<id>:<session>`: move, keeping the registration; the old seat is freed."""
+    """`reg:move_to:<id>:<session>`: ask for confirmation first, as cancelling does."""
     query, tr = update.callback_query, context.tr
-    parsed = parse(query.data, "reg:move_to", ID, WORD)
+    parsed = MOVE_TO.parse(query.data)
+    if parsed is None:
+        await stale_button(query, tr)
+        return
+    rid, code = parsed
+    services = context.services
+    async with refusals(update, tr) as refused:
+        r = await services.registration.get_for_candidate(update.effective_user.id, rid)
+    if refused.error:
+        return
+    sessions = await services.registration.list_sessions(r.level_code, include_closed=True)
+    target = next((s for s in sessions if s.code == code), None)
+    if target is None:
+        await stale_button(query, tr)
+        return
+    await query.answer()
+    await update.effective_message.reply_text(
+        move_question(tr, r, target),
+        reply_markup=InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        tr.gettext("Yes, move it"), callback_data=f"reg:move_yes:{r.id}:{code}"
+                    ),
+                    InlineKeyboardButton(tr.gettext("No, keep it"), callback_data="menu:status"),
+                ]
+            ]
+        ),
+    )
+
+
+def move_question(tr: Translator, r: RegistrationView, target: SessionOption) -> str:
+    params = {
+        "reference": r.reference,
+        "old": tr.date(r.exam_date),
+        "new": session_when(tr, target),
+    }
+    if r.state == "paid":
+        return tr.gettext(
+            "Move your registration {reference} from the exam on {old} to the exam on {new}? "
+            "Your seat on {old} goes to the next person in line, and an admission ticket "
+            "issued for {old} is replaced by a new one for the new session.",
+            **params,
+        )
+    return tr.gettext(
+        "Move your registration {reference} from the exam on {old} to the exam on {new}? "
+        "Your seat on {old} goes to the next person in line.",
+        **params,
+    )
+
+
+async def on_move_confirm(update: Update, context: ExamContext) -> None:
+    """`reg:move_yes:<id>:<session>`: move, keeping the registration; the old seat is freed."""
+    query, tr = update.callback_query, context.tr
+    parsed = MOVE_YES.parse(query.data)
     if parsed is None:
         await stale_button(query, tr)
         return
@@ -805,19 +1022,20 @@ async def on_move_to(update: Update, context: ExamContext) -> None:
     if refused.error:
         return
     await query.answer()
-    await query.edit_message_text(
+    await edit_message(
+        query,
         tr.gettext(
             "Done: you are now registered for session {session} ({date}).",
             session=r.session_code,
             date=tr.date(r.exam_date),
-        )
+        ),
     )
 
 
 async def on_offer(update: Update, context: ExamContext) -> None:
     """`reg:offer:accept|decline:<id>`: answer a waitlist offer."""
     query, tr = update.callback_query, context.tr
-    parsed = parse(query.data, "reg:offer", one_of("accept", "decline"), ID)
+    parsed = OFFER.parse(query.data)
     if parsed is None:
         await stale_button(query, tr)
         return
@@ -830,7 +1048,7 @@ async def on_offer(update: Update, context: ExamContext) -> None:
     if refused.error:
         return
     await query.answer()
-    await query.edit_message_reply_markup(None)
+    await edit_message(query)
     if not accept:
         await update.effective_message.reply_text(
             tr.gettext("Understood: the seat goes to the next person in line.")
@@ -856,19 +1074,19 @@ RESUMES = {FLOW: resume}
 def setup(application: Application) -> None:
     application.add_handler(CommandHandler("register", cmd_register, filters.ChatType.PRIVATE))
     application.add_handler(CommandHandler("status", cmd_status, filters.ChatType.PRIVATE))
-    application.add_handler(CallbackQueryHandler(cmd_register, pattern=r"^menu:register$"))
-    application.add_handler(CallbackQueryHandler(cmd_status, pattern=r"^menu:status$"))
-    application.add_handler(CallbackQueryHandler(on_start_level, pattern=r"^reg:start:"))
-    application.add_handler(CallbackQueryHandler(on_choice, pattern=r"^reg:c:[a-z_]+:"))
-    application.add_handler(CallbackQueryHandler(on_edit, pattern=r"^reg:edit:"))
-    application.add_handler(CallbackQueryHandler(on_submit, pattern=r"^reg:submit$"))
-    application.add_handler(CallbackQueryHandler(on_join_waitlist, pattern=r"^reg:waitlist$"))
-    application.add_handler(CallbackQueryHandler(on_cancel_ask, pattern=r"^reg:cancel:\d+$"))
-    application.add_handler(
-        CallbackQueryHandler(on_cancel_confirm, pattern=r"^reg:cancel_yes:\d+$")
-    )
-    application.add_handler(CallbackQueryHandler(on_move_ask, pattern=r"^reg:move:\d+$"))
-    application.add_handler(CallbackQueryHandler(on_move_to, pattern=r"^reg:move_to:\d+:"))
-    application.add_handler(
-        CallbackQueryHandler(on_offer, pattern=r"^reg:offer:(accept|decline):\d+$")
-    )
+    for button, callback in (
+        (MENU_REGISTER, cmd_register),
+        (MENU_STATUS, cmd_status),
+        (START, on_start_level),
+        (CHOICE, on_choice),
+        (EDIT, on_edit),
+        (SUBMIT, on_submit),
+        (WAITLIST, on_join_waitlist),
+        (CANCEL, on_cancel_ask),
+        (CANCEL_YES, on_cancel_confirm),
+        (MOVE, on_move_ask),
+        (MOVE_TO, on_move_to),
+        (MOVE_YES, on_move_confirm),
+        (OFFER, on_offer),
+    ):
+        application.add_handler(CallbackQueryHandler(callback, pattern=button.matches))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
@@ -21,25 +20,32 @@ from bot.runtime.notifications import Rendered
 from bot.services.errors import InvalidState, NotFound
 from bot.services.notify import Template
 from bot.services.reminders import UnacknowledgedPage
-from handlers.callbacks import ID, WORD, StaffCallbackQueryHandler, parse, parse_id
+from handlers.callbacks import ID, WORD, Button, StaffCallbackQueryHandler
 from handlers.context import ExamContext
-from handlers.render import LevelNames, level_label, level_names, refusals, stale_button
+from handlers.render import (
+    LevelNames,
+    edit_message,
+    level_label,
+    level_names,
+    refusals,
+    stale_button,
+)
+
+ACKNOWLEDGE = Button("rem:ack", ID)  # rem:ack:<registration id>
+UNACKNOWLEDGED_PAGE = Button("rem:un", WORD, ID)  # rem:un:<session code>:<page> (staff)
 
 
 def when(tr: Translator, iso: str, zone: str) -> str:
     """A moment in the session's zone, in the reader's language: date and time."""
-    moment = datetime.fromisoformat(iso)
-    local = moment.astimezone(ZoneInfo(zone))
-    return tr.gettext(
-        "{date}, {time}", date=tr.date(local.date(), "long"), time=tr.time(moment, zone)
-    )
+    return tr.datetime(datetime.fromisoformat(iso), zone)
 
 
 def exam_rules(tr: Translator) -> str:
     return tr.gettext(
         "Exam-day rules:\n"
         "• Arrive 30 minutes before the start.\n"
-        "• Bring your ID card and your admission ticket.\n"
+        "• Bring the ID document you registered with (ID card or passport) and your "
+        "admission ticket.\n"
         "• No mobile phones in the exam room.\n"
         "• No entry later than 15 minutes after the start."
     )
@@ -94,10 +100,11 @@ def render_reminder(params: dict[str, Any], tr: Translator) -> Rendered:
         )
     parts = "\n".join(
         tr.gettext(
-            "{component}: {start}–{end}, {room}",
+            "{component}: {period}, {room}",
             component=_localized(tr, c.get("name", {})),
-            start=when(tr, c["starts_at"], zone),
-            end=tr.time(datetime.fromisoformat(c["ends_at"]), zone),
+            period=tr.period(
+                datetime.fromisoformat(c["starts_at"]), datetime.fromisoformat(c["ends_at"]), zone
+            ),
             room=_localized(tr, c.get("room", {})),
         )
         for c in params.get("components", [])
@@ -122,7 +129,7 @@ async def on_acknowledge(update: Update, context: ExamContext) -> None:
     """The candidate confirms the exam-day rules; a second tap changes nothing."""
     query = update.callback_query
     tr = context.tr
-    registration_id = parse_id(query.data, "rem:ack")
+    registration_id = ACKNOWLEDGE.parse_one(query.data)
     if registration_id is None:
         await stale_button(query, tr)
         return
@@ -133,7 +140,7 @@ async def on_acknowledge(update: Update, context: ExamContext) -> None:
     if refused.error:
         return
     await query.answer(tr.gettext("Thank you. Good luck in your exam!"))
-    await query.edit_message_reply_markup(None)
+    await edit_message(query)  # the button goes; a double tap finds it gone already
     if ack.first:
         await update.effective_message.reply_text(
             tr.gettext(
@@ -214,7 +221,7 @@ async def cmd_unacknowledged(update: Update, context: ExamContext) -> None:
 async def on_unacknowledged_page(update: Update, context: ExamContext) -> None:
     """Staff: another page of the list, in place."""
     query, tr = update.callback_query, context.tr
-    parsed = parse(query.data, "rem:un", WORD, ID)
+    parsed = UNACKNOWLEDGED_PAGE.parse(query.data)
     if parsed is None:
         await stale_button(query, tr)
         return
@@ -225,7 +232,7 @@ async def on_unacknowledged_page(update: Update, context: ExamContext) -> None:
         return
     await query.answer()
     text = unacknowledged_text(tr, page, await level_names(context))
-    await query.edit_message_text(text, reply_markup=unacknowledged_keyboard(tr, page))
+    await edit_message(query, text, reply_markup=unacknowledged_keyboard(tr, page))
 
 
 TEMPLATES = {Template.REMINDER: render_reminder}
@@ -233,12 +240,10 @@ TEMPLATES = {Template.REMINDER: render_reminder}
 
 def setup(application: Application) -> None:
     staff_ids = application.bot_data.settings.admin_ids
-    application.add_handler(CallbackQueryHandler(on_acknowledge, pattern=r"^rem:ack:\d+$"))
+    application.add_handler(CallbackQueryHandler(on_acknowledge, pattern=ACKNOWLEDGE.matches))
     application.add_handler(
         CommandHandler("unacknowledged", cmd_unacknowledged, filters.User(user_id=staff_ids))
     )
     application.add_handler(
-        StaffCallbackQueryHandler(
-            on_unacknowledged_page, r"^rem:un:[A-Za-z0-9_-]+:\d+$", staff_ids
-        )
+        StaffCallbackQueryHandler(on_unacknowledged_page, UNACKNOWLEDGED_PAGE, staff_ids)
     )

@@ -1,7 +1,10 @@
 """Shared rendering for handlers: the main menu, names from the catalogue, keyboards, error
 hints, the "did not understand" reply, the eligibility verdict text, the payment offer that
 registration and payments both send, and `refusals`, the one ladder from a service's refusal
-to the reply every flow gives.
+to the reply every flow gives. Codes are never shown raw: `state_label`, `verdict_label`,
+`method_label`, `payment_status_label`, `action_label` and `actor_label` word them;
+`group_tr` is the translator for the staff chat (the site's language), and
+`ticket_availability` says when a paid registration's admission ticket comes.
 
 Flow modules never import each other; what two of them show alike lives here.
 """
@@ -11,10 +14,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, TypeVar
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest
 
 from bot.domain.catalog import Catalog
 from bot.i18n import Translator
@@ -91,9 +95,123 @@ def state_label(tr: Translator, state: str) -> str:
     }.get(state, state)
 
 
+def verdict_label(tr: Translator, status: str | None) -> str:
+    """An eligibility standing as people say it (staff cards, reviews)."""
+    return {
+        "eligible": tr.gettext("eligible"),
+        "not_eligible": tr.gettext("not eligible"),
+        "manual_review": tr.gettext("needs a manual review"),
+        "pending_review": tr.gettext("manual review requested"),
+        "approved": tr.gettext("approved by staff"),
+        "rejected": tr.gettext("rejected by staff"),
+        "overridden": tr.gettext("eligible by staff override"),
+        "unknown": tr.gettext("not checked yet"),
+    }.get(status or "", status or "-")
+
+
+def method_label(tr: Translator, method: str | None) -> str:
+    """How a payment was made."""
+    return {
+        "bank_transfer": tr.gettext("bank transfer (receipt)"),
+        "bank_statement": tr.gettext("bank transfer (statement)"),
+        "telegram": tr.gettext("card payment in Telegram"),
+        "stars": tr.gettext("Telegram Stars"),
+        "provider": tr.gettext("online payment"),
+    }.get(method or "", method or "-")
+
+
+def payment_status_label(tr: Translator, status: str | None) -> str:
+    """The state of one payment row (money that arrived, or a receipt claiming it did)."""
+    return {
+        "received": tr.gettext("received"),
+        "paid": tr.gettext("paid"),
+        "refund_due": tr.gettext("to be refunded"),
+        "mismatch": tr.gettext("amount differs"),
+        "unmatched": tr.gettext("no matching registration"),
+        "pending_review": tr.gettext("receipt under review"),
+        "approved": tr.gettext("receipt approved"),
+        "rejected": tr.gettext("receipt rejected"),
+        "superseded": tr.gettext("receipt no longer needed (paid another way)"),
+    }.get(status or "", status or "-")
+
+
+def action_label(tr: Translator, action: str) -> str:
+    """What an audit entry records, for /history; an action without words shows its code."""
+    return {
+        "submit": tr.gettext("registered"),
+        "cancel": tr.gettext("cancelled"),
+        "move": tr.gettext("moved to another session"),
+        "offer": tr.gettext("seat offered"),
+        "accept_offer": tr.gettext("offered seat taken"),
+        "decline_offer": tr.gettext("offered seat declined"),
+        "offer_expired": tr.gettext("seat offer expired"),
+        "confirmed": tr.gettext("confirmed"),
+        "rules_acknowledged": tr.gettext("exam-day rules confirmed"),
+        "receipt_submitted": tr.gettext("receipt uploaded"),
+        "receipt_approved": tr.gettext("receipt approved"),
+        "receipt_rejected": tr.gettext("receipt rejected"),
+        "recorded": tr.gettext("payment recorded"),
+        "flagged": tr.gettext("payment flagged"),
+        "payment_flagged": tr.gettext("a payment was flagged"),
+        "replay_conflict": tr.gettext("the same transaction came again with another amount"),
+        "paid": tr.gettext("paid"),
+        "expired": tr.gettext("expired"),
+        "ticket_issued": tr.gettext("admission ticket issued"),
+        "ticket_reissued": tr.gettext("admission ticket re-issued"),
+        "correction_requested": tr.gettext("correction of name or ID requested"),
+        "identity_corrected": tr.gettext("name or ID corrected"),
+    }.get(action, action)
+
+
+def actor_label(tr: Translator, actor: str) -> str:
+    """Who did it: a Telegram user, the bot itself, or the command line."""
+    if actor.startswith("tg:"):
+        return tr.gettext("user {id}", id=actor.removeprefix("tg:"))
+    return {"system": tr.gettext("the bot"), "cli": tr.gettext("command line")}.get(actor, actor)
+
+
+def group_tr(update: Update, context: ExamContext) -> Translator:
+    """The translator for what the bot writes into a group (the staff chat): the site's
+    language, so a card reads in one language whoever pressed its button; in a private
+    chat, the reader's own."""
+    chat = update.effective_chat
+    if chat is None or chat.type == chat.PRIVATE:
+        return context.tr
+    return context.i18n.translator(context.i18n.default_language)
+
+
 async def stale_button(query: Any, tr: Translator) -> None:
     """Answer a press on an old button, or on forged callback data: nothing was changed."""
     await query.answer(tr.gettext("This button is no longer valid."), show_alert=True)
+
+
+async def edit_message(
+    query: CallbackQuery,
+    text: str | None = None,
+    *,
+    caption: str | None = None,
+    reply_markup: InlineKeyboardMarkup | None = None,
+) -> bool:
+    """Edit the pressed message in place: its text, else its caption, else only its buttons
+    (`reply_markup=None` removes them). Every handler edits through this.
+
+    False when Telegram says the message already looks like that ("message is not
+    modified"): the same button pressed twice (a double tap runs after the first tap, one
+    user's updates being in order) or by two staff members. That is no error; the caller
+    may stop there and stay quiet, as the first press already said everything.
+    """
+    try:
+        if text is not None:
+            await query.edit_message_text(text, reply_markup=reply_markup)
+        elif caption is not None:
+            await query.edit_message_caption(caption=caption, reply_markup=reply_markup)
+        else:
+            await query.edit_message_reply_markup(reply_markup)
+    except BadRequest as exc:
+        if "message is not modified" in exc.message.lower():
+            return False
+        raise
+    return True
 
 
 def answer_error(tr: Translator, exc: InvalidAnswer) -> str:
@@ -189,10 +307,8 @@ def _missing_line(tr: Translator, catalog: Catalog, missing: Any) -> str:
     need, have = missing.need, missing.have
     code = missing.code
     if code == "education":
-        names = (
-            "、".join(catalog.education_level(c).name.get(lang) for c in need)
-            if lang.startswith("zh")
-            else ", ".join(catalog.education_level(c).name.get(lang) for c in need)
+        names = tr.join(
+            (catalog.education_level(c).name.get(lang) for c in need), alternatives=True
         )
         text = tr.gettext("education: {levels}", levels=names)
     elif code == "graduation":
@@ -249,7 +365,6 @@ def eligibility_text(tr: Translator, catalog: Catalog, outcome: Outcome) -> str:
     verdict = outcome.verdict
     level = catalog.level(outcome.level).name.get(lang)
     exam = tr.date(verdict.exam_date)
-    hours = catalog.level(outcome.level).training_hours_required
     parts = []
     if outcome.suggested_from_auto:
         parts.append(tr.gettext("The level that fits you best: {level}.", level=level))
@@ -288,7 +403,7 @@ def eligibility_text(tr: Translator, catalog: Catalog, outcome: Outcome) -> str:
             if result.manual_review and not result.missing:
                 needs = tr.gettext("decided by staff in a manual review")
             else:
-                needs = "; ".join(_missing_line(tr, catalog, m) for m in result.missing)
+                needs = tr.join(_missing_line(tr, catalog, m) for m in result.missing)
             parts.append(
                 tr.gettext(
                     "• {route} ({description}) needs: {needs}",
@@ -314,11 +429,16 @@ def eligibility_text(tr: Translator, catalog: Catalog, outcome: Outcome) -> str:
                     date=tr.date(suggestion.on),
                 )
             )
-    parts.append(
-        tr.gettext(
-            "Every level also needs proof of {hours} training hours (培训学时证明).", hours=hours
-        )
-    )
+    for requirement in verdict.requirements:
+        if requirement.code == "training_hours":
+            # The level's own figure from the catalogue: the levels differ (128, 160).
+            parts.append(
+                tr.gettext(
+                    "{level} also needs proof of {hours} training hours (培训学时证明).",
+                    level=level,
+                    hours=requirement.need,
+                )
+            )
     return "\n\n".join(parts)
 
 
@@ -414,8 +534,8 @@ def offer_text(tr: Translator, o: PaymentOffer, levels: LevelNames) -> str:
         tr.gettext(
             "Please pay by {due}. A registration still unpaid at {deadline} expires and its seat "
             "goes to the next person in line.",
-            due=tr.datetime(o.due_at, o.timezone, "short"),
-            deadline=tr.datetime(o.deadline_at, o.timezone, "short"),
+            due=tr.datetime(o.due_at, o.timezone),
+            deadline=tr.datetime(o.deadline_at, o.timezone),
         ),
     ]
     if "bank_transfer" in o.methods and o.bank is not None:
@@ -532,6 +652,10 @@ def why_label(tr: Translator, why: str | None) -> str:
         "already_paid": tr.gettext("already paid"),
         "double_payment": tr.gettext("already paid: a second payment"),
         "amount_mismatch": tr.gettext("amount or currency differs from the fee"),
+        "replay_differs": tr.gettext(
+            "this transaction was recorded before with another amount or currency "
+            "(expected: the amount recorded then); nothing was recorded now"
+        ),
     }
     if why and why.startswith("registration_"):
         return tr.gettext(
@@ -563,4 +687,15 @@ def ticket_button(tr: Translator, registration_id: int) -> InlineKeyboardButton:
     """The button that sends a paid registration's admission ticket (/status, the notice)."""
     return InlineKeyboardButton(
         tr.gettext("🎫 Get my admission ticket"), callback_data=f"tk:get:{registration_id}"
+    )
+
+
+def ticket_availability(tr: Translator, available_from: datetime | None, zone: str | None) -> str:
+    """When a paid registration's admission ticket can be had (payment confirmations,
+    /status): from the session's ticket date, or now once that has come (`None`)."""
+    if available_from is None:
+        return tr.gettext("Your admission ticket is ready: send /ticket to get it.")
+    return tr.gettext(
+        "Your admission ticket will be available from {when}; I will send you a message then.",
+        when=tr.datetime(available_from, zone),
     )

@@ -24,7 +24,7 @@ from bot.runtime.notifications import Rendered
 from bot.services.errors import NotFound, NotPaid, TicketNotYetAvailable
 from bot.services.notify import Template
 from bot.services.tickets import TicketCheck, TicketData
-from handlers.callbacks import parse_id
+from handlers.callbacks import ID, Button
 from handlers.context import ExamContext
 from handlers.render import (
     LevelNames,
@@ -44,10 +44,13 @@ async def cmd_ticket(update: Update, context: ExamContext) -> None:
     await _send_ticket(update, context, None)
 
 
+GET_TICKET = Button("tk:get", ID)  # tk:get:<registration id>
+
+
 async def on_ticket_button(update: Update, context: ExamContext) -> None:
     """`tk:get:<id>`: the ticket of that registration."""
     query = update.callback_query
-    registration_id = parse_id(query.data, "tk:get")
+    registration_id = GET_TICKET.parse_one(query.data)
     if registration_id is None:
         await stale_button(query, context.tr)
         return
@@ -68,7 +71,7 @@ def _not_paid(tr: Translator, _exc: NotPaid) -> str:
 def _not_yet(tr: Translator, exc: TicketNotYetAvailable) -> str:
     return tr.gettext(
         "Your admission ticket will be available from {when}. I will send you a message then.",
-        when=tr.datetime(exc.available_from, exc.timezone, "short"),
+        when=tr.datetime(exc.available_from, exc.timezone),
     )
 
 
@@ -92,15 +95,23 @@ async def _send_ticket(update: Update, context: ExamContext, registration_id: in
         context.i18n.translator("en"),
         photo=photo,
     )
-    await message.reply_document(
-        pdf,
-        filename=f"admission-ticket-{data.ticket_number}.pdf",
-        caption=tr.gettext(
+    caption = (
+        tr.gettext(
+            "🎫 Your admission ticket {number} for {date}. Print it (or keep it on your phone) "
+            "and bring it with your passport.",
+            number=data.ticket_number,
+            date=tr.date(data.exam_date),
+        )
+        if data.id_doc_type == "passport"
+        else tr.gettext(
             "🎫 Your admission ticket {number} for {date}. Print it (or keep it on your phone) "
             "and bring it with your ID card.",
             number=data.ticket_number,
             date=tr.date(data.exam_date),
-        ),
+        )
+    )
+    await message.reply_document(
+        pdf, filename=f"admission-ticket-{data.ticket_number}.pdf", caption=caption
     )
 
 
@@ -144,6 +155,8 @@ def check_text(tr: Translator, check: TicketCheck, levels: LevelNames) -> str:
         level=level_label(tr, check.level_code or "", levels.get(check.level_code or "")),
         seat=check.seat,
     )
+    if check.reason == "replaced":
+        return replaced_text(tr, check)
     if not check.valid:
         return tr.gettext(
             "❌ This ticket is no longer valid: the registration is not paid (cancelled?).\n"
@@ -151,6 +164,30 @@ def check_text(tr: Translator, check: TicketCheck, levels: LevelNames) -> str:
             details=details,
         )
     return tr.gettext("✅ Valid admission ticket.\n{details}", details=details)
+
+
+def replaced_text(tr: Translator, check: TicketCheck) -> str:
+    """An old ticket: moved to another session or corrected by staff; what replaced it."""
+    values = {
+        "number": check.ticket_number,
+        "name": check.full_name,
+        "id_number": check.id_number_masked,
+        "session": check.session_code,
+        "date": tr.date(check.exam_date) if check.exam_date else "-",
+    }
+    if check.replaced_by:
+        return tr.gettext(
+            "❌ Ticket {number} was replaced by ticket {new}: it no longer admits anyone.\n"
+            "{name}, ID {id_number}, session {session} ({date})",
+            new=check.replaced_by,
+            **values,
+        )
+    return tr.gettext(
+        "❌ Ticket {number} was replaced: the registration moved to session {session} "
+        "({date}), whose new ticket is not issued yet. It no longer admits anyone.\n"
+        "{name}, ID {id_number}",
+        **values,
+    )
 
 
 def ticket_ready(params: dict[str, Any], tr: Translator) -> Rendered:
@@ -171,5 +208,5 @@ TEMPLATES = {Template.TICKET_READY: ticket_ready}
 def setup(application: Application) -> None:
     staff = filters.User(user_id=application.bot_data.settings.admin_ids)
     application.add_handler(CommandHandler("ticket", cmd_ticket, filters.ChatType.PRIVATE))
-    application.add_handler(CallbackQueryHandler(on_ticket_button, pattern=r"^tk:get:"))
+    application.add_handler(CallbackQueryHandler(on_ticket_button, pattern=GET_TICKET.matches))
     application.add_handler(CommandHandler("checkticket", cmd_checkticket, staff))

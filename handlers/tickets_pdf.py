@@ -5,9 +5,10 @@ Entry point: `render_ticket(data, zh, en, photo=None) -> bytes`.
 The ticket is bilingual whatever the candidate's language: Chinese first, English beneath,
 because it is shown at the gate to Chinese-speaking invigilators and must also serve
 foreign candidates. Every label goes through the translators (English msgids); names from
-the catalogue come in both languages. Chinese text uses the built-in CID font
-`STSong-Light` (Adobe's Song, with the PDF viewer's own glyphs: nothing embedded, nothing
-downloaded); text with no character beyond Latin-1 uses Helvetica.
+the catalogue come in both languages. Text with any character beyond Latin-1 uses
+WenQuanYi Micro Hei (`handlers/fonts/`, Apache-2.0), embedded as a TrueType subset of the
+glyphs used, so every viewer shows the Chinese, with or without a Chinese font of its own;
+text with no character beyond Latin-1 uses Helvetica.
 
 The QR code carries `data.qr_payload` (the signed reference, or the public check URL that
 carries it); the reference is also printed beneath it so staff can type it into
@@ -19,7 +20,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from reportlab.graphics import renderPDF
@@ -30,7 +31,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from bot.i18n import N_, Translator
@@ -38,7 +39,10 @@ from bot.services.tickets import TicketData
 
 log = logging.getLogger(__name__)
 
-CJK = "STSong-Light"
+CJK = "WenQuanYiMicroHei"
+# TrueType outlines (reportlab embeds and subsets those, not CFF/OpenType ones); the
+# collection's first face is the proportional one. Shipped with the code: see docs/tickets.md.
+CJK_FILE = Path(__file__).resolve().parent / "fonts" / "wqy-microhei.ttc"
 LATIN = "Helvetica"
 LATIN_BOLD = "Helvetica-Bold"
 MONO = "Courier"
@@ -55,13 +59,13 @@ _registered = False
 def _fonts() -> None:
     global _registered
     if not _registered:
-        pdfmetrics.registerFont(UnicodeCIDFont(CJK))
+        pdfmetrics.registerFont(TTFont(CJK, str(CJK_FILE), subfontIndex=0))
         _registered = True
 
 
 def _font(text: str, bold: bool = False) -> str:
-    """STSong-Light for anything beyond Latin-1 (Chinese, full-width
-    punctuation), else Helvetica."""
+    """The CJK font for anything beyond Latin-1 (Chinese, full-width punctuation; it has
+    Latin letters and digits too), else Helvetica."""
     if any(ord(ch) > 0xFF for ch in text):
         return CJK
     return LATIN_BOLD if bold else LATIN
@@ -193,16 +197,20 @@ def render_ticket(
         data.gender or "", ("—", "—")
     )
     direction = _both(data.direction_name) if data.direction_name else ("—", "—")
+    passport = data.id_doc_type == "passport"
     rows = [
         (label(N_("Ticket number")), (data.ticket_number, "")),
         (label(N_("Name")), (data.full_name, "")),
         (label(N_("Gender")), gender),
-        (label(N_("ID number")), (data.id_number_masked or "—", "")),
+        (
+            label(N_("Passport number")) if passport else label(N_("ID number")),
+            (data.id_number_masked or "—", ""),
+        ),
         (label(N_("Level")), (level_zh, level_en)),
         (label(N_("Direction")), direction),
         (
             label(N_("Exam date")),
-            (zh.date(data.exam_date, "long"), en.date(data.exam_date, "long")),
+            (zh.date(data.exam_date), en.date(data.exam_date)),
         ),
     ]
     label_x, value_x = MARGIN, MARGIN + 34 * mm
@@ -226,7 +234,7 @@ def render_ticket(
     page.y -= 6
     columns = [
         (label(N_("Component")), 0),
-        (label(N_("Date")), 36 * mm),
+        (label(N_("Date")), 31 * mm),  # room for "2027年1月16日（周六）" on one line
         (label(N_("Time")), 76 * mm),
         (label(N_("Room")), 104 * mm),
         (label(N_("Seat")), 158 * mm),
@@ -246,7 +254,7 @@ def render_ticket(
         day = component.starts_at.astimezone(ZoneInfo(data.timezone)).date()
         cells = [
             (name_zh, name_en),
-            (zh.date(day, "medium"), en.date(day, "medium")),
+            (zh.date(day), en.date(day)),
             (
                 f"{zh.time(component.starts_at, data.timezone)}–"
                 f"{zh.time(component.ends_at, data.timezone)}",
@@ -293,7 +301,11 @@ def render_ticket(
     page.y -= page.pair(MARGIN, page.y, heading_zh, heading_en, 11, bold=True) + 2
     rules = (
         label(N_("Arrive at the exam room 30 minutes before the start.")),
-        label(N_("Bring your ID card and this admission ticket; both are checked at the door.")),
+        label(N_("Bring your passport and this admission ticket; both are checked at the door."))
+        if passport
+        else label(
+            N_("Bring your ID card and this admission ticket; both are checked at the door.")
+        ),
         label(N_("Mobile phones and other electronic devices are not allowed in the exam room.")),
         label(N_("No entry later than 15 minutes after the start of a component.")),
     )
@@ -312,9 +324,8 @@ def render_ticket(
     canvas.drawRightString(PAGE_W - MARGIN, below - 20, data.signed_reference)
 
     # --- footer
-    issued_zh, issued_en = label(
-        N_("Issued on {date}"), date=_stamp(data.issued_at, data.timezone)
-    )
+    issued_zh = zh.gettext("Issued on {date}", date=zh.datetime(data.issued_at, data.timezone))
+    issued_en = en.gettext("Issued on {date}", date=en.datetime(data.issued_at, data.timezone))
     page.text(MARGIN, MARGIN - 4, issued_zh, 7.5, color=GREY)
     page.text(MARGIN, MARGIN - 13, issued_en, 7, color=GREY)
     canvas.showPage()
@@ -352,7 +363,3 @@ def _photo(
         color=GREY,
         align="center",
     )
-
-
-def _stamp(value: datetime, zone: str) -> str:
-    return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")

@@ -36,6 +36,7 @@ from sqlalchemy.types import TypeDecorator
 from bot.domain.lifecycle import ACTIVE, BroadcastStatus, OutboxStatus
 from bot.domain.lifecycle import PaymentStatus as PaymentStatus
 from bot.domain.lifecycle import RegistrationState as RegistrationState
+from bot.domain.scoring import ImportStatus, ReleaseStatus
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -418,6 +419,9 @@ class OutboxMessage(Base):
     claim_token: Mapped[str | None] = mapped_column(String(32))
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
+    # Telegram's id of the message once sent: a staff card whose buttons no longer apply
+    # (a receipt paid another way) has them taken away by this id.
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
     broadcast_id: Mapped[int | None] = mapped_column(Integer)
     # What the message is about, when it is about a registration or a session: the
     # reminders planner drops pending rows that no longer apply by these (docs/reminders.md).
@@ -497,6 +501,19 @@ class AdmissionTicket(Base):
     notified_at: Mapped[datetime | None]  # "your ticket is ready" queued in the outbox
 
 
+class SupersededTicket(Base):
+    """A ticket number that no longer admits anyone: its registration moved to another
+    session or staff corrected the identity printed on it, and a new number was issued.
+    Kept so a check of the old ticket says what replaced it instead of "unknown"."""
+
+    __tablename__ = "superseded_tickets"
+
+    ticket_number: Mapped[str] = mapped_column(String(48), primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id"))
+    replaced_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str] = mapped_column(String(16))  # moved | corrected
+
+
 class TicketCounter(Base):
     """Per-session sequences for ticket numbers (scope `number:<initial>`) and seats (`seat`).
 
@@ -511,3 +528,80 @@ class TicketCounter(Base):
     )
     scope: Mapped[str] = mapped_column(String(32), primary_key=True)
     last: Mapped[int] = mapped_column(default=0)
+
+
+# --- results (issue 10; docs/results.md) ------------------------------------------------
+
+
+class ResultImport(Base):
+    """A results file for one session: its checked rows, staged until staff confirm.
+
+    `status` is an `ImportStatus` (`bot.domain.scoring`): preview → confirmed, cancelled,
+    or superseded when another import of the session was confirmed first. `rows` holds
+    every row as checked at preview (line, registration, marks, refusal reason); nothing
+    reaches `component_results` before confirmation.
+    """
+
+    __tablename__ = "result_imports"
+    __table_args__ = (Index("ix_result_imports_session_status", "session_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("exam_sessions.id"))
+    file_name: Mapped[str] = mapped_column(String(256), default="")
+    status: Mapped[str] = mapped_column(String(16), default=ImportStatus.PREVIEW)
+    rows: Mapped[list[Any]] = mapped_column(default=list)
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)  # counts shown at preview
+    created_by: Mapped[str] = mapped_column(String(64))  # "tg:<staff id>" or "cli"
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
+
+
+class ComponentResult(Base):
+    """One component's result for one registration: a score in tenths (725 = 72.5), or a
+    mark (absent / disqualified), as a `Mark` of `bot.domain.scoring`.
+
+    Invisible to the candidate until `released_at`. Before release a new import replaces
+    it; after release only a re-mark decision or an audited staff correction changes it.
+    `version` counts changes; each change after the first write is in the audit log.
+    """
+
+    __tablename__ = "component_results"
+    __table_args__ = (
+        UniqueConstraint("registration_id", "component"),
+        Index("ix_component_results_session", "session_id", "component"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id"))
+    session_id: Mapped[int] = mapped_column(ForeignKey("exam_sessions.id"))
+    component: Mapped[str] = mapped_column(String(32))
+    mark: Mapped[str] = mapped_column(String(16))  # scored | absent | disqualified
+    score_tenths: Mapped[int | None]  # only when scored
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("result_imports.id"))
+    released_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ResultRelease(Base):
+    """When a session's results become visible, and how far announcing them got.
+
+    `release_at` comes from the catalogue (`timeline.results`) unless staff chose a time
+    (`chosen_by`). `status` is a `ReleaseStatus`: scheduled → releasing (notifications
+    being queued, resumable) → released. One row per session.
+    """
+
+    __tablename__ = "result_releases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("exam_sessions.id"), unique=True)
+    release_at: Mapped[datetime]
+    chosen_by: Mapped[str | None] = mapped_column(String(64))  # None: the catalogue's time
+    status: Mapped[str] = mapped_column(String(16), default=ReleaseStatus.SCHEDULED)
+    released_at: Mapped[datetime | None]
+    recipients: Mapped[int] = mapped_column(default=0)  # notifications queued
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

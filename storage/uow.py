@@ -29,8 +29,10 @@ from storage.repositories import (
     PaymentRepository,
     RegistrationRepository,
     ReminderRepository,
+    ResultRepository,
     ReviewRepository,
     SessionRepository,
+    SetAsideRepository,
     StatementImportRepository,
     TicketRepository,
 )
@@ -55,6 +57,7 @@ class UnitOfWork:
         self.candidates = CandidateRepository(self.session)
         self.flows = FlowStateRepository(self.session)
         self.inbox = InboxRepository(self.session)
+        self.set_aside = SetAsideRepository(self.session)
         self.outbox = OutboxRepository(self.session)
         self.catalog = CatalogRepository(self.session)
         self.audit = AuditRepository(self.session)
@@ -66,6 +69,7 @@ class UnitOfWork:
         self.payments = PaymentRepository(self.session)
         self.statements = StatementImportRepository(self.session)
         self.tickets = TicketRepository(self.session)
+        self.results = ResultRepository(self.session)
         return self
 
     async def __aexit__(

@@ -9,13 +9,25 @@ Use them in service tests instead of loading a whole catalogue:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from bot.config import PROJECT_ROOT
+from bot.domain.catalog import load_catalog
+from bot.domain.lifecycle import RegistrationState
+from bot.services import Services, build_services
+from bot.services.registration import new_reference
 from storage.db import Database
-from storage.models import Candidate, Direction, ExamSession, Level, SessionComponent
+from storage.models import (
+    Candidate,
+    Direction,
+    ExamSession,
+    Level,
+    Registration,
+    SessionComponent,
+)
 from storage.uow import UnitOfWork
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -36,6 +48,15 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+async def catalogued_services(
+    database: Database, clock: Clock | None = None, *, secret_key: str | None = None
+) -> Services:
+    """The services with the shipped catalogue loaded (as `examdesk catalog load` does)."""
+    services = build_services(database, clock or Clock(), secret_key=secret_key)
+    await services.catalog.load(load_catalog(PROJECT_ROOT / "catalog" / "exam-catalog.yaml"))
+    return services
 
 
 def uow_factory(database: Database):  # type: ignore[no-untyped-def]
@@ -132,3 +153,39 @@ async def make_candidates(
         uow.session.add_all(rows)
         await uow.commit()
         return [row.id for row in rows]
+
+
+async def make_registration(
+    database: Database,
+    telegram_id: int,
+    session_id: int,
+    *,
+    state: RegistrationState = RegistrationState.PAID,
+    candidate: Mapping[str, object] | None = None,
+    **fields: object,
+) -> Registration:
+    """A candidate (its columns set to `candidate`) with one submitted registration in `state`
+    for junior, both components; `fields` set other registration columns."""
+    [candidate_id] = await make_candidates(database, [telegram_id])
+    async with UnitOfWork(database.sessions) as uow:
+        if candidate:
+            await uow.session.execute(
+                update(Candidate).where(Candidate.id == candidate_id).values(**candidate)
+            )
+        columns: dict[str, object] = {
+            "level_code": "junior",
+            "components": ["practical", "theory"],
+            "eligibility": {},
+            "submitted_at": NOW,
+            "state_changed_at": NOW,
+        }
+        registration = Registration(
+            candidate_id=candidate_id,
+            session_id=session_id,
+            state=state,
+            reference=new_reference(),
+            **(columns | fields),
+        )
+        uow.session.add(registration)
+        await uow.commit()
+        return registration

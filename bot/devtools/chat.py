@@ -14,6 +14,7 @@ import contextlib
 import logging
 import mimetypes
 import os
+import re
 import signal
 import struct
 import sys
@@ -21,6 +22,7 @@ import threading
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,6 +42,11 @@ PHOTO_SIZE = (413, 579)  # a 35×49 mm ID photo at 300 dpi, what the exam centre
 SETTLE_TIMEOUT = 15.0  # seconds an action may keep the bot busy before we stop waiting
 QUIET = 0.15  # seconds without Bot API activity that count as "done reacting"
 WATCH_INTERVAL = 0.3  # interactive mode: how often to look for messages nobody asked for
+# A script's end: how long to wait for outbox messages already due (or due by then), so a
+# notice queued by the last action (paced behind the reply to the same chat) is printed.
+OUTBOX_WAIT = 10.0
+RECENT = 10  # messages `:messages` lists by default
+PRESS_AT = re.compile(r"(\d+)@(\d+)")  # `3@12`: button 3 of message 12
 PROMPT = "> "
 # Minor units per currency (Telegram's currencies.json); anything else has 2 decimals.
 _CURRENCY_EXPONENT = {"XTR": 0, "JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "UGX": 0}
@@ -61,7 +68,10 @@ _MEDIA_KINDS = (
 HELP = """\
 Type text or /commands to send them to the bot. Actions start with a colon:
   :1, :press N        press inline button N of the latest message with buttons
+  :3@12, :press 3@12  press button 3 of message 12 (numbers: :messages)
   :press LABEL        press a button by its label (inline, or a reply-keyboard button)
+  :messages [N]       list your last N messages from the bot (default {recent}), numbered
+  :save [M] PATH      save the document (or photo) of message M, or the latest, to PATH
   :contact [PHONE]    share your own contact (default {phone})
   :photo [PATH]       send a photo (no PATH: a generated 413x579 ID photo)
   :doc PATH           send a file as a document
@@ -282,6 +292,8 @@ class ChatSession:
         self.view = View(self.sandbox)
         self._actions: dict[str, Callable[[str], Awaitable[bool]]] = {
             "press": self._press,
+            "messages": self._messages,
+            "save": self._save,
             "contact": self._contact,
             "photo": self._photo,
             "doc": self._doc,
@@ -364,7 +376,7 @@ class ChatSession:
             return True
         if line.startswith(":"):
             name, _, arg = line[1:].strip().partition(" ")
-            if name.isdigit() and not arg:
+            if (name.isdigit() or PRESS_AT.fullmatch(name)) and not arg:
                 return await self._press(name)
             action = self._actions.get(name.lower())
             if action is None:
@@ -406,19 +418,108 @@ class ChatSession:
                 best = (seq, chat_id, msg)
         return None if best is None else (best[1], best[2])
 
+    # --- numbered messages: `:messages`, `:3@12`, `:save 12 PATH` ---------------------
+
+    def _numbered(self) -> list[tuple[int, int, int]]:
+        """(number, chat id, message id) of every bot message of this session, numbered in
+        the order they were sent across all its chats: a number names one message for
+        every identity, and stays the same when later messages arrive or this one is
+        edited."""
+        chats = dict.fromkeys(c for i in self.identities.values() for c in i.chats)
+        first_sent: list[tuple[int, int, int]] = []
+        for chat_id in chats:
+            try:
+                state = self.sandbox.chat_state(chat_id)
+            except SandboxError:
+                continue
+            seen: set[int] = set()
+            for seq, mid in zip(state.bot_event_seqs, state.bot_event_ids, strict=True):
+                if mid not in seen:
+                    seen.add(mid)
+                    first_sent.append((seq, chat_id, mid))
+        first_sent.sort()
+        return [(n, chat_id, mid) for n, (_, chat_id, mid) in enumerate(first_sent, 1)]
+
+    def _visible(self) -> list[tuple[int, int, dict[str, Any]]]:
+        """(number, chat id, message) of the bot messages the current identity sees."""
+        found = []
+        for number, chat_id, mid in self._numbered():
+            if chat_id not in self.current.chats:
+                continue
+            msg = self.sandbox.chat_state(chat_id).messages.get(mid)
+            if msg is not None:  # not deleted
+                found.append((number, chat_id, msg))
+        return found
+
+    def _message(self, number: int) -> tuple[int, dict[str, Any]]:
+        """(chat id, message) of message `number` in the current identity's chats."""
+        for n, chat_id, msg in self._visible():
+            if n == number:
+                return chat_id, msg
+        raise ChatError(f"no message {number} in your chats (:messages lists them)")
+
+    async def _messages(self, arg: str) -> bool:
+        if arg and not arg.isdigit():
+            raise ChatError("how many? :messages [N]")
+        count = int(arg) if arg else RECENT
+        visible = self._visible()[-count:] if count else []
+        lines = []
+        for number, chat_id, msg in visible:
+            where = _chat_name(chat_id)
+            head = "bot" + (f" @ {where}" if where else "") + ":"
+            first = _content_lines(msg)[0]
+            if len(first) > 60:
+                first = first[:59] + "…"
+            buttons = len(inline_buttons(msg))
+            extra = f"  ({buttons} button{'s' if buttons != 1 else ''})" if buttons else ""
+            lines.append(f"#{number} {head} {first}{extra}".rstrip())
+        self.emit(lines or ["(no messages from the bot yet)"])
+        return False
+
+    async def _save(self, arg: str) -> bool:
+        number, _, path = arg.partition(" ")
+        if not number.isdigit() or not path.strip():
+            number, path = "", arg
+        if not path.strip():
+            raise ChatError("save to where? :save [MESSAGE] PATH")
+        if number:
+            _, msg = self._message(int(number))
+            if _file_of(msg) is None:
+                raise ChatError(f"message {number} has no document or photo")
+        else:
+            files = [m for _, _, m in self._visible() if _file_of(m) is not None]
+            if not files:
+                raise ChatError("no document or photo from the bot to save")
+            msg = files[-1]
+        file_id, name = _file_of(msg)  # type: ignore[misc]
+        stored = self.sandbox.files.get(file_id)
+        if stored is None:
+            raise ChatError(f"the sandbox does not have file {file_id}")
+        name = stored.file_name or name
+        target = _write_file(path.strip(), name, stored.data)
+        self.write(f"(saved {name}, {len(stored.data)} bytes, to {target})")
+        return False
+
     async def _press(self, arg: str) -> bool:
         if not arg:
-            raise ChatError("press what? :press N or :press LABEL")
-        found = self._latest_keyboard()
+            raise ChatError("press what? :press N, :press N@MESSAGE or :press LABEL")
+        at = PRESS_AT.fullmatch(arg)
+        if at:
+            found: tuple[int, dict[str, Any]] | None = self._message(int(at[2]))
+            arg = at[1]
+            where = f"message {at[2]}"
+        else:
+            found = self._latest_keyboard()
+            where = "the latest message"
         buttons = inline_buttons(found[1]) if found else []
+        if at and not buttons:
+            raise ChatError(f"message {at[2]} has no buttons")
         if arg.isdigit():
             if not buttons:
                 raise ChatError("no message with buttons to press")
             number = int(arg)
             if not 1 <= number <= len(buttons):
-                raise ChatError(
-                    f"no button {number}: the latest message has buttons 1-{len(buttons)}"
-                )
+                raise ChatError(f"no button {number}: {where} has buttons 1-{len(buttons)}")
             button = buttons[number - 1]
         else:
             button = next((b for b in buttons if b["text"] == arg), None)
@@ -540,7 +641,8 @@ class ChatSession:
         return True
 
     async def _help(self, _arg: str) -> bool:
-        self.emit(HELP.format(phone=DEFAULT_PHONES[CANDIDATE_ID], staff_id=STAFF_ID).split("\n"))
+        text = HELP.format(phone=DEFAULT_PHONES[CANDIDATE_ID], staff_id=STAFF_ID, recent=RECENT)
+        self.emit(text.split("\n"))
         return False
 
     async def _quit(self, _arg: str) -> bool:
@@ -558,11 +660,38 @@ class ChatSession:
             try:
                 await self.perform(line)
             except Quit:
-                return 0
+                break
             except ChatError as exc:
                 print(f"examdesk chat: line {number}: {exc}", file=sys.stderr, flush=True)
                 return 1
+        await self.finish()
         return 0
+
+    async def finish(self, wait: float = OUTBOX_WAIT) -> None:
+        """Before a script exits: let the outbox send what is due (a notice the last action
+        queued waits behind the reply to the same chat), then print what arrived."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while (left := deadline - loop.time()) > 0:
+            await self.settle(left)
+            # Rows planned for later than we wait (tomorrow's reminders) are not waited for.
+            if not await self._outbox_due(datetime.now(UTC) + timedelta(seconds=left)):
+                break
+            await asyncio.sleep(0.1)
+        self.emit(self.show_new())
+
+    async def _outbox_due(self, until: datetime) -> int:
+        """Outbox rows still to send (claimed by the sender or not) that are due by `until`."""
+        from sqlalchemy import func, select
+
+        from bot.domain.lifecycle import OutboxStatus
+        from storage.models import OutboxMessage
+
+        query = select(func.count()).where(
+            OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.not_before <= until
+        )
+        async with self.runtime.database.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar() or 0)
 
     async def run_interactive(self) -> int:
         """A prompt; messages nobody asked for (reminders, staff actions) show up too."""
@@ -626,6 +755,29 @@ async def _ask(prompt: str) -> str | None:
 
     threading.Thread(target=read, name="chat:input", daemon=True).start()
     return await future
+
+
+def _file_of(msg: dict[str, Any]) -> tuple[str, str] | None:
+    """(file_id, a file name) of a message's document or largest photo."""
+    if "document" in msg:
+        document = msg["document"]
+        return document["file_id"], document.get("file_name") or "document"
+    if "photo" in msg:
+        largest = max(msg["photo"], key=lambda s: s["width"] * s["height"])
+        return largest["file_id"], "photo.jpg"
+    return None
+
+
+def _write_file(path: str, name: str, data: bytes) -> Path:
+    """Write `data` to `path`, or to `path/name` when `path` is a folder."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        target = target / name
+    try:
+        target.write_bytes(data)
+    except OSError as exc:
+        raise ChatError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return target
 
 
 def _read_file(path: str) -> bytes:

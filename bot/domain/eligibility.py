@@ -464,8 +464,12 @@ def _suggestions(
 ) -> list[Suggestion]:
     suggestions = []
     # A lower level open now comes first: it is what the candidate can do this session
-    # (and passing it often unlocks this level later).
-    lower = [lvl for lvl in catalog.levels_by_rank() if lvl.rank < catalog.level(level_code).rank]
+    # (and passing it often unlocks this level later). Never one the candidate already
+    # holds, or one below it: whoever holds 中级 has nothing to gain from 初级.
+    held = _held_rank(catalog, profile)
+    lower = [
+        lvl for lvl in catalog.levels_by_rank() if held < lvl.rank < catalog.level(level_code).rank
+    ]
     for level in reversed(lower):
         lower_results = _route_results(catalog, level.code, profile, exam_date)
         matched = next((r.route for r in lower_results if r.ok), None)
@@ -512,18 +516,33 @@ def evaluate(catalog: Catalog, level_code: str, profile: Profile, exam_date: dat
     )
 
 
+def _held_rank(catalog: Catalog, profile: Profile) -> int:
+    """The rank of the highest level certificate the candidate holds (0: none)."""
+    ranks = [catalog.level(code).rank for code in profile.prior_levels]
+    return max(ranks, default=0)
+
+
 def suggest_level(catalog: Catalog, profile: Profile, exam_date: date) -> str | None:
     """The highest level the candidate is eligible for, else the lowest one open to manual
-    review, else None."""
+    review, else the next level above the one held, else None.
+
+    Levels the candidate already holds, and those below, are never suggested: whoever holds
+    中级 is pointed to 高级 (with what is still missing for it), not to 初级.
+    """
     _check_codes(catalog, None, profile)
+    held = _held_rank(catalog, profile)
+    above = [level for level in catalog.levels_by_rank() if level.rank > held]
     statuses = [
         (level.code, _status(_route_results(catalog, level.code, profile, exam_date)))
-        for level in catalog.levels_by_rank()
+        for level in above
     ]
     eligible = [code for code, status in statuses if status is Status.ELIGIBLE]
     if eligible:
         return eligible[-1]
-    return next((code for code, status in statuses if status is Status.MANUAL_REVIEW), None)
+    review = next((code for code, status in statuses if status is Status.MANUAL_REVIEW), None)
+    if review is not None or not held:
+        return review
+    return above[0].code if above else None
 
 
 # Which Profile fields a condition reads. Education conditions also need the graduation

@@ -33,6 +33,7 @@ __all__ = [
     "BROADCAST_OPEN",
     "BROADCAST_STATE_GROUPS",
     "BROADCAST_TICKING",
+    "IDENTITY_FROZEN",
     "MOVABLE",
     "OUTBOX_ATTEMPTED",
     "OUTBOX_NOT_REACHED",
@@ -105,6 +106,11 @@ PAYABLE: tuple[RegistrationState, ...] = (_R.SUBMITTED, _R.AWAITING_PAYMENT)
 #: Money that arrives (or a receipt staff approve) makes these PAID. PAYMENT_REVIEW is
 #: never expired by the deadline sweep: staff have not looked at its receipt yet.
 SETTLEABLE: tuple[RegistrationState, ...] = (*PAYABLE, _R.PAYMENT_REVIEW)
+
+#: While a candidate has a registration in one of these, their identity (name, ID document
+#: and number, and the registration's level) is what money was paid or a receipt is being
+#: checked against: the candidate cannot change it, staff correct it with a reason.
+IDENTITY_FROZEN: tuple[RegistrationState, ...] = (_R.PAYMENT_REVIEW, _R.PAID)
 
 #: Registration states per broadcast audience "state" value (staff pick one of the keys).
 BROADCAST_STATE_GROUPS: dict[str, tuple[RegistrationState, ...]] = {

@@ -15,10 +15,18 @@ whatever has accumulated in one small transaction ("group commit"); a send keeps
 in-flight slot until its result is committed, so a crash can repeat at most
 `max_in_flight` messages.
 
-Pacing is ours (no PTB AIORateLimiter): evenly spaced slots per chat and per bot (GCRA),
-so a well-behaved sender never meets a 429. When one comes anyway, only that chat waits
-(its rows go back to the table with `not_before` = now + retry_after); 429s from two
-different chats within a second mean the bot-wide limit, and the bot-wide pace pauses.
+Fenced sends: each claim carries a token, and the sender records, renews and gives back
+a row only under its claim's token. Right before a send it checks, by its own clock,
+that the row's lease still has `lease_safety` of its length left; a process that was
+frozen past its lease (another worker may have taken the row and sent it) drops the row
+instead, and a renewal that finds a row claimed by someone else drops it too.
+
+Pacing comes from the process's `SendBudget` (`bot.runtime.ratelimit`), shared with the
+direct replies: evenly spaced slots per chat and per bot (GCRA), replies first, so a
+well-behaved bot never meets a 429. When one comes anyway, only that chat waits (its rows
+go back to the table with `not_before` = now + retry_after); 429s from two different
+chats within a second mean the bot-wide limit, and the bot-wide pace pauses. The sender's
+`bot` must not have PTB's rate limiter too (it would pace every message twice).
 """
 
 from __future__ import annotations
@@ -28,12 +36,11 @@ import contextlib
 import logging
 import random
 import time
-import warnings
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from telegram import Bot
 from telegram.error import (
@@ -46,10 +53,10 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
-from telegram.warnings import PTBDeprecationWarning
 
 from bot.i18n import I18n
 from bot.runtime.notifications import Rendered, Templates, UnknownTemplate
+from bot.runtime.ratelimit import Limits, SendBudget, retry_after_seconds
 from bot.services.outbox import ClaimedMessage, OutboxService, OutboxStats, SendResult
 from storage.models import utcnow
 
@@ -60,22 +67,8 @@ _GONE = ("chat not found", "user not found", "peer_id_invalid", "user is deactiv
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Telegram's flood limits (the documented defaults); the sender stays under them."""
-
-    per_second: float = 30.0  # per bot, all chats together
-    per_private_chat_per_second: float = 1.0
-    per_group_per_minute: float = 20.0
-    paid_per_second: float = 1000.0  # rows with payload {"paid": true}: allow_paid_broadcast
-    # How far behind its schedule the bot-wide pace may catch up at once (a short burst).
-    burst_seconds: float = 0.1
-    # Per-chat spacing is this much wider than the limit, to absorb network jitter.
-    chat_margin: float = 0.05
-
-
-@dataclass(frozen=True)
 class SenderConfig:
-    limits: Limits = field(default_factory=Limits)
+    limits: Limits = field(default_factory=Limits)  # when no shared SendBudget is given
     max_in_flight: int = 16  # sends whose result is not yet committed
     batch_size: int = 0  # rows claimed at once; 0: about 4 s of sending, 20..500
     lease: timedelta = timedelta(seconds=60)
@@ -85,8 +78,11 @@ class SenderConfig:
     poll_interval: float = 1.0  # longest idle sleep without a wake()
     send_timeout: float = 15.0
     defer_after: float = 10.0  # a chat that cannot take a message sooner: back to the table
-    bot_wide_window: float = 1.0  # 429s from two chats this close together: bot-wide limit
     release_leases_on_start: bool = False  # single instance (SQLite): old leases were ours
+    # A row is sent only while this share of its lease is left by our clock: the send may
+    # take `send_timeout` (15 s of a 60 s lease) and must end before another worker may
+    # claim the row. Leases are renewed once this share of them has passed.
+    lease_safety: float = 1 / 3
 
 
 @dataclass
@@ -101,35 +97,14 @@ class SenderCounters:
     too_many_requests: int = 0
     bot_wide_pauses: int = 0
     claims: int = 0
+    fenced: int = 0  # rows dropped unsent: their claim was lost or about to run out
 
 
-class Pacer:
-    """Send slots evenly spaced at `rate` per second, with `burst` slots of catch-up (GCRA)."""
+class _Claim(NamedTuple):
+    """This worker's hold on a row: the claim's token and the lease as last renewed."""
 
-    __slots__ = ("interval", "paused_until", "tat", "tolerance")
-
-    def __init__(self, rate: float, burst: float = 1.0) -> None:
-        self.interval = 1.0 / rate
-        self.tolerance = max(0.0, burst - 1.0) * self.interval
-        self.tat = 0.0  # theoretical arrival time of the next slot (monotonic seconds)
-        self.paused_until = 0.0
-
-    def peek(self, now: float) -> float:
-        """When the next slot would be, without taking it."""
-        return max(now, self.paused_until, self.tat - self.tolerance)
-
-    def reserve(self, now: float) -> float:
-        """Take the next slot; the monotonic time at which it may be used."""
-        at = self.peek(now)
-        self.tat = max(self.tat, at) + self.interval
-        return at
-
-    def pause(self, until: float) -> None:
-        self.paused_until = max(self.paused_until, until)
-        self.tat = max(self.tat, until)
-
-    def idle(self, now: float) -> bool:
-        return self.tat <= now and self.paused_until <= now
+    token: str
+    lease_until: datetime
 
 
 class _Lane:
@@ -224,16 +199,6 @@ class _LaneStop(Exception):
     """The sender is stopping: give the lane's rows back."""
 
 
-def retry_after_seconds(exc: RetryAfter) -> float:
-    """Seconds to wait after a 429, whether PTB gives an int or (later) a timedelta."""
-    with warnings.catch_warnings():  # PTB 22 warns that `retry_after` becomes a timedelta
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        retry_after = exc.retry_after
-    return float(
-        retry_after.total_seconds() if isinstance(retry_after, timedelta) else retry_after
-    )
-
-
 class OutboxSender:
     """Sends outbox rows within Telegram's limits; one per process (see module doc)."""
 
@@ -245,6 +210,7 @@ class OutboxSender:
         templates: Templates,
         config: SenderConfig | None = None,
         *,
+        budget: SendBudget | None = None,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -253,22 +219,17 @@ class OutboxSender:
         self.i18n = i18n
         self.templates = templates
         self.config = config or SenderConfig()
+        # Shared with the direct replies (bot.app); alone (tests, bench) it has its own.
+        self.budget = budget or SendBudget(self.config.limits, monotonic=monotonic)
         self.counters = SenderCounters()
         self._clock = clock
         self._mono = monotonic
-        lim = self.config.limits
+        lim = self.budget.limits
         self._batch = self.config.batch_size or int(min(500, max(20, lim.per_second * 4)))
         self._low_water = self._batch // 2
-        self._pacer = Pacer(lim.per_second, max(1.0, lim.per_second * lim.burst_seconds))
-        self._paid_pacer = Pacer(
-            lim.paid_per_second, max(1.0, lim.paid_per_second * lim.burst_seconds)
-        )
-        self._chat_pacers: dict[int, Pacer] = {}
-        self._recent_429: deque[tuple[float, int, bool]] = deque()
         self._lanes: dict[int, _Lane] = {}
-        self._held: set[int] = set()  # ids of claimed rows not yet settled or given back
-        self._renewed_at = 0.0
-        self._unsent: list[int] = []  # claimed rows a stopping lane gave back
+        self._held: dict[int, _Claim] = {}  # claimed rows not yet settled or given back
+        self._unsent: list[tuple[int, str]] = []  # claims a stopping lane gave back
         self._slots = asyncio.Semaphore(self.config.max_in_flight)
         self._recorder = _Recorder(outbox)
         self._wake = asyncio.Event()
@@ -352,7 +313,6 @@ class OutboxSender:
         if rows:
             self._drained.clear()
             self.counters.claims += 1
-            self._renewed_at = self._mono()
             self._dispatch(rows)
             return None
         next_due = await self.outbox.next_due_at()
@@ -364,16 +324,14 @@ class OutboxSender:
         return min(self.config.poll_interval, max(0.02, wait))
 
     def _dispatch(self, rows: list[ClaimedMessage]) -> None:
-        if len(self._chat_pacers) > 4 * self._batch:
-            now = self._mono()
-            for chat_id in [
-                c for c, p in self._chat_pacers.items() if p.idle(now) and c not in self._lanes
-            ]:
-                del self._chat_pacers[chat_id]
         for msg in rows:
+            claim = _Claim(msg.claim_token, msg.lease_until)
             if msg.id in self._held:
-                continue  # already in a lane here (its lease ran out under us): never twice
-            self._held.add(msg.id)
+                # Already in a lane here (its lease ran out under us): never twice, but
+                # the lane now sends and records it under the new claim.
+                self._held[msg.id] = claim
+                continue
+            self._held[msg.id] = claim
             lane = self._lanes.get(msg.chat_id)
             if lane is None:
                 lane = self._lanes[msg.chat_id] = _Lane(msg.chat_id)
@@ -386,19 +344,54 @@ class OutboxSender:
 
     def _settled(self, *messages: ClaimedMessage) -> None:
         for msg in messages:
-            self._held.discard(msg.id)
+            self._held.pop(msg.id, None)
         if len(self._held) <= self._low_water:
             self._wake.set()
 
+    def _token(self, msg: ClaimedMessage) -> str:
+        """The token to record a row under: its current claim's (the claim's it came with
+        once the claim is lost, which then changes nothing)."""
+        claim = self._held.get(msg.id)
+        return claim.token if claim is not None else msg.claim_token
+
     async def _renew_leases(self) -> None:
-        """Keep the leases of rows waiting in the lanes, so only a dead worker's rows expire."""
-        if (
-            not self._held
-            or self._mono() - self._renewed_at < self.config.lease.total_seconds() / 3
-        ):
+        """Keep the leases of rows waiting in the lanes, so only a dead worker's rows expire;
+        forget the rows whose claim another worker took over meanwhile."""
+        if not self._held:
             return
-        self._renewed_at = self._mono()
-        await self.outbox.extend_leases(sorted(self._held), self.config.lease)
+        renew_before = self._clock() + self.config.lease * (1 - self.config.lease_safety)
+        if min(claim.lease_until for claim in self._held.values()) > renew_before:
+            return
+        asked = {row_id: claim.token for row_id, claim in self._held.items()}
+        renewed = await self.outbox.extend_leases(sorted(asked.items()), self.config.lease)
+        lost = []
+        for row_id, token in asked.items():
+            claim = self._held.get(row_id)
+            if claim is None or claim.token != token:
+                continue  # settled or claimed again while we asked
+            if row_id in renewed.ids:
+                self._held[row_id] = _Claim(token, renewed.lease_until)
+            else:
+                # Taken over: its lane drops it (see _deliver); it no longer counts as held.
+                lost.append(row_id)
+                del self._held[row_id]
+        if lost:
+            log.warning(
+                "outbox: %d claimed row(s) were taken over by another worker (%s …)",
+                len(lost),
+                lost[0],
+            )
+
+    def _may_send(self, msg: ClaimedMessage) -> bool:
+        """Whether the row is still ours with a safe part of its lease left (our clock):
+        a worker frozen past its lease, whose row another worker may have sent, must not."""
+        claim = self._held.get(msg.id)
+        margin = self.config.lease * self.config.lease_safety
+        if claim is not None and claim.lease_until - self._clock() >= margin:
+            return True
+        self.counters.fenced += 1
+        log.warning("outbox: row %s dropped unsent: its claim was lost or runs out", msg.id)
+        return False
 
     # --- one chat ----------------------------------------------------------------------
 
@@ -421,7 +414,9 @@ class OutboxSender:
             lane.queue.clear()
         finally:
             if lane.queue:
-                self._unsent.extend(m.id for m in lane.queue)
+                self._unsent.extend(
+                    (m.id, self._held[m.id].token) for m in lane.queue if m.id in self._held
+                )
                 self._settled(*lane.queue)
                 lane.queue.clear()
             if self._lanes.get(lane.chat_id) is lane:
@@ -435,9 +430,17 @@ class OutboxSender:
             return
         results = []
         for m in rest:
+            if m.id not in self._held:
+                continue  # claimed by another worker: not ours to settle
             if template.outcome == "unreachable":
                 results.append(
-                    SendResult(m.id, "unreachable", template.error, candidate_id=m.candidate_id)
+                    SendResult(
+                        m.id,
+                        "unreachable",
+                        template.error,
+                        claim_token=self._token(m),
+                        candidate_id=m.candidate_id,
+                    )
                 )
             else:
                 results.append(
@@ -445,6 +448,7 @@ class OutboxSender:
                         m.id,
                         "retry",
                         template.error,
+                        claim_token=self._token(m),
                         not_before=template.not_before,
                         count_attempt=False,
                     )
@@ -456,18 +460,6 @@ class OutboxSender:
             lane.busy = False
             self._settled(*rest)
 
-    def _chat_pacer(self, chat_id: int) -> Pacer:
-        pacer = self._chat_pacers.get(chat_id)
-        if pacer is None:
-            lim = self.config.limits
-            if chat_id > 0:
-                pacer = Pacer(lim.per_private_chat_per_second / (1 + lim.chat_margin))
-            else:
-                per_minute = lim.per_group_per_minute
-                pacer = Pacer(per_minute / 60.0 / (1 + lim.chat_margin), burst=per_minute)
-            self._chat_pacers[chat_id] = pacer
-        return pacer
-
     async def _wait_until(self, at: float) -> None:
         delay = at - self._mono()
         if delay > 0:
@@ -477,7 +469,7 @@ class OutboxSender:
 
     async def _deliver(self, lane: _Lane, msg: ClaimedMessage) -> SendResult | None:
         """Send one row and record the result; a SendResult back means "the same for the rest"."""
-        chat = self._chat_pacer(msg.chat_id)
+        chat = self.budget.chat(msg.chat_id)
         ahead = chat.peek(self._mono()) - self._mono()
         if ahead > self.config.defer_after:
             # The chat is paced or paused for a while: give its rows back instead of holding them.
@@ -485,6 +477,7 @@ class OutboxSender:
                 msg.id,
                 "retry",
                 "waiting for the chat's rate limit",
+                claim_token=self._token(msg),
                 not_before=self._clock() + timedelta(seconds=ahead),
                 count_attempt=False,
             )
@@ -492,14 +485,15 @@ class OutboxSender:
             return result
         await self._wait_until(chat.reserve(self._mono()))
         async with self._slots:
-            pacer = self._paid_pacer if msg.paid else self._pacer
-            while True:
-                await self._wait_until(pacer.reserve(self._mono()))
-                if pacer.paused_until <= self._mono():
-                    break
+            await self.budget.outbox_slot(msg.paid)  # after the direct replies waiting
+            if self._stopping:
+                raise _LaneStop
+            if not self._may_send(msg):
+                return None
             lane.busy = True
             try:
                 result, chat_wide = await self._attempt(msg)
+                result = replace(result, claim_token=self._token(msg))
                 await self._recorder.record(result)
             finally:
                 lane.busy = False
@@ -523,7 +517,7 @@ class OutboxSender:
             self.counters.failed += 1
             return SendResult(msg.id, "failed", f"unknown template {exc.args[0]!r}"), False
         try:
-            await self._send(msg, rendered)
+            message_id = await self._send(msg, rendered)
         except RetryAfter as exc:
             return self._on_retry_after(msg, exc), True
         except Forbidden as exc:
@@ -546,8 +540,7 @@ class OutboxSender:
         except InvalidToken as exc:
             # Nothing can be sent with this token; say so loudly and keep the rows.
             log.error("outbox: Telegram refused the bot token (%s); pausing sends for 60 s", exc)
-            self._pacer.pause(self._mono() + 60)
-            self._paid_pacer.pause(self._mono() + 60)
+            self.budget.pause_all(60)
             return SendResult(
                 msg.id,
                 "retry",
@@ -561,13 +554,15 @@ class OutboxSender:
             log.exception("outbox: unexpected error sending row %s", msg.id)
             return self._transient(msg, exc), False
         self.counters.sent += 1
-        return SendResult(msg.id, "sent"), False
+        return SendResult(msg.id, "sent", message_id=message_id), False
 
     def _render(self, msg: ClaimedMessage) -> Rendered:
         language = self.i18n.negotiate(msg.language, msg.telegram_language)
         return self.templates.render(msg.payload, self.i18n.translator(language))
 
-    async def _send(self, msg: ClaimedMessage, rendered: Rendered) -> None:
+    async def _send(self, msg: ClaimedMessage, rendered: Rendered) -> int:
+        """Send one rendered message; Telegram's id of it (kept: a card's buttons can be
+        taken away later)."""
         t = self.config.send_timeout
         kwargs: dict[str, Any] = {
             "read_timeout": t,
@@ -580,35 +575,22 @@ class OutboxSender:
         if msg.paid:
             kwargs["allow_paid_broadcast"] = True
         if rendered.photo:
-            await self.bot.send_photo(
+            sent = await self.bot.send_photo(
                 msg.chat_id, rendered.photo, caption=rendered.text or None, **kwargs
             )
         elif rendered.document:
-            await self.bot.send_document(
+            sent = await self.bot.send_document(
                 msg.chat_id, rendered.document, caption=rendered.text or None, **kwargs
             )
         else:
-            await self.bot.send_message(msg.chat_id, rendered.text, **kwargs)
+            sent = await self.bot.send_message(msg.chat_id, rendered.text, **kwargs)
+        return sent.message_id
 
     def _on_retry_after(self, msg: ClaimedMessage, exc: RetryAfter) -> SendResult:
         seconds = retry_after_seconds(exc)
-        now = self._mono()
         self.counters.too_many_requests += 1
-        self._chat_pacer(msg.chat_id).pause(now + seconds)
-        # Telegram does not say which limit was hit. One chat's 429 is that chat's; 429s
-        # from two chats close together mean the bot-wide pace is too fast: pause it.
-        window = self.config.bot_wide_window
-        while self._recent_429 and self._recent_429[0][0] < now - window:
-            self._recent_429.popleft()
-        if any(chat != msg.chat_id and paid == msg.paid for _, chat, paid in self._recent_429):
+        if self.budget.on_retry_after(msg.chat_id, msg.paid, seconds):
             self.counters.bot_wide_pauses += 1
-            (self._paid_pacer if msg.paid else self._pacer).pause(now + seconds)
-            log.warning(
-                "outbox: bot-wide flood limit; pausing %s sends for %.0f s",
-                "paid" if msg.paid else "all",
-                seconds,
-            )
-        self._recent_429.append((now, msg.chat_id, msg.paid))
         return SendResult(
             msg.id,
             "retry",

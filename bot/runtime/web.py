@@ -1,14 +1,14 @@
 """Web routes (aiohttp): the Telegram webhook, the health check and the admission-ticket check.
 
 Entry point: `create_web_app(...)`. The webhook checks Telegram's secret-token header in
-constant time, writes the raw update to the inbox and only then answers 200; a redelivered
-`update_id` is acknowledged without being processed again.
+constant time, writes the raw update to the inbox (or sets aside one that cannot be
+stored) and only then answers 200; a redelivered `update_id` is acknowledged without
+being processed again.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from dataclasses import dataclass
 from typing import Protocol
@@ -50,24 +50,41 @@ DEPS = web.AppKey("deps", WebDeps)
 
 
 async def telegram_webhook(request: web.Request) -> web.Response:
+    """`POST <webhook path>`: one update from Telegram, stored before it is acknowledged.
+
+    403 without the right secret token (compared as bytes: a header that is not UTF-8 is
+    simply wrong). Past that check the request is Telegram's, so the answer is 200 for
+    every update that is stored, delivered again, or cannot be stored at all (not JSON,
+    an `update_id` that is no integer or out of range, nesting 1,000 deep, a number of
+    thousands of digits, text the database refuses): that one is set aside for staff
+    with the reason, because Telegram would otherwise deliver it again for ever while
+    the updates behind it wait. 500 only when not even the set-aside copy can be written
+    (the database is down): then Telegram's redelivery is what we want.
+    """
     deps = request.app[DEPS]
-    given = request.headers.get(SECRET_HEADER, "")
-    if not deps.webhook_secret or not hmac.compare_digest(
-        given.encode(), deps.webhook_secret.encode()
-    ):
+    if not _secret_ok(request.headers.get(SECRET_HEADER, ""), deps.webhook_secret):
         log.warning("webhook call with a wrong or missing secret token from %s", request.remote)
         return web.Response(status=403, text="forbidden")
+    body = await request.read()
     try:
-        payload = json.loads(await request.read())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return web.Response(status=400, text="body is not JSON")
-    if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
-        return web.Response(status=400, text="not a Telegram update")
-    if await deps.inbox.store(payload):
-        deps.dispatcher.submit(payload)
-    else:
-        log.info("update %s was delivered again; ignored", payload["update_id"])
+        received = await deps.inbox.receive(body)
+    except Exception:
+        log.exception("update neither stored nor set aside; Telegram will deliver it again")
+        return web.Response(status=500, text="not stored")
+    if received.payload is not None:
+        deps.dispatcher.submit(received.payload)
+    elif received.status == "again":
+        log.info("an update was delivered again; ignored")
     return web.Response(status=200)
+
+
+def _secret_ok(given: str, expected: str | None) -> bool:
+    """Constant-time check of the secret header. aiohttp hands over a header that is not
+    UTF-8 with its bytes as surrogates, which the strict codec cannot encode: they pass
+    as they are and compare unequal, as any byte outside the secret's ASCII would."""
+    if not expected:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -80,7 +97,11 @@ async def healthz(request: web.Request) -> web.Response:
     }
     if database_ok:
         backlog = await deps.inbox.backlog()
-        body |= {"inbox_pending": backlog.inbox_pending, "outbox_pending": backlog.outbox_pending}
+        body |= {
+            "inbox_pending": backlog.inbox_pending,
+            "outbox_pending": backlog.outbox_pending,
+            "set_aside": backlog.set_aside,
+        }
     return web.json_response(body, status=200 if database_ok else 503)
 
 
@@ -90,6 +111,9 @@ async def verify_ticket(request: web.Request) -> web.Response:
     tickets = request.app[DEPS].tickets
     assert tickets is not None
     check = await tickets.verify(request.query.get("ref", ""))
+    if check.reason == "replaced":  # an old ticket: name the one that replaced it
+        body = {"valid": False, "reason": "replaced", "replaced_by": check.replaced_by}
+        return web.json_response(body, status=404)
     if not check.valid:
         return web.json_response({"valid": False}, status=404)
     return web.json_response(
@@ -106,8 +130,10 @@ async def verify_ticket(request: web.Request) -> web.Response:
 async def payment_notice(request: web.Request) -> web.Response:
     """`POST /payments/notify`: an online provider's payment notice (docs/payments.md).
 
-    401 bad or missing signature, 400 malformed, 409 amount/currency mismatch or unknown
-    reference (recorded and flagged to staff), 200 accepted or a replay of a recorded one.
+    401 bad or missing signature, 400 malformed (out of range too: an amount past the
+    column, `paid_at` in the future), 409 amount/currency mismatch or unknown reference
+    (recorded and flagged to staff) or a transaction id replayed with another amount
+    (flagged), 200 accepted or a replay of a recorded one.
     """
     deps = request.app[DEPS]
     if deps.provider_adapter is None or deps.provider_payments is None:
@@ -126,7 +152,11 @@ async def payment_notice(request: web.Request) -> web.Response:
     except MalformedNotice as exc:
         log.warning("malformed payment notice from %s refused: %s", request.remote, exc.reason)
         return web.json_response({"error": "malformed", "field": exc.reason}, status=400)
-    result = await deps.provider_payments.record(notice, method=deps.provider_adapter.name)
+    try:
+        result = await deps.provider_payments.record(notice, method=deps.provider_adapter.name)
+    except MalformedNotice as exc:  # well-formed, but not a payment that can have happened
+        log.warning("payment notice from %s refused: %s", request.remote, exc.reason)
+        return web.json_response({"error": "malformed", "field": exc.reason}, status=400)
     log.info(
         "payment notice %s (payment %s): %s%s",
         notice.transaction_id,

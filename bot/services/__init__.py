@@ -19,6 +19,7 @@ from bot.crypto import Vault
 from bot.services.broadcasts import BroadcastService
 from bot.services.candidates import CandidateService
 from bot.services.catalog import CatalogService
+from bot.services.corrections import CorrectionService
 from bot.services.eligibility import EligibilityService
 from bot.services.inbox import InboxService
 from bot.services.payments import PaymentConfig, PaymentService
@@ -27,9 +28,10 @@ from bot.services.payments_provider import ProviderPaymentService
 from bot.services.registration import RegistrationService
 from bot.services.registration_form import RegistrationFormService
 from bot.services.reminders import RemindersService
+from bot.services.results import ResultsService
 from bot.services.tickets import TicketService
 from storage.db import Database
-from storage.locks import LeaderLock
+from storage.locks import InstanceLock, LeaderLock
 from storage.models import utcnow
 from storage.uow import UnitOfWork
 
@@ -46,14 +48,18 @@ class Services:
     eligibility: EligibilityService
     registration: RegistrationService
     registration_form: RegistrationFormService
+    corrections: CorrectionService
     payments: PaymentService
     statements: StatementService
     provider_payments: ProviderPaymentService
     broadcasts: BroadcastService
     tickets: TicketService
     reminders: RemindersService
+    results: ResultsService
     # Not a service: the lease on singleton work (planning, sweeps) among instances.
     leader: LeaderLock
+    # Not a service: this process's presence, the owner of the updates it stores.
+    instance: InstanceLock
 
 
 def build_services(
@@ -77,13 +83,15 @@ def build_services(
     vault = Vault(secret_key or secrets.token_urlsafe(32))
     catalog = CatalogService(uow, clock)
     registration = RegistrationService(uow, clock)
+    instance = InstanceLock(database.engine)
     return Services(
         candidates=CandidateService(uow, clock),
-        inbox=InboxService(uow, clock),
+        inbox=InboxService(uow, clock, vault, instance),
         catalog=catalog,
         eligibility=EligibilityService(uow, clock, catalog),
         registration=registration,
         registration_form=RegistrationFormService(uow, clock, catalog, registration, vault),
+        corrections=CorrectionService(uow, clock, vault),
         payments=PaymentService(uow, clock, catalog, payment_config),
         statements=StatementService(uow, clock, catalog, payment_config),
         provider_payments=ProviderPaymentService(uow, clock, catalog, payment_config),
@@ -92,5 +100,7 @@ def build_services(
         ),
         tickets=TicketService(uow, clock, catalog, vault, public_url=public_url),
         reminders=RemindersService(uow, clock, catalog),
+        results=ResultsService(uow, clock, catalog, vault),
         leader=LeaderLock(database.engine),
+        instance=instance,
     )

@@ -1,6 +1,8 @@
 """Candidates flow: who is talking to the bot, their language and where they are in a flow.
 
-Entry points: `CandidateService.touch` (once per update), `set_language`, `leave_flow`.
+Entry points: `CandidateService.touch` (once per update), `set_language`, `language`,
+`leave_flow`, and `mark_unreachable` / `mark_reachable` (the user blocked or unblocked
+the bot: the outbox and broadcasts skip an unreachable candidate).
 """
 
 from __future__ import annotations
@@ -51,8 +53,13 @@ class CandidateService:
         first_name: str,
         username: str | None,
         telegram_language: str | None,
+        reached: bool = True,
     ) -> CandidateView:
-        """Create or refresh the candidate row and return their language and flow position."""
+        """Create or refresh the candidate row and return their language and flow position.
+
+        `reached=False` for an update that does not show the bot can write to them (the
+        user blocking the bot): it leaves their reachability as it is.
+        """
         name = first_name[:128]
         async with self._uow() as uow:
             # Runs for every update: read first, insert only for a newcomer (two first
@@ -76,7 +83,8 @@ class CandidateService:
             )
             if chat_id is not None:
                 candidate.chat_id = chat_id
-                candidate.unreachable_at = None  # writing to us again proves they can be reached
+                if reached:  # writing to us again proves they can be reached
+                    candidate.unreachable_at = None
             flow = await uow.flows.get(candidate.id)
             await uow.commit()
             return CandidateView(
@@ -109,6 +117,30 @@ class CandidateService:
                 to_state=language,
             )
             await uow.commit()
+
+    async def language(self, telegram_id: int) -> str | None:
+        """The language the candidate chose, if any (None for a stranger)."""
+        async with self._uow() as uow:
+            candidate = await uow.candidates.get_by_telegram_id(telegram_id)
+            return candidate.language if candidate is not None else None
+
+    async def mark_unreachable(self, telegram_id: int) -> bool:
+        """The user blocked the bot (or left Telegram): messages no longer reach them.
+        False when nothing changed (a stranger, or already marked)."""
+        return await self._set_unreachable(telegram_id, self._clock())
+
+    async def mark_reachable(self, telegram_id: int) -> bool:
+        """The user unblocked the bot. False when nothing changed."""
+        return await self._set_unreachable(telegram_id, None)
+
+    async def _set_unreachable(self, telegram_id: int, at: datetime | None) -> bool:
+        async with self._uow() as uow:
+            candidate = await uow.candidates.get_by_telegram_id(telegram_id)
+            if candidate is None or (candidate.unreachable_at is None) == (at is None):
+                return False
+            candidate.unreachable_at = at
+            await uow.commit()
+            return True
 
     async def leave_flow(self, telegram_id: int) -> str | None:
         """Leave whatever flow the candidate is in; the answers given so far stay saved."""

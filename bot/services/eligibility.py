@@ -7,6 +7,8 @@ Entry points:
 - `request_review(telegram_id, level)`, `decide_review(review_id, staff_id, approve, reason)`:
   manual review through the staff chat; the first decision wins.
 - `override(staff_id, candidate_telegram_id, level, eligible, reason)`: staff override.
+- `answers(telegram_id, level)` / `change(telegram_id, level, step)`: the answers a check
+  used, and asking one of them again (the others are kept).
 - `standing(telegram_id, level)`: may this candidate register for this level, and why.
 The rules themselves are pure and live in `bot.domain.eligibility`.
 """
@@ -47,6 +49,15 @@ ANSWER_KEYS = frozenset(
     }
 )
 
+# Changing one answer clears the answers that depend on it (the list of majors depends on
+# the education; a date belongs to its title or certificate), so they are asked again.
+_CLEARS = {
+    "education": ("education", "major", "major_code"),
+    "major": ("major", "major_code"),
+    "title": ("title", "title_date"),
+    "prior_level": ("prior_level", "prior_level_date"),
+}
+
 # Profile fields (from the rules engine) → the steps that ask them, in order.
 _FIELD_STEPS = {
     "education": ("education",),
@@ -79,6 +90,16 @@ class Outcome:
     verdict: Verdict
     session_code: str | None
     suggested_from_auto: bool = False
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer a check used: the step that asked it and the value kept (a catalogue code,
+    an ISO date, typed text or `NONE`); `code` is the catalogue code of a listed major."""
+
+    step: str
+    value: str
+    code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +151,30 @@ def profile_from(data: dict[str, Any]) -> Profile:
     )
 
 
+def answer_names(catalog: Catalog, profile: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The catalogue's names ({language: name}) of the coded answers in `profile`, for a
+    card rendered later without the catalogue at hand (education, title, level, major)."""
+    found: dict[str, Any] = {
+        "education": next(
+            (e for e in catalog.education_levels if e.code == profile.get("education")), None
+        ),
+        "title": next((t for t in catalog.titles if t.code == profile.get("title")), None),
+        "prior_level": next(
+            (lv for lv in catalog.levels if lv.code == profile.get("prior_level")), None
+        ),
+        "major": next(
+            (
+                m
+                for majors in catalog.related_majors.values()
+                for m in majors
+                if m.code == profile.get("major_code")
+            ),
+            None,
+        ),
+    }
+    return {key: item.name.model_dump() for key, item in found.items() if item is not None}
+
+
 class EligibilityService:
     def __init__(
         self, uow: UowFactory, clock: Callable[[], datetime], catalog: CatalogService
@@ -179,6 +224,41 @@ class EligibilityService:
             question = self._question(catalog, step, candidate.profile, flow_answers)
             self._store(catalog, candidate, flow_answers, question, value)
             result = self._advance(catalog, candidate, state, flow_answers)
+            await uow.commit()
+            return result
+
+    async def answers(self, telegram_id: int, level: str) -> tuple[Answer, ...]:
+        """The answers a check of `level` uses, in asking order: what "change my answers"
+        offers to change."""
+        catalog = await self._catalog.current()
+        parse_choice("level", level, [lv.code for lv in catalog.levels])
+        async with self._uow() as uow:
+            candidate, _ = await candidate_and_flow(uow, telegram_id)
+            profile = candidate.profile
+            return tuple(
+                Answer(
+                    step,
+                    str(profile[step]),
+                    profile.get("major_code") if step == "major" else None,
+                )
+                for step in self._steps(catalog, level)
+                if not self._unanswered(step, profile) and profile.get(step) is not None
+            )
+
+    async def change(self, telegram_id: int, level: str, step: str) -> Question | Outcome:
+        """Forget one answer (and those that depend on it) and ask it again; the check of
+        `level` then goes on to its outcome with every other answer kept."""
+        catalog = await self._catalog.current()
+        parse_choice("level", level, [lv.code for lv in catalog.levels])
+        if step not in self._steps(catalog, level):
+            raise StaleStep(step)
+        async with self._uow() as uow:
+            candidate, state = await candidate_and_flow(uow, telegram_id)
+            cleared = _CLEARS.get(step, (step,))
+            candidate.profile = {k: v for k, v in candidate.profile.items() if k not in cleared}
+            answers = {"level": level}
+            state.enter(FLOW, answers=answers)
+            result = self._advance(catalog, candidate, state, answers)
             await uow.commit()
             return result
 
@@ -389,6 +469,7 @@ class EligibilityService:
                     "profile": review.profile,
                     "status": standing.status,
                     "level_names": level_names,
+                    "names": answer_names(catalog, review.profile),
                 },
             )
             audit(

@@ -100,6 +100,24 @@ class StaleStep(ServiceError):
     """A button or answer for a step the candidate is no longer on (an old message)."""
 
 
+class FormIncomplete(ServiceError):
+    """Submit pressed while the form still lacks answers (`missing`: step names, in order)."""
+
+    def __init__(self, missing: tuple[str, ...]) -> None:
+        super().__init__(missing)
+        self.missing = missing
+
+
+class IdentityFrozen(ServiceError):
+    """The candidate may not change their identity (`field`): registration
+    `registration_id` is paid or its payment is being checked; staff correct it."""
+
+    def __init__(self, registration_id: int, field: str) -> None:
+        super().__init__(registration_id, field)
+        self.registration_id = registration_id
+        self.field = field
+
+
 class AlreadyDecided(ServiceError):
     """Another staff member decided first."""
 
@@ -155,3 +173,24 @@ class TicketNotYetAvailable(ServiceError):
         super().__init__(available_from)
         self.available_from = available_from
         self.timezone = timezone
+
+
+class ResultsFileInvalid(ServiceError):
+    """A results file that cannot be read as one; `reason` is a code: too_large, encoding,
+    unreadable (not CSV or XLSX), header (`missing`: the columns not found), empty,
+    too_many_rows (`limit`)."""
+
+    def __init__(self, reason: str, **params: object) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.params = params
+
+
+class ResultsReleased(ServiceError):
+    """The session's results were released at `released_at` (aware UTC): an import can no
+    longer change them (a re-mark decision or an audited staff correction can)."""
+
+    def __init__(self, session_code: str, released_at: datetime) -> None:
+        super().__init__(session_code, released_at)
+        self.session_code = session_code
+        self.released_at = released_at

@@ -35,6 +35,8 @@ class Template(enum.StrEnum):
     PAYMENT_FLAGGED = "payment_flagged"
     PAYMENT_EXPIRED = "payment_expired"
     TICKET_READY = "ticket_ready"
+    CORRECTION_REQUEST = "correction_request"
+    IDENTITY_CORRECTED = "identity_corrected"
     REMINDER = "reminder"
     BROADCAST_REPORT = "broadcast_report"
 

@@ -2,14 +2,17 @@
 
 Entry points: `OutboxService.enqueue` / `enqueue_many` (one row per idempotency key; a
 second enqueue of the same key is a no-op), `stats` (counts per status and per broadcast,
-for staff and health). The sender's side: `claim` (lease due rows, cancel expired ones),
-`record` (settle results in one small transaction), `extend_leases`, `release` and
-`release_all_leases`.
+for staff and health). The sender's side: `claim` (lease due rows under a fresh claim
+token, cancel expired ones), `record` (settle results in one small transaction),
+`extend_leases`, `release` and `release_all_leases`. Every write after the claim names
+the claim's token and changes nothing if the row was claimed again since (fencing: a
+worker frozen past its lease cannot settle what another worker took over).
 Every call is one transaction; nothing here talks to Telegram.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -47,6 +50,8 @@ class ClaimedMessage:
     telegram_language: str | None
     expires_at: datetime | None
     broadcast_id: int | None
+    claim_token: str  # the claim's fence: results are recorded under it
+    lease_until: datetime  # the claim's lease as claimed (the sender tracks renewals)
 
     @property
     def paid(self) -> bool:
@@ -63,10 +68,20 @@ class SendResult:
     id: int
     outcome: Outcome
     error: str | None = None
+    claim_token: str | None = None  # the claim it settles; None or a stale token: no change
     candidate_id: int | None = None  # marked unreachable with the row
     not_before: datetime | None = None  # retry: due again then
     count_attempt: bool = True  # retry: False for a 429 (not the message's fault)
     chat_id: int | None = None  # retry: the group moved to a supergroup
+    message_id: int | None = None  # sent: Telegram's id of the message
+
+
+@dataclass(frozen=True, slots=True)
+class RenewedLeases:
+    """Which claimed rows are still this worker's, and until when."""
+
+    ids: frozenset[int]
+    lease_until: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +153,13 @@ class OutboxService:
     # --- the sender's side -----------------------------------------------------------
 
     async def claim(self, limit: int, lease: timedelta) -> list[ClaimedMessage]:
-        """Cancel expired due rows, then lease up to `limit` due rows, by (not_before, id)."""
+        """Cancel expired due rows, then lease up to `limit` due rows, by (not_before, id),
+        under a fresh claim token."""
         now = self._clock()
+        token = secrets.token_hex(16)
         async with self._uow() as uow:
             await uow.outbox.cancel_expired(now)
-            rows = await uow.outbox.claim_due(now, now + lease, limit)
+            rows = await uow.outbox.claim_due(now, now + lease, limit, token)
             if not rows:
                 await uow.commit()
                 return []
@@ -170,56 +187,76 @@ class OutboxService:
                     telegram_language=telegram_language,
                     expires_at=r.expires_at,
                     broadcast_id=r.broadcast_id,
+                    claim_token=token,
+                    lease_until=now + lease,
                 )
             )
         return claimed
 
     async def record(self, results: Sequence[SendResult]) -> None:
-        """Settle a batch of send results in one transaction."""
+        """Settle a batch of send results in one transaction; a result whose claim was
+        lost (another claim since, or no token) changes nothing."""
         now = self._clock()
-        groups: dict[tuple[Outcome, str | None], list[int]] = {}
+        groups: dict[tuple[str, Outcome, str | None], list[int]] = {}
+        unreachable: dict[int, int] = {}  # row id -> candidate id
         async with self._uow() as uow:
             for r in results:
+                if r.claim_token is None:
+                    continue
                 if r.outcome == "retry":
                     await uow.outbox.retry_later(
                         r.id,
+                        r.claim_token,
                         r.not_before or now,
                         r.error,
                         count_attempt=r.count_attempt,
                         chat_id=r.chat_id,
                     )
                     continue
-                groups.setdefault((r.outcome, r.error), []).append(r.id)
+                groups.setdefault((r.claim_token, r.outcome, r.error), []).append(r.id)
                 if r.outcome == "unreachable" and r.candidate_id is not None:
-                    await uow.candidates.mark_unreachable(r.candidate_id, now)
-            for (outcome, error), ids in groups.items():
+                    unreachable[r.id] = r.candidate_id
+            for (token, outcome, error), ids in groups.items():
                 if outcome == "sent":
-                    await uow.outbox.mark_sent(ids, now)
+                    sent = await uow.outbox.mark_sent(ids, token, now)
+                    for r in results:  # kept for cards whose buttons are taken away later
+                        if r.id in sent and r.message_id is not None:
+                            await uow.outbox.set_message_id(r.id, r.message_id)
                 elif outcome == "unreachable":
-                    await uow.outbox.mark_unreachable(ids, error or "unreachable")
+                    settled = await uow.outbox.mark_unreachable(ids, token, error or "unreachable")
+                    for candidate_id in {unreachable[i] for i in settled if i in unreachable}:
+                        await uow.candidates.mark_unreachable(candidate_id, now)
                 elif outcome == "failed":
-                    await uow.outbox.mark_failed(ids, error or "failed")
+                    await uow.outbox.mark_failed(ids, token, error or "failed")
                 elif outcome == "cancelled":
-                    await uow.outbox.mark_cancelled(ids, error or "cancelled")
+                    await uow.outbox.mark_cancelled(ids, token, error or "cancelled")
                 else:
-                    await uow.outbox.release(ids)
+                    await uow.outbox.release(ids, token)
             await uow.commit()
 
-    async def release(self, ids: Sequence[int]) -> int:
-        """Give back claimed rows that were never sent (a clean stop)."""
-        if not ids:
+    async def release(self, claims: Sequence[tuple[int, str]]) -> int:
+        """Give back claimed rows (id, claim token) that were never sent (a clean stop)."""
+        if not claims:
             return 0
+        n = 0
         async with self._uow() as uow:
-            n = await uow.outbox.release(ids)
+            for token, ids in _by_token(claims).items():
+                n += await uow.outbox.release(ids, token)
             await uow.commit()
             return n
 
-    async def extend_leases(self, ids: Sequence[int], lease: timedelta) -> int:
-        """Renew the leases of rows this worker still holds."""
+    async def extend_leases(
+        self, claims: Sequence[tuple[int, str]], lease: timedelta
+    ) -> RenewedLeases:
+        """Renew the leases of claimed rows (id, claim token); which are still this
+        worker's (the others were claimed by another worker or settled)."""
+        lease_until = self._clock() + lease
+        renewed: set[int] = set()
         async with self._uow() as uow:
-            n = await uow.outbox.extend_leases(ids, self._clock() + lease)
+            for token, ids in _by_token(claims).items():
+                renewed.update(await uow.outbox.extend_leases(ids, token, lease_until))
             await uow.commit()
-            return n
+        return RenewedLeases(frozenset(renewed), lease_until)
 
     async def release_all_leases(self) -> int:
         """A single instance (SQLite) starting up: every lease was its own previous life's."""
@@ -231,3 +268,10 @@ class OutboxService:
     async def next_due_at(self) -> datetime | None:
         async with self._uow() as uow:
             return await uow.outbox.next_due_at()
+
+
+def _by_token(claims: Iterable[tuple[int, str]]) -> dict[str, list[int]]:
+    grouped: dict[str, list[int]] = {}
+    for row_id, token in claims:
+        grouped.setdefault(token, []).append(row_id)
+    return grouped

@@ -115,6 +115,9 @@ class PaymentOutcome:
     reference: str | None
     status: str
     replay: bool = False  # the same charge / transaction was recorded before: no new effect
+    # When a paid registration's admission ticket can be had (None: now, or not paid).
+    tickets_from: datetime | None = None
+    timezone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +185,22 @@ def expected_amount(catalog: Catalog, level_code: str, currency: str) -> int | N
     if currency == STARS:
         return fee.stars
     return fee.amount_minor_units if currency == catalog.fees.currency else None
+
+
+def receipt_card_key(payment_id: int) -> str:
+    """The outbox key of a receipt's staff card (its buttons go once the receipt is moot)."""
+    return f"receipt_card:{payment_id}"
+
+
+async def tickets_from_of(
+    uow: UnitOfWork, registration: Registration, now: datetime
+) -> tuple[datetime | None, str | None]:
+    """From when the admission ticket of a (just) paid registration can be had, in its
+    session's zone: the moment, or None when the ticket date has already come."""
+    session = await uow.exam_sessions.get(registration.session_id)
+    if session is None:
+        return None, None
+    return (session.tickets_from_at if now < session.tickets_from_at else None), session.timezone
 
 
 async def record_payment(
@@ -262,6 +281,7 @@ async def record_payment(
                 reason=method,
                 details={"payment_id": payment_id},
             )
+            tickets_from, zone = await tickets_from_of(uow, registration, now)
             if notify:
                 await notify_candidate(
                     uow,
@@ -269,9 +289,21 @@ async def record_payment(
                     now,
                     key=f"payment_received:{registration.id}",
                     template=Template.PAYMENT_RECEIVED,
-                    params={"reference": reference, "method": method},
+                    params={
+                        "reference": reference,
+                        "method": method,
+                        "tickets_from": tickets_from.isoformat() if tickets_from else None,
+                        "timezone": zone,
+                    },
                 )
-            return PaymentOutcome(payment_id, registration.id, reference, P.PAID)
+            return PaymentOutcome(
+                payment_id,
+                registration.id,
+                reference,
+                P.PAID,
+                tickets_from=tickets_from,
+                timezone=zone,
+            )
         current = await uow.registrations.get(registration.id)
         state = current.state if current is not None else "missing"
         status, why = (
@@ -617,11 +649,17 @@ class PaymentService:
             )
             session = await uow.exam_sessions.get(registration.session_id)
             fee = catalog.fee(registration.level_code)
+            # A receipt sent again after staff rejected one: the card says so, with why.
+            rejected = [
+                p
+                for p in await uow.payments.list_for_registration(registration.id)
+                if p.status == P.REJECTED and p.id != payment_id
+            ]
             await notify_staff(
                 uow,
                 self.config.staff_chat_id,
                 now,
-                key=f"receipt_card:{payment_id}",
+                key=receipt_card_key(payment_id),
                 template=Template.PAYMENT_RECEIPT_REVIEW,
                 params={
                     "payment_id": payment_id,
@@ -636,6 +674,12 @@ class PaymentService:
                     "same_file_on": list(same_on),
                     "kind": kind,
                     "file_id": file_id,
+                    "after_rejection": {
+                        "payment_id": rejected[-1].id,
+                        "reason": rejected[-1].reason,
+                    }
+                    if rejected
+                    else None,
                 },
             )
             await uow.commit()
@@ -797,6 +841,7 @@ class PaymentService:
             )
         current = await uow.registrations.get(registration.id)
         assert current is not None
+        tickets_from, _ = await tickets_from_of(uow, current, now)
         await notify_candidate(
             uow,
             registration.candidate_id,
@@ -812,6 +857,7 @@ class PaymentService:
                 "deadline_at": deadline_of(session).isoformat(),
                 "timezone": session.timezone,
                 "registration_id": registration.id,
+                "tickets_from": tickets_from.isoformat() if tickets_from else None,
             },
         )
         return ReceiptDecision(

@@ -29,7 +29,12 @@ from bot.domain.lifecycle import SETTLEABLE, PaymentStatus, RegistrationState
 from bot.services.catalog import CatalogService
 from bot.services.errors import AlreadyDecided, InvalidAnswer, NotFound
 from bot.services.notify import audit
-from bot.services.payments import PaymentConfig, expected_amount, record_payment
+from bot.services.payments import (
+    PaymentConfig,
+    expected_amount,
+    receipt_card_key,
+    record_payment,
+)
 from storage.models import StatementImport
 from storage.uow import UowFactory
 
@@ -75,6 +80,9 @@ class StatementApplied:
     paid: int
     flagged: int  # recorded but needing a refund (state changed since the preview)
     already_recorded: int
+    # Staff cards of receipts this import made moot (the registration is paid now), as
+    # (chat id, message id): their approve / reject buttons are to be taken away.
+    settled_cards: tuple[tuple[int, int], ...] = ()
 
 
 def _decode(data: bytes) -> str:
@@ -253,10 +261,20 @@ class StatementService:
             if not await uow.statements.decide(import_id, "applied", staff_id, now):
                 raise await self._decided(uow, import_id)
             paid = flagged = recorded = 0
+            cards: list[tuple[int, int]] = []
             for row in statement.rows:
                 if row["status"] != "matched":
                     continue
                 registration = await uow.payments.registration_by_reference(row["reference"])
+                receipts = (
+                    [
+                        p.id
+                        for p in await uow.payments.list_for_registration(registration.id)
+                        if p.status == PaymentStatus.PENDING_REVIEW
+                    ]
+                    if registration
+                    else []
+                )
                 outcome = await record_payment(
                     uow,
                     registration=registration,
@@ -281,6 +299,11 @@ class StatementService:
                     recorded += 1
                 elif outcome.status == PaymentStatus.PAID:
                     paid += 1
+                    # Receipts still under review were superseded by this payment.
+                    for payment_id in receipts:
+                        card = await uow.outbox.get_sent_message(receipt_card_key(payment_id))
+                        if card is not None:
+                            cards.append(card)
                 else:
                     flagged += 1
             audit(
@@ -295,7 +318,7 @@ class StatementService:
                 details={"paid": paid, "flagged": flagged, "already_recorded": recorded},
             )
             await uow.commit()
-            return StatementApplied(import_id, paid, flagged, recorded)
+            return StatementApplied(import_id, paid, flagged, recorded, tuple(cards))
 
     async def discard(self, import_id: int, staff_id: int) -> None:
         now = self._clock()

@@ -35,6 +35,8 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from bot.domain.lifecycle import (
+    ACTIVE,
+    IDENTITY_FROZEN,
     MOVABLE,
     SEAT_HOLDING,
     SELF_CANCELLABLE,
@@ -109,6 +111,9 @@ class RegistrationView:
     can_cancel: bool
     can_move: bool
     submitted_at: datetime | None
+    identity_frozen: bool = False  # paid or under review: staff correct name and ID number
+    # From when the admission ticket can be had; None once that moment has passed.
+    tickets_from_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,14 +211,27 @@ class RegistrationService:
     # --- reading --------------------------------------------------------------------
 
     async def list_sessions(
-        self, level_code: str, *, include_closed: bool = False
+        self,
+        level_code: str,
+        *,
+        include_closed: bool = False,
+        telegram_id: int | None = None,
+        moving: int | None = None,
     ) -> list[SessionOption]:
-        """Sessions offering the level, by exam date; closed ones only when asked for."""
+        """Sessions offering the level, by exam date; closed ones only when asked for.
+
+        With `telegram_id`, only sessions that candidate can take: none on the exam day of
+        another of their active registrations (`moving`: the one being moved, not "another").
+        """
         now = self._clock()
         async with self._uow() as uow:
-            options = [
-                _session_option(s, now) for s in await uow.exam_sessions.list_for_level(level_code)
-            ]
+            sessions = await uow.exam_sessions.list_for_level(level_code)
+            busy: dict[date, int] = {}
+            if telegram_id is not None:
+                candidate = await uow.candidates.get_by_telegram_id(telegram_id)
+                if candidate is not None:
+                    busy = await self._busy_days(uow, candidate.id, moving=moving)
+            options = [_session_option(s, now) for s in sessions if s.exam_date not in busy]
         return [o for o in options if include_closed or o.availability != "closed"]
 
     async def list_for_candidate(self, telegram_id: int) -> list[RegistrationView]:
@@ -266,6 +284,9 @@ class RegistrationService:
             )
             if existing is not None:
                 raise AlreadyRegistered(existing.id)
+            same_day = (await self._busy_days(uow, candidate.id)).get(session.exam_date)
+            if same_day is not None:  # two exams at the same hours: one seat would stay empty
+                raise AlreadyRegistered(same_day)
             if (
                 direction_code is not None
                 and await uow.catalog.get_direction(direction_code) is None
@@ -390,6 +411,9 @@ class RegistrationService:
             )
             if clash is not None:
                 raise AlreadyRegistered(clash.id)
+            busy = await self._busy_days(uow, registration.candidate_id, moving=registration.id)
+            if new.exam_date in busy:
+                raise AlreadyRegistered(busy[new.exam_date])
 
             await uow.exam_sessions.lock(old.id, new.id)
             if not await uow.exam_sessions.take_seat(new.id):
@@ -555,6 +579,19 @@ class RegistrationService:
         return registration
 
     @staticmethod
+    async def _busy_days(
+        uow: UnitOfWork, candidate_id: int, *, moving: int | None = None
+    ) -> dict[date, int]:
+        """Exam days of the candidate's active registrations (but `moving`) → registration id."""
+        active = [
+            r
+            for r in await uow.registrations.list_for_candidate(candidate_id)
+            if r.state in ACTIVE and r.id != moving
+        ]
+        sessions = await uow.exam_sessions.list_by_ids([r.session_id for r in active])
+        return {sessions[r.session_id].exam_date: r.id for r in active}
+
+    @staticmethod
     async def _session(uow: UnitOfWork, session_id: int) -> ExamSession:
         session = await uow.exam_sessions.get(session_id)
         if session is None:
@@ -626,6 +663,8 @@ class RegistrationService:
             can_cancel=state in SELF_CANCELLABLE and before_cutoff,
             can_move=state in MOVABLE and before_cutoff,
             submitted_at=registration.submitted_at,
+            identity_frozen=state in IDENTITY_FROZEN,
+            tickets_from_at=session.tickets_from_at if now < session.tickets_from_at else None,
         )
 
 

@@ -7,14 +7,18 @@ Each answer is validated and written when given: personal fields on the candidat
 choices (level, direction, session) in the flow state. A candidate who leaves, or whose bot
 restarts, resumes at the same step with every earlier answer intact. Seats are taken by
 `RegistrationService.submit`, only after the summary is confirmed.
+
+Identity (`bot.services.identity`: name, ID document and number, and what a passport
+adds) is frozen while the candidate has a registration in `IDENTITY_FROZEN` (paid, or a
+receipt being checked): money was paid against it and the ticket prints it, so answers
+and edits of those steps raise IdentityFrozen and staff correct them (`CorrectionService`). A level
+with an active registration is not opened again: `start` raises AlreadyRegistered.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -23,17 +27,18 @@ from email_validator import EmailNotValidError, validate_email
 
 from bot.crypto import Vault
 from bot.domain.catalog import Catalog
-from bot.domain.idcard import (
-    InvalidIdNumber,
-    InvalidPassportNumber,
-    mask_id_number,
-    normalise_passport_number,
-    parse_id_number,
-)
 from bot.services.answers import parse_choice, parse_date, parse_text
 from bot.services.candidates import candidate_and_flow
 from bot.services.catalog import CatalogService
-from bot.services.errors import InvalidAnswer, NotEligible, StaleStep
+from bot.services.errors import (
+    AlreadyRegistered,
+    FormIncomplete,
+    IdentityFrozen,
+    InvalidAnswer,
+    NotEligible,
+    StaleStep,
+)
+from bot.services.identity import IDENTITY, frozen_by, parse_name, store_id_number
 from bot.services.registration import RegistrationService, SessionOption, SubmitResult
 from storage.models import Candidate, FlowState
 from storage.uow import UnitOfWork, UowFactory
@@ -43,11 +48,9 @@ SUMMARY = "summary"
 ID_TYPES = ("resident_id", "passport")
 GENDERS = ("male", "female")
 NONE = "none"
-MAX_NAME = 50
 MAX_TEXT = 60
 PHOTO_MIN_WIDTH, PHOTO_MIN_HEIGHT = 295, 413  # a 2-inch photo (35 x 49 mm) at ~215-300 dpi
 PHOTO_MAX_BYTES = 5 * 1024 * 1024
-_NAME_RE = re.compile(r"^[^\W\d_]+(?:[ ·.'\-][^\W\d_]+)*\.?$")
 
 #: The form in order; `gender` and `birth_date` are asked only for passports (a resident
 #: ID number carries both), `prior_certificate` only from holders of a lower level.
@@ -93,7 +96,8 @@ class Summary:
     phone: str | None
     email: str | None
     education: str | None
-    major: str | None
+    major: str | None  # as typed, or the catalogue's Chinese name of `major_code`
+    major_code: str | None  # a major from the catalogue's lists: shown in the reader's language
     graduation_date: str | None
     school: str | None
     work_unit: str | None
@@ -104,6 +108,8 @@ class Summary:
     direction: str | None
     session: str | None
     has_photo: bool
+    session_option: SessionOption | None = None  # the chosen session's date, times and zone
+    frozen_by: int | None = None  # the paid / under-review registration freezing identity
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,9 @@ class RegistrationFormService:
         parse_choice("level", level, [lv.code for lv in catalog.levels])
         async with self._uow() as uow:
             candidate, state = await candidate_and_flow(uow, telegram_id)
+            active = await uow.registrations.find_active(candidate.id, level_code=level)
+            if active is not None:  # show it, never a fresh summary that could rewrite it
+                raise AlreadyRegistered(active.id)
             verdict = candidate.profile.get("verdicts", {}).get(level, {})
             if verdict.get("status") not in ("eligible", "approved", "overridden"):
                 raise NotEligible(level, verdict.get("status", "unknown"))
@@ -147,17 +156,18 @@ class RegistrationFormService:
                 form = {"level": level}  # another level: the session chosen before no longer fits
             state.enter(FLOW)
             name = self._next(candidate, state, form)
-            snapshot = self._summary(candidate, form)
+            snapshot = await self._summary(uow, candidate, form)
             await uow.commit()
-        return await self._build(name, snapshot, catalog)
+        return await self._build(name, snapshot, telegram_id, catalog)
 
     async def current(self, telegram_id: int) -> Step | None:
         async with self._uow() as uow:
             candidate, state = await candidate_and_flow(uow, telegram_id)
             if state.flow != FLOW or state.step is None:
                 return None
-            name, snapshot = state.step, self._summary(candidate, state.answers_of(FLOW))
-        return await self._build(name, snapshot)
+            snapshot = await self._summary(uow, candidate, state.answers_of(FLOW))
+            name = state.step
+        return await self._build(name, snapshot, telegram_id)
 
     async def edit(self, telegram_id: int, field_name: str) -> Step:
         """Jump from the summary to one field; after answering, back to the summary."""
@@ -167,12 +177,14 @@ class RegistrationFormService:
             candidate, state = await candidate_and_flow(uow, telegram_id)
             if state.flow != FLOW or state.step != SUMMARY:
                 raise StaleStep(field_name)
+            if field_name in IDENTITY:
+                await self._check_not_frozen(uow, candidate, field_name)
             form = {**state.answers_of(FLOW), "editing": True}
             form.pop("review", None)
             state.advance(field_name, answers=form)
-            snapshot = self._summary(candidate, form)
+            snapshot = await self._summary(uow, candidate, form)
             await uow.commit()
-        return await self._build(field_name, snapshot)
+        return await self._build(field_name, snapshot, telegram_id)
 
     async def answer(self, telegram_id: int, step: str, value: Input) -> Step:
         """Validate and save one answer, then return the next step (or the summary).
@@ -185,19 +197,25 @@ class RegistrationFormService:
         sessions: list[SessionOption] = []
         if step == "session":
             level = await self._form_level(telegram_id)
-            sessions = await self._registrations.list_sessions(level) if level else []
+            sessions = (
+                await self._registrations.list_sessions(level, telegram_id=telegram_id)
+                if level
+                else []
+            )
         async with self._uow() as uow:
             candidate, state = await candidate_and_flow(uow, telegram_id)
             if state.flow != FLOW or state.step != step or step == SUMMARY:
                 raise StaleStep(step)
             form = state.answers_of(FLOW)
+            if step in IDENTITY and not self._missing(candidate, form, step):
+                await self._check_not_frozen(uow, candidate, step)
             await self._save(uow, candidate, form, step, value, catalog, sessions)
             if form.pop("editing", False) and self._complete(candidate, form):
                 form["review"] = True
             name = self._next(candidate, state, form)
-            snapshot = self._summary(candidate, form)
+            snapshot = await self._summary(uow, candidate, form)
             await uow.commit()
-        return await self._build(name, snapshot, catalog)
+        return await self._build(name, snapshot, telegram_id, catalog)
 
     async def _form_level(self, telegram_id: int) -> str | None:
         async with self._uow() as uow:
@@ -205,12 +223,19 @@ class RegistrationFormService:
             return state.answers_of(FLOW).get("level")
 
     async def submit(self, telegram_id: int, *, join_waitlist: bool = False) -> SubmitResult:
-        """Confirm the summary: take a seat (or join the waitlist) and close the form."""
+        """Confirm the summary: take a seat (or join the waitlist) and close the form.
+
+        StaleStep when the form is closed (submitted already); FormIncomplete with the
+        steps still to answer when the candidate is in the form but not done with it.
+        """
         async with self._uow() as uow:
             candidate, state = await candidate_and_flow(uow, telegram_id)
             form = state.answers_of(FLOW)
-            if state.flow != FLOW or state.step != SUMMARY or not self._complete(candidate, form):
+            if state.flow != FLOW:
                 raise StaleStep(SUMMARY)
+            missing = tuple(s for s in STEPS if self._missing(candidate, form, s))
+            if missing or state.step != SUMMARY:
+                raise FormIncomplete(missing or (state.step or SUMMARY,))
             level, session, direction = form["level"], form["session"], form.get("direction")
             eligibility = candidate.profile.get("verdicts", {}).get(level, {})
             if eligibility.get("status") not in ("eligible", "approved", "overridden"):
@@ -272,8 +297,13 @@ class RegistrationFormService:
         state.advance(step, answers=form)
         return step
 
-    async def _build(self, step: str, summary: Summary, catalog: Catalog | None = None) -> Step:
-        """What the handler shows for a step; reads the catalogue and sessions it needs."""
+    async def _build(
+        self, step: str, summary: Summary, telegram_id: int, catalog: Catalog | None = None
+    ) -> Step:
+        """What the handler shows for a step; reads the catalogue and sessions it needs.
+
+        Sessions are the ones this candidate can take (none on the day of another of their
+        registrations)."""
         level = summary.level
         if step == "id_type":
             return Step(step, ID_TYPES, level=level)
@@ -285,14 +315,16 @@ class RegistrationFormService:
         if step == "session":
             sessions = [
                 s
-                for s in await self._registrations.list_sessions(level)
+                for s in await self._registrations.list_sessions(level, telegram_id=telegram_id)
                 if s.availability in ("open", "full")
             ]
             extra: dict[str, Any] = {}
             if not sessions:  # none open now: say when the next one opens
                 upcoming = [
                     s
-                    for s in await self._registrations.list_sessions(level, include_closed=True)
+                    for s in await self._registrations.list_sessions(
+                        level, include_closed=True, telegram_id=telegram_id
+                    )
                     if s.availability == "not_yet_open"
                 ]
                 if upcoming:
@@ -311,10 +343,25 @@ class RegistrationFormService:
         if step == "work_unit":
             return Step(step, (NONE,), level=level)
         if step == SUMMARY:
+            chosen = [
+                s
+                for s in await self._registrations.list_sessions(level, include_closed=True)
+                if s.code == summary.session
+            ]
+            if chosen:
+                summary = replace(summary, session_option=chosen[0])
             return Step(step, summary=summary, level=level)
         return Step(step, level=level)
 
-    def _summary(self, candidate: Candidate, form: dict[str, Any]) -> Summary:
+    @staticmethod
+    async def _check_not_frozen(uow: UnitOfWork, candidate: Candidate, step: str) -> None:
+        frozen = await frozen_by(uow, candidate.id)
+        if frozen is not None:
+            raise IdentityFrozen(frozen, step)
+
+    async def _summary(
+        self, uow: UnitOfWork, candidate: Candidate, form: dict[str, Any]
+    ) -> Summary:
         p = candidate.profile
         return Summary(
             level=form.get("level", ""),
@@ -327,6 +374,7 @@ class RegistrationFormService:
             email=candidate.email,
             education=p.get("education"),
             major=p.get("major"),
+            major_code=p.get("major_code"),
             graduation_date=p.get("graduation_date"),
             school=p.get("school"),
             work_unit=p.get("work_unit"),
@@ -337,6 +385,7 @@ class RegistrationFormService:
             direction=form.get("direction"),
             session=form.get("session"),
             has_photo=bool(p.get("photo")),
+            frozen_by=await frozen_by(uow, candidate.id),
         )
 
     # -- saving one answer --------------------------------------------------------------
@@ -353,7 +402,7 @@ class RegistrationFormService:
     ) -> None:
         today = self._clock().date()
         if step == "full_name":
-            candidate.full_name = _name(value.text)
+            candidate.full_name = parse_name(value.text)
         elif step == "id_type":
             chosen = parse_choice(step, value.choice, ID_TYPES)
             if chosen != candidate.id_doc_type:
@@ -365,7 +414,7 @@ class RegistrationFormService:
                 ) = None
                 candidate.gender = candidate.birth_date = None
         elif step == "id_number":
-            await self._save_id_number(uow, candidate, value.text, today)
+            await store_id_number(uow, self._vault, candidate, value.text, today)
         elif step == "gender":
             candidate.gender = parse_choice(step, value.choice, GENDERS)
         elif step == "birth_date":
@@ -403,41 +452,6 @@ class RegistrationFormService:
             candidate.profile = {**candidate.profile, "photo": _photo(value)}
         else:  # pragma: no cover - steps come from STEPS
             raise StaleStep(step)
-
-    async def _save_id_number(
-        self, uow: UnitOfWork, candidate: Candidate, text: str | None, today: date
-    ) -> None:
-        if text is None:
-            raise InvalidAnswer("id_number", "text_expected")
-        try:
-            if candidate.id_doc_type == "passport":
-                number = normalise_passport_number(text)
-            else:
-                info = parse_id_number(text, today=today)
-                number = info.number
-        except InvalidIdNumber as exc:
-            raise InvalidAnswer("id_number", f"id_{exc.reason}") from None
-        except InvalidPassportNumber as exc:
-            raise InvalidAnswer("id_number", f"passport_{exc.reason}") from None
-        digest = self._vault.lookup_hash(f"{candidate.id_doc_type}:{number}")
-        owner = await uow.candidates.get_by_id_hash(digest)
-        if owner is not None and owner.id != candidate.id:
-            raise InvalidAnswer("id_number", "id_in_use")
-        encrypted, masked = self._vault.encrypt(number), mask_id_number(number)
-        if not await uow.candidates.set_id_number(
-            candidate, encrypted=encrypted, digest=digest, masked=masked
-        ):
-            # Another account saved the same number at the same moment (the unique hash).
-            raise InvalidAnswer("id_number", "id_in_use")
-        if candidate.id_doc_type != "passport":
-            candidate.gender, candidate.birth_date = info.gender.value, info.birth_date
-
-
-def _name(text: str | None) -> str:
-    value = parse_text("full_name", text, max_length=MAX_NAME)
-    if not _NAME_RE.match(unicodedata.normalize("NFKC", value)):
-        raise InvalidAnswer("full_name", "name_characters")
-    return value
 
 
 def _phone(value: Input) -> str:
@@ -477,12 +491,16 @@ def _photo(value: Input) -> dict[str, Any]:
     if (photo.get("file_size") or 0) > PHOTO_MAX_BYTES:
         raise InvalidAnswer("photo", "photo_too_large", limit_mb=PHOTO_MAX_BYTES // (1024 * 1024))
     if width is not None and height is not None:
+        # Orientation first: a landscape photo is usually big enough but turned, and "too
+        # small" would send the candidate looking for a sharper one instead of rotating it.
+        if width > height:
+            raise InvalidAnswer("photo", "photo_landscape")
+        if height == width:
+            raise InvalidAnswer("photo", "photo_not_portrait")
         if width < PHOTO_MIN_WIDTH or height < PHOTO_MIN_HEIGHT:
             raise InvalidAnswer(
                 "photo", "photo_too_small", width=PHOTO_MIN_WIDTH, height=PHOTO_MIN_HEIGHT
             )
-        if height <= width:
-            raise InvalidAnswer("photo", "photo_not_portrait")
     return {
         k: photo.get(k)
         for k in ("file_id", "file_unique_id", "width", "height", "file_size", "mime_type")

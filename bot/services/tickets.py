@@ -4,7 +4,9 @@ Entry points: `TicketService.ticket(telegram_id, registration_id=None)` (a candi
 ticket: NotFound, NotPaid, TicketNotYetAvailable), `issue_due_tickets()` (the scheduler:
 tickets for PAID registrations whose session's `tickets_from_at` has passed, and a
 `ticket_ready` notification in the outbox, key `ticket:{registration id}`) and
-`verify(signed_reference)` (staff and the public check page).
+`verify(signed_reference)` (staff and the public check page); `reissue_ticket(uow, …)`
+gives a ticket a new number inside another service's transaction (staff corrected the
+identity printed on it).
 
 Numbers: `{session code}-{level initial}-{seq:04d}`, e.g. `2027-01-J-0007`; the seat is a
 per-session sequence (`007`) used in the room of each component. Both are drawn from
@@ -13,12 +15,15 @@ both are unique in the database, so concurrent issuers (the job on two instances
 candidate's /ticket) never share one and never leave a gap.
 
 The QR code on the ticket carries `Vault.sign("tk:<ticket number>")`. A registration moved
-to another session is reissued (new number and seat) and the old reference stops verifying;
-so does a ticket whose registration is no longer PAID (cancelled, refunded).
+to another session is reissued (new number and seat), and one whose name or ID number staff
+corrected gets a new number (same seat): the old reference stops verifying and its check
+says "replaced" and by which number (`superseded_tickets` keeps every replaced number). A
+ticket whose registration is no longer PAID (cancelled, refunded) stops verifying too.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -36,11 +41,15 @@ from storage.models import AdmissionTicket, Candidate, ExamSession, Registration
 from storage.uow import UnitOfWork, UowFactory
 
 REFERENCE_PREFIX = "tk:"
+#: What `Vault.sign("tk:<ticket number>")` can look like: ticket numbers are catalogue codes
+#: and digits, the signature is URL-safe base64. Anything else (non-ASCII, spaces, a long
+#: text) is forged before any signature check or query.
+_SIGNED_REFERENCE = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 SEAT_DIGITS = 3
 #: Registrations handled per job tick; the next tick takes the rest.
 ISSUE_BATCH = 200
 
-CheckReason = Literal["ok", "forged", "unknown", "not_paid"]
+CheckReason = Literal["ok", "forged", "unknown", "not_paid", "replaced"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +86,7 @@ class TicketData:
     organisation_name: dict[str, str]
     occupation_name: dict[str, str]
     issued_at: datetime
+    id_doc_type: str | None = None  # "resident_id" / "passport": the document to bring
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,9 @@ class TicketCheck:
     session_code: str | None = None
     level_code: str | None = None
     exam_date: date | None = None
+    # "replaced": the number in force now; None while the moved registration's new ticket
+    # is not issued yet (`session_code` is then the session it moved to).
+    replaced_by: str | None = None
     # For staff only (the /checkticket reply), never on the public route:
     full_name: str | None = None
     id_number_masked: str | None = None
@@ -235,19 +248,27 @@ class TicketService:
     # --- checking a scanned ticket ----------------------------------------------------
 
     async def verify(self, signed_reference: str) -> TicketCheck:
-        """Check a reference from a ticket's QR code (or the check URL that carries it)."""
-        reference = self._vault.verify(extract_reference(signed_reference))
+        """Check a reference from a ticket's QR code (or the check URL that carries it).
+
+        Whatever the text, the answer is a check: a malformed one is `forged`, never an error.
+        """
+        signed = extract_reference(signed_reference)
+        if not _SIGNED_REFERENCE.fullmatch(signed):
+            return TicketCheck(valid=False, reason="forged")
+        reference = self._vault.verify(signed)
         if reference is None or not reference.startswith(REFERENCE_PREFIX):
             return TicketCheck(valid=False, reason="forged")
+        number = reference.removeprefix(REFERENCE_PREFIX)
         async with self._uow() as uow:
-            ticket = await uow.tickets.get_by_number(reference.removeprefix(REFERENCE_PREFIX))
-            registration = await uow.registrations.get(ticket.registration_id) if ticket else None
-            if (
-                ticket is None
-                or registration is None
-                or registration.session_id != ticket.session_id
-            ):
+            ticket = await uow.tickets.get_by_number(number)
+            if ticket is None:
+                return await self._replaced(uow, number)
+            registration = await uow.registrations.get(ticket.registration_id)
+            if registration is None:
                 return TicketCheck(valid=False, reason="unknown")
+            if registration.session_id != ticket.session_id:
+                # Moved to another session; the new ticket is issued from its ticket date.
+                return await self._replaced_check(uow, number, registration, None)
             candidate = await uow.candidates.get(registration.candidate_id)
             session = await uow.exam_sessions.get(ticket.session_id)
             assert candidate is not None and session is not None
@@ -267,6 +288,42 @@ class TicketService:
                 seat=_seat(ticket.seat),
             )
 
+    async def _replaced(self, uow: UnitOfWork, number: str) -> TicketCheck:
+        superseded = await uow.tickets.get_superseded(number)
+        registration = (
+            await uow.registrations.get(superseded.registration_id) if superseded else None
+        )
+        if registration is None:
+            return TicketCheck(valid=False, reason="unknown")
+        current = await uow.tickets.get_for_registration(registration.id)
+        in_force = current if current and current.session_id == registration.session_id else None
+        return await self._replaced_check(
+            uow, number, registration, in_force.ticket_number if in_force else None
+        )
+
+    async def _replaced_check(
+        self, uow: UnitOfWork, number: str, registration: Registration, replaced_by: str | None
+    ) -> TicketCheck:
+        """A number that no longer admits anyone, with what replaced it (no seat: it is gone)."""
+        candidate = await uow.candidates.get(registration.candidate_id)
+        session = await uow.exam_sessions.get(registration.session_id)
+        assert candidate is not None and session is not None
+        name = candidate.full_name or ""
+        return TicketCheck(
+            valid=False,
+            reason="replaced",
+            ticket_number=number,
+            name_masked=mask_name(name),
+            session_code=session.code,
+            level_code=registration.level_code,
+            exam_date=session.exam_date,
+            replaced_by=replaced_by,
+            full_name=name,
+            id_number_masked=self._masked_id(candidate),
+            registration_id=registration.id,
+            telegram_id=candidate.telegram_id,
+        )
+
     # --- helpers ---------------------------------------------------------------------
 
     async def _issue(
@@ -285,13 +342,13 @@ class TicketService:
         if ticket is not None and ticket.session_id == session.id:
             return ticket, False
         seat = await uow.tickets.next_value(session.id, uow.tickets.SEAT)
-        initial = level_initial(registration.level_code)
-        seq = await uow.tickets.next_value(session.id, f"number:{initial}")
-        number = f"{session.code}-{initial}-{seq:04d}"
+        number = await _draw_number(uow, session, registration.level_code)
         reissued = ticket is not None
         if ticket is None:
             ticket = AdmissionTicket(registration_id=registration.id, issued_at=now)
             uow.tickets.add(ticket)
+        else:  # printed for the session it moved away from: say what replaced it
+            uow.tickets.add_superseded(ticket.ticket_number, registration.id, now, "moved")
         ticket.session_id, ticket.seat, ticket.ticket_number = session.id, seat, number
         ticket.issued_at, ticket.notified_at = now, None
         await uow.flush()
@@ -365,14 +422,56 @@ class TicketService:
             organisation_name=_names(catalog.evaluation_organisation.name),
             occupation_name=_names(catalog.occupation.name),
             issued_at=ticket.issued_at,
+            id_doc_type=candidate.id_doc_type,
         )
+
+
+async def reissue_ticket(
+    uow: UnitOfWork, registration: Registration, now: datetime, *, actor: str
+) -> tuple[str, str] | None:
+    """Give the registration's ticket a new number (same session and seat) because what is
+    printed on it changed; the old number then checks as "replaced". Runs in the caller's
+    transaction. Returns (old number, new number), or None when there is no ticket for its
+    current session (none issued yet, or a moved one that is reissued anyway)."""
+    ticket = await uow.tickets.get_for_registration(registration.id)
+    if ticket is None or ticket.session_id != registration.session_id:
+        return None
+    session = await uow.exam_sessions.get(ticket.session_id)
+    if session is None:
+        raise NotFound("session")
+    await uow.tickets.lock_session_counters(session.id)
+    old = ticket.ticket_number
+    number = await _draw_number(uow, session, registration.level_code)
+    uow.tickets.add_superseded(old, registration.id, now, "corrected")
+    ticket.ticket_number, ticket.issued_at = number, now
+    await uow.flush()
+    audit(
+        uow,
+        actor,
+        "registration",
+        registration.id,
+        "ticket_reissued",
+        now,
+        details={"ticket_number": number, "replaces": old, "seat": ticket.seat},
+    )
+    return old, number
+
+
+async def _draw_number(uow: UnitOfWork, session: ExamSession, level_code: str) -> str:
+    """The next ticket number of the session for the level (hold the session's lock)."""
+    initial = level_initial(level_code)
+    seq = await uow.tickets.next_value(session.id, f"number:{initial}")
+    return f"{session.code}-{initial}-{seq:04d}"
 
 
 def extract_reference(text: str) -> str:
     """The signed reference from what a scanner read: the bare reference or a check URL."""
     text = text.strip()
     if "ref=" in text:
-        values = parse_qs(urlsplit(text).query).get("ref")
+        try:
+            values = parse_qs(urlsplit(text).query).get("ref")
+        except ValueError:  # not a URL after all (e.g. an unclosed "[" host)
+            return ""
         return values[0] if values else ""
     return text
 

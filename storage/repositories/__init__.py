@@ -9,6 +9,7 @@ One module per aggregate; every public name is re-exported here, so
 
 - `candidates`: `CandidateRepository`, `FlowStateRepository`
 - `inbox`: `InboxRepository`
+- `set_aside`: `SetAsideRepository` (updates kept for staff)
 - `outbox`: `OutboxRepository`
 - `catalog`: `CatalogRepository`, `SessionRepository` (catalogue and exam sessions)
 - `audit`: `AuditRepository`
@@ -18,6 +19,7 @@ One module per aggregate; every public name is re-exported here, so
 - `tickets`: `TicketRepository`
 - `broadcasts`: `BroadcastRepository`
 - `reminders`: `ReminderRepository`
+- `results`: `ResultRepository` (result imports, component results, releases)
 - `_sql`: private helpers shared by the modules above (`_is_postgresql`, `_insert`,
   `_is_unique_violation`, `_not_held`)
 
@@ -36,6 +38,8 @@ from storage.repositories.outbox import OutboxRepository
 from storage.repositories.payments import PaymentRepository, StatementImportRepository
 from storage.repositories.registrations import RegistrationRepository, ReviewRepository
 from storage.repositories.reminders import ReminderRepository
+from storage.repositories.results import ResultRepository
+from storage.repositories.set_aside import SetAsideRepository
 from storage.repositories.tickets import TicketRepository
 
 __all__ = [
@@ -49,8 +53,10 @@ __all__ = [
     "PaymentRepository",
     "RegistrationRepository",
     "ReminderRepository",
+    "ResultRepository",
     "ReviewRepository",
     "SessionRepository",
+    "SetAsideRepository",
     "StatementImportRepository",
     "TicketRepository",
 ]

@@ -1,6 +1,10 @@
 """The outbox aggregate: `OutboxMessage` rows queued once per idempotency key, claimed
 under a lease by the sender (FOR UPDATE SKIP LOCKED on PostgreSQL), settled as sent,
 failed, unreachable or cancelled, and counted per status and per broadcast.
+
+Fencing: a claim writes a fresh `claim_token` with the lease, and every later write of
+the claimant (settle, retry, release, extend) matches that token. A worker that lost its
+claim (frozen past the lease while another took the row) changes nothing.
 """
 
 from __future__ import annotations
@@ -64,9 +68,10 @@ class OutboxRepository:
         return int((await self.session.execute(stmt)).rowcount or 0)
 
     async def claim_due(
-        self, now: datetime, lease_until: datetime, limit: int
+        self, now: datetime, lease_until: datetime, limit: int, token: str
     ) -> list[OutboxMessage]:
-        """Lease up to `limit` due rows, by (`not_before`, id); each claim counts one attempt.
+        """Lease up to `limit` due rows under `token`, by (`not_before`, id); each claim
+        counts one attempt.
 
         PostgreSQL: the ids are locked with FOR UPDATE SKIP LOCKED first, so concurrent
         workers pass over each other's rows instead of waiting or taking them twice.
@@ -91,7 +96,9 @@ class OutboxRepository:
         stmt = (
             update(OutboxMessage)
             .where(where)
-            .values(lease_until=lease_until, attempts=OutboxMessage.attempts + 1)
+            .values(
+                lease_until=lease_until, claim_token=token, attempts=OutboxMessage.attempts + 1
+            )
             .returning(OutboxMessage)
             .execution_options(synchronize_session=False, populate_existing=True)
         )
@@ -108,46 +115,81 @@ class OutboxRepository:
         times = [t for t in (free, leased) if t is not None]
         return min(times) if times else None
 
-    async def mark_sent(self, ids: Sequence[int], at: datetime) -> int:
-        return await self._finish(ids, status=OutboxStatus.SENT, sent_at=at, last_error=None)
+    async def mark_sent(self, ids: Sequence[int], token: str, at: datetime) -> list[int]:
+        return await self._finish(
+            ids, token, status=OutboxStatus.SENT, sent_at=at, last_error=None
+        )
 
-    async def mark_failed(self, ids: Sequence[int], error: str) -> int:
-        return await self._finish(ids, status=OutboxStatus.FAILED, last_error=error)
-
-    async def mark_unreachable(self, ids: Sequence[int], error: str) -> int:
-        return await self._finish(ids, status=OutboxStatus.UNREACHABLE, last_error=error)
-
-    async def mark_cancelled(self, ids: Sequence[int], reason: str) -> int:
-        return await self._finish(ids, status=OutboxStatus.CANCELLED, last_error=reason)
-
-    async def _finish(self, ids: Sequence[int], **values: Any) -> int:
-        """Settle pending rows for good; a row already settled is left as it was."""
-        if not ids:
-            return 0
+    async def set_message_id(self, row_id: int, message_id: int) -> None:
+        """Keep Telegram's id of a sent row's message."""
         stmt = (
             update(OutboxMessage)
-            .where(OutboxMessage.id.in_(list(ids)), OutboxMessage.status == OutboxStatus.PENDING)
-            .values(lease_until=None, **values)
+            .where(OutboxMessage.id == row_id)
+            .values(message_id=message_id)
             .execution_options(synchronize_session=False)
         )
-        return int((await self.session.execute(stmt)).rowcount or 0)
+        await self.session.execute(stmt)
+
+    async def get_sent_message(self, idempotency_key: str) -> tuple[int, int] | None:
+        """(chat id, message id) of the row queued under `idempotency_key`, once sent."""
+        stmt = select(OutboxMessage.chat_id, OutboxMessage.message_id).where(
+            OutboxMessage.idempotency_key == idempotency_key,
+            OutboxMessage.status == OutboxStatus.SENT,
+            OutboxMessage.message_id.is_not(None),
+        )
+        row = (await self.session.execute(stmt)).first()
+        return (row[0], row[1]) if row else None
+
+    async def mark_failed(self, ids: Sequence[int], token: str, error: str) -> list[int]:
+        return await self._finish(ids, token, status=OutboxStatus.FAILED, last_error=error)
+
+    async def mark_unreachable(self, ids: Sequence[int], token: str, error: str) -> list[int]:
+        return await self._finish(ids, token, status=OutboxStatus.UNREACHABLE, last_error=error)
+
+    async def mark_cancelled(self, ids: Sequence[int], token: str, reason: str) -> list[int]:
+        return await self._finish(ids, token, status=OutboxStatus.CANCELLED, last_error=reason)
+
+    @staticmethod
+    def _claimed(ids: Sequence[int], token: str) -> Any:
+        """Pending rows among `ids` still held under the claim `token`."""
+        return (
+            OutboxMessage.id.in_(list(ids))
+            & (OutboxMessage.status == OutboxStatus.PENDING)
+            & (OutboxMessage.claim_token == token)
+        )
+
+    async def _finish(self, ids: Sequence[int], token: str, **values: Any) -> list[int]:
+        """Settle claimed rows for good; the ids settled. A row settled before or claimed
+        since under another token is left as it was."""
+        if not ids:
+            return []
+        stmt = (
+            update(OutboxMessage)
+            .where(self._claimed(ids, token))
+            .values(lease_until=None, claim_token=None, **values)
+            .returning(OutboxMessage.id)
+            .execution_options(synchronize_session=False)
+        )
+        return list((await self.session.scalars(stmt)).all())
 
     async def retry_later(
         self,
         row_id: int,
+        token: str,
         not_before: datetime,
         error: str | None,
         *,
         count_attempt: bool,
         chat_id: int | None = None,
     ) -> int:
-        """Give a claimed row back, due again at `not_before`.
+        """Give a row claimed under `token` back, due again at `not_before`.
 
         `count_attempt=False` (a 429, a row never handed to Telegram) takes back the
         attempt its claim counted.
         """
         values: dict[str, Any] = {
             "lease_until": None,
+            "claim_token": None,
             "not_before": not_before,
             "last_error": error,
         }
@@ -157,36 +199,39 @@ class OutboxRepository:
             values["chat_id"] = chat_id
         stmt = (
             update(OutboxMessage)
-            .where(OutboxMessage.id == row_id, OutboxMessage.status == OutboxStatus.PENDING)
+            .where(self._claimed([row_id], token))
             .values(**values)
             .execution_options(synchronize_session=False)
         )
         return int((await self.session.execute(stmt)).rowcount or 0)
 
-    async def release(self, ids: Sequence[int]) -> int:
-        """Drop the lease of claimed rows that were never sent (a clean
-        stop); uncount the claim."""
+    async def release(self, ids: Sequence[int], token: str) -> int:
+        """Drop the claim on rows that were never sent (a clean stop); uncount the claim."""
         if not ids:
             return 0
         stmt = (
             update(OutboxMessage)
-            .where(OutboxMessage.id.in_(list(ids)), OutboxMessage.status == OutboxStatus.PENDING)
-            .values(lease_until=None, attempts=_UNCOUNT_ATTEMPT)
+            .where(self._claimed(ids, token))
+            .values(lease_until=None, claim_token=None, attempts=_UNCOUNT_ATTEMPT)
             .execution_options(synchronize_session=False)
         )
         return int((await self.session.execute(stmt)).rowcount or 0)
 
-    async def extend_leases(self, ids: Sequence[int], lease_until: datetime) -> int:
-        """Renew the lease of rows a live worker still holds (waiting for their turn)."""
+    async def extend_leases(
+        self, ids: Sequence[int], token: str, lease_until: datetime
+    ) -> list[int]:
+        """Renew the lease of rows a live worker still holds under `token`; the ids renewed
+        (the others were settled or taken over by another claim)."""
         if not ids:
-            return 0
+            return []
         stmt = (
             update(OutboxMessage)
-            .where(OutboxMessage.id.in_(list(ids)), OutboxMessage.status == OutboxStatus.PENDING)
+            .where(self._claimed(ids, token))
             .values(lease_until=lease_until)
+            .returning(OutboxMessage.id)
             .execution_options(synchronize_session=False)
         )
-        return int((await self.session.execute(stmt)).rowcount or 0)
+        return list((await self.session.scalars(stmt)).all())
 
     async def release_all_leases(self) -> int:
         """Drop every lease (a single instance starting up: the leases were its own)."""
@@ -196,7 +241,7 @@ class OutboxRepository:
                 OutboxMessage.status == OutboxStatus.PENDING,
                 OutboxMessage.lease_until.is_not(None),
             )
-            .values(lease_until=None)
+            .values(lease_until=None, claim_token=None)
             .execution_options(synchronize_session=False)
         )
         return int((await self.session.execute(stmt)).rowcount or 0)

@@ -1,6 +1,6 @@
 """The admission ticket aggregate: `AdmissionTicket` rows and the per-session
-`TicketCounter` rows their numbers and seats are drawn from, plus the PAID registrations
-still waiting for their ticket.
+`TicketCounter` rows their numbers and seats are drawn from, the numbers they replaced
+(`SupersededTicket`), plus the PAID registrations still waiting for their ticket.
 """
 
 from __future__ import annotations
@@ -11,7 +11,13 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.lifecycle import RegistrationState
-from storage.models import AdmissionTicket, ExamSession, Registration, TicketCounter
+from storage.models import (
+    AdmissionTicket,
+    ExamSession,
+    Registration,
+    SupersededTicket,
+    TicketCounter,
+)
 from storage.repositories._sql import _insert, _is_postgresql
 
 
@@ -45,6 +51,22 @@ class TicketRepository:
         return await self.session.scalar(
             select(AdmissionTicket).where(AdmissionTicket.ticket_number == ticket_number)
         )
+
+    def add_superseded(
+        self, ticket_number: str, registration_id: int, replaced_at: datetime, reason: str
+    ) -> None:
+        """Remember a number that a reissue replaced (numbers are never drawn twice)."""
+        self.session.add(
+            SupersededTicket(
+                ticket_number=ticket_number,
+                registration_id=registration_id,
+                replaced_at=replaced_at,
+                reason=reason,
+            )
+        )
+
+    async def get_superseded(self, ticket_number: str) -> SupersededTicket | None:
+        return await self.session.get(SupersededTicket, ticket_number)
 
     async def _ensure_counter(self, session_id: int, scope: str) -> None:
         stmt = _insert(self.session, TicketCounter).values(

@@ -28,7 +28,10 @@ MAX_IN_FLIGHT = 8
 WAIT = 90  # seconds; a safety net for a hung process, never a measurement
 
 
-async def spawn(database: Database, sandbox: Sandbox, *args: str) -> asyncio.subprocess.Process:
+async def spawn(
+    database: Database, sandbox: Sandbox, *args: str, token: str | None = None
+) -> asyncio.subprocess.Process:
+    """A sender process on `database` and `sandbox` (as the first bot unless `token`)."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         str(WORKER),
@@ -37,7 +40,7 @@ async def spawn(database: Database, sandbox: Sandbox, *args: str) -> asyncio.sub
         "--api",
         sandbox.url,
         "--token",
-        sandbox.token,
+        token or sandbox.token,
         "--max-in-flight",
         str(MAX_IN_FLIGHT),
         *args,

@@ -8,19 +8,18 @@ every recorded Bot API call must have passed the check against the official meth
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from bot.app import Runtime
-from bot.config import PROJECT_ROOT, Settings
+from bot.config import Settings
 from bot.devtools.sandbox import Sandbox
-from bot.domain.catalog import load_catalog
 from storage import migrate
 from storage.db import Database
-from tests.factories import Clock
+from tests.factories import Clock, catalogued_services
 
 SECRET_KEY = "e2e-secret-key-" + "x" * 32
 WEBHOOK_SECRET = "hook-secret_123"
@@ -90,14 +89,10 @@ class Harness:
 
 async def prepare_database(url: str) -> None:
     """Migrate and load the shipped catalogue, as `examdesk db upgrade` + `catalog load` do."""
-    from bot.services import build_services
-
     database = Database(url)
     try:
         await migrate.upgrade(database.engine)
-        await build_services(database, Clock()).catalog.load(
-            load_catalog(PROJECT_ROOT / "catalog" / "exam-catalog.yaml")
-        )
+        await catalogued_services(database)
     finally:
         await database.dispose()
 
@@ -111,10 +106,19 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         assert violations == [], "Bot API calls that break the official spec"
 
 
-async def _harness(sandbox: Sandbox, tmp_path: Path, *, webhook: bool) -> AsyncIterator[Harness]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'e2e.sqlite3'}"
+async def harness_for(
+    sandbox: Sandbox,
+    url: str,
+    *,
+    webhook: bool,
+    harness_type: type[Harness] = Harness,
+    setup: Callable[[str], Awaitable[None]] | None = None,
+) -> AsyncIterator[Harness]:
+    """Prepare the database at `url` (then `setup` it), run examdesk on it, stop it after."""
     await prepare_database(url)
-    harness = Harness(
+    if setup is not None:
+        await setup(url)
+    harness = harness_type(
         sandbox=sandbox,
         database_url=url,
         token=sandbox.add_bot(),
@@ -128,17 +132,36 @@ async def _harness(sandbox: Sandbox, tmp_path: Path, *, webhook: bool) -> AsyncI
         await harness.stop()
 
 
+def sqlite_url(tmp_path: Path) -> str:
+    """The e2e database file of one test."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'e2e.sqlite3'}"
+
+
 @pytest.fixture
 async def bot(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Harness]:
     """examdesk running in polling mode against the sandbox."""
-    async for harness in _harness(sandbox, tmp_path, webhook=False):
+    async for harness in harness_for(sandbox, sqlite_url(tmp_path), webhook=False):
         yield harness
 
 
 @pytest.fixture
 async def webhook_bot(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Harness]:
     """examdesk running in webhook mode: the sandbox POSTs updates to its aiohttp route."""
-    async for harness in _harness(sandbox, tmp_path, webhook=True):
+    async for harness in harness_for(sandbox, sqlite_url(tmp_path), webhook=True):
+        yield harness
+
+
+@pytest.fixture
+async def any_bot(sandbox: Sandbox, database_url: str) -> AsyncIterator[Harness]:
+    """examdesk in polling mode on SQLite and on PostgreSQL."""
+    async for harness in harness_for(sandbox, database_url, webhook=False):
+        yield harness
+
+
+@pytest.fixture
+async def any_webhook_bot(sandbox: Sandbox, database_url: str) -> AsyncIterator[Harness]:
+    """examdesk in webhook mode on SQLite and on PostgreSQL."""
+    async for harness in harness_for(sandbox, database_url, webhook=True):
         yield harness
 
 

@@ -183,3 +183,62 @@ def test_format_amount_uses_currency_exponent() -> None:
 
 def test_make_png_has_id_photo_size() -> None:
     assert image_size(make_png()) == (413, 579)
+
+
+def test_chat_script_presses_a_button_of_an_earlier_message_by_its_number(
+    tmp_path: Path,
+) -> None:
+    script = "/start\n/language\n:messages\n:5@1\n:press 2@2\n:9@1\n"
+    result = run_examdesk(["chat", "--script"], script, tmp_path)
+
+    lines = result.stdout.splitlines()
+    listed = lines.index("> :messages")
+    assert lines[listed + 1 : listed + 3] == [
+        "#1 bot: Welcome, 考生! I am the registration desk of the Smart Manufa…  (5 buttons)",
+        "#2 bot: Choose your language:  (2 buttons)",
+    ]
+    help_press, language_press = lines.index("> :5@1"), lines.index("> :press 2@2")
+    assert lines[help_press + 1 : help_press + 3] == [
+        "(pressed ❓ Help)",
+        "bot: I help you take the Smart Manufacturing Engineering Technician exam:",
+    ]
+    assert lines[language_press + 1 : language_press + 3] == [
+        "(pressed English)",
+        "bot (edited): Language set to English.",
+    ]
+    assert (result.returncode, result.stderr.strip().splitlines()[-1]) == (
+        1,
+        "examdesk chat: line 6: no button 9: message 1 has buttons 1-5",
+    )
+
+
+def test_chat_script_saves_a_received_document_to_a_file(tmp_path: Path) -> None:
+    (tmp_path / "notice.txt").write_bytes("Room A302 · 考场变更\n".encode())
+    (tmp_path / "saved").mkdir()
+    script = ":as staff\n/broadcast\n:doc notice.txt\n:press 1\n:save saved\n:save 3 copy.txt\n"
+    result = run_examdesk(["chat", "--script"], script, tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "bot: [document notice.txt]" in lines
+    assert lines[-3:] == [
+        "(saved notice.txt, 26 bytes, to saved/notice.txt)",
+        "> :save 3 copy.txt",
+        "(saved notice.txt, 26 bytes, to copy.txt)",
+    ]
+    assert [(tmp_path / f).read_bytes() for f in ("saved/notice.txt", "copy.txt")] == [
+        (tmp_path / "notice.txt").read_bytes()
+    ] * 2
+
+
+def test_chat_script_prints_outbox_messages_that_arrive_before_it_ends(tmp_path: Path) -> None:
+    # "Send now" queues the broadcast in the outbox; the staff member's own copy waits
+    # behind the replies just sent to the same chat (1 message/s per chat), after the
+    # press has settled: the script must still print it before it exits.
+    script = ":as staff\n/broadcast\nRoom A302 from now on.\n:press 1\n:press ▶️ Send now\n"
+    result = run_examdesk(["chat", "--script"], script, tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    after = lines[lines.index("> :press ▶️ Send now") + 1 :]
+    assert "bot: Room A302 from now on." in after

@@ -4,18 +4,23 @@ forged buttons, /status with cancel, personal data kept out of logs and stored u
 from __future__ import annotations
 
 import logging
+from datetime import UTC, date, datetime, timedelta
 
+import aiohttp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from bot.i18n import I18n
 from storage.db import Database
-from storage.models import Candidate, InboxUpdate, Registration
+from storage.models import Candidate, ExamSession, InboxUpdate, Registration
 from storage.uow import UnitOfWork
-from tests.e2e.conftest import Harness, exchange
+from tests.e2e.conftest import STAFF_CHAT_ID, STAFF_ID, Harness, exchange
 from tests.sandbox.images import png
 
 ID_NUMBER = "11010519491231002X"  # the example of GB 11643-1999, female, born 1949-12-31
 ID_NUMBER_2 = "110105199003070017"  # checksum-valid, male
+EN = I18n("zh_Hans").translator("en")
+TICKETS_FROM = datetime(2027, 1, 2, 1, 0, tzinfo=UTC)  # session 2027-01: E−7 at 09:00 Shanghai
 
 
 class Person:
@@ -55,6 +60,17 @@ async def become_eligible_for_junior(p: Person) -> None:
     await p.press("elig:a:title:none")
     verdict = await p.press("elig:a:work_start:none")
     assert "J2" in verdict[-1]
+
+
+async def check_with_an_unlisted_major(p: Person) -> list[str]:
+    """The junior check with a major the catalogue does not list (a manual review case)."""
+    await p.command("/eligibility")
+    for data in ("elig:a:level:junior", "elig:a:education:bachelor"):
+        await p.press(data)
+    await p.say("2023-06-30")
+    await p.say("Underwater Basket Weaving")
+    await p.press("elig:a:title:none")
+    return await p.press("elig:a:work_start:none")
 
 
 async def fill_form(p: Person, *, name: str, id_number: str, email: str) -> str:
@@ -152,7 +168,7 @@ async def test_full_journey_in_english_with_each_kind_of_bad_input(bot: Harness)
     )[0].startswith("That file is not an image")
     assert (await p.do(p.user.send_photo(png(200, 260))))[0].startswith("The photo is too small")
     assert (await p.do(p.user.send_photo(png(800, 600))))[0].startswith(
-        "The photo must be upright"
+        "This photo is landscape (wider than tall)"
     )
     summary = (await p.do(p.user.send_photo(png(413, 579))))[-1]
     assert (
@@ -248,3 +264,183 @@ async def test_register_before_eligibility_points_to_the_check(bot: Harness) -> 
     p = Person(bot, 411, "en")
     assert (await p.command("/register")) == ["First let us check which level you may take."]
     assert ("✅ Check my eligibility", "elig:start") in p.user.inline_buttons()
+
+
+async def _set_in_database(url: str, statement) -> None:  # type: ignore[no-untyped-def]
+    database = Database(url)
+    try:
+        async with UnitOfWork(database.sessions) as uow:
+            await uow.session.execute(statement)
+            await uow.commit()
+    finally:
+        await database.dispose()
+
+
+async def _registration(url: str, telegram_id: int) -> tuple[int, str, str]:
+    """(id, reference, session code) of the candidate's newest registration."""
+    database = Database(url)
+    try:
+        async with UnitOfWork(database.sessions) as uow:
+            row = (
+                await uow.session.execute(
+                    select(Registration.id, Registration.reference, ExamSession.code)
+                    .join(Candidate, Candidate.id == Registration.candidate_id)
+                    .join(ExamSession, ExamSession.id == Registration.session_id)
+                    .where(Candidate.telegram_id == telegram_id)
+                    .order_by(Registration.id.desc())
+                )
+            ).first()
+            return int(row[0]), str(row[1]), str(row[2])
+    finally:
+        await database.dispose()
+
+
+async def _registered(bot: Harness, user_id: int, name: str, state: str | None = None) -> Person:
+    """An English-speaking candidate registered for junior at 2027-01 (then put in `state`)."""
+    p = Person(bot, user_id, "en")
+    await become_eligible_for_junior(p)
+    await fill_form(p, name=name, id_number=ID_NUMBER_2, email=f"c{user_id}@example.com")
+    await p.press("reg:submit")
+    if state is not None:
+        await _set_in_database(
+            bot.database_url,
+            update(Registration)
+            .where(
+                Registration.candidate_id
+                == select(Candidate.id).where(Candidate.telegram_id == user_id).scalar_subquery()
+            )
+            .values(state=state),
+        )
+    return p
+
+
+async def test_register_again_for_a_paid_level_shows_the_registration_not_the_summary(
+    bot: Harness,
+) -> None:
+    p = await _registered(bot, 420, "Zhang San", "paid")
+    registration_id, reference, _ = await _registration(bot.database_url, 420)
+
+    await p.command("/register")
+    shown = await p.press("reg:start:junior")
+
+    # The card /status shows (its further lines, e.g. when the ticket comes, are its own).
+    assert (len(shown), shown[0].split("\n")[:3]) == (
+        1,
+        [
+            "You are already registered for this level:",
+            f"Junior, session 2027-01 ({EN.date(date(2027, 1, 9))})",
+            f"Reference: {reference}. State: paid.",
+        ],
+    )
+    assert ("📝 Request a correction", f"fix:{registration_id}") in p.user.inline_buttons()
+    assert all(not data.startswith("reg:edit:") for _, data in p.user.inline_buttons())
+
+
+async def test_correction_request_reaches_staff_who_correct_it_and_reissue_the_ticket(
+    bot: Harness,
+) -> None:
+    p = await _registered(bot, 421, "Zhang San", "paid")
+    registration_id, reference, _ = await _registration(bot.database_url, 421)
+    bot.clock.now = TICKETS_FROM
+    await p.command("/ticket")  # ticket 2027-01-J-0001 is issued with the old name
+    old_ticket = bot.runtime.services.tickets.signed_reference("2027-01-J-0001")
+    staff = Person(bot, STAFF_ID, "en", "Staff")
+
+    await p.command("/status")
+    prompt = await p.press(f"fix:{registration_id}")
+    sent = await p.say("My name is Zhang Sanfeng, not Zhang San")
+    card = await bot.sandbox.wait_for_message(
+        STAFF_CHAT_ID, lambda m: "Zhang Sanfeng" in m.get("text", ""), timeout=15
+    )
+    intruder = await Person(bot, 429, "en").command(f"/correct {reference} name Mallory | because")
+    done = await staff.say(f"/correct {reference} name Zhang Sanfeng | checked the ID card")
+    notice = await p.user.wait_for_message(lambda m: m.get("text", "").startswith("✏️"), timeout=15)
+    check = await staff.say(f"/checkticket {old_ticket}")
+    history = await staff.say(f"/history {reference}")
+    verify = f"{bot.web_url}/tickets/verify"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(verify, params={"ref": old_ticket}) as old,
+    ):
+        public = (old.status, await old.json())
+
+    assert prompt[0].startswith("What is wrong, and what should it be?")
+    assert sent == [
+        f"Sent to the exam centre staff (registration {reference}). They check it against "
+        "your ID document and tell you here once it is corrected."
+    ]
+    assert card["text"].startswith("📝 ") and reference in card["text"]
+    assert intruder == [
+        "Sorry, I did not understand that. Please choose from the menu, or send /help."
+    ]
+    assert done == [
+        f"✅ {reference}: name corrected from Zhang San to Zhang Sanfeng. Re-issued tickets: "
+        "2027-01-J-0001 → 2027-01-J-0002. The candidate is told."
+    ]
+    assert notice["text"] == (
+        f"✏️ The exam centre corrected the name of your registration {reference}: now Zhang "
+        "Sanfeng. Reason: checked the ID card. Your admission ticket was re-issued as "
+        "2027-01-J-0002; the old one is no longer valid."
+    )
+    assert check[0].startswith(
+        "❌ Ticket 2027-01-J-0001 was replaced by ticket 2027-01-J-0002: it no longer admits "
+        "anyone.\nZhang Sanfeng"
+    )
+    assert "checked the ID card" in history[0] and "My name is Zhang Sanfeng" in history[0]
+    assert public == (404, {"valid": False, "reason": "replaced", "replaced_by": "2027-01-J-0002"})
+
+
+async def test_change_session_names_later_sessions_then_moves_only_after_confirmation(
+    bot: Harness,
+) -> None:
+    p = await _registered(bot, 422, "Wu Yi")
+    registration_id, reference, _ = await _registration(bot.database_url, 422)
+
+    await p.command("/status")
+    nothing_open = await p.press(f"reg:move:{registration_id}")
+    await _set_in_database(  # registration for 2027-03 opens
+        bot.database_url,
+        update(ExamSession)
+        .where(ExamSession.code == "2027-03")
+        .values(registration_opens_at=bot.clock.now - timedelta(hours=1)),
+    )
+    await p.command("/status")
+    choices = await p.press(f"reg:move:{registration_id}")
+    question = await p.press(f"reg:move_to:{registration_id}:2027-03")
+    before = await _registration(bot.database_url, 422)
+    await p.press("Yes, move it")
+
+    march, june = (
+        f"{EN.date(date(2027, 3, 13))} (registration opens "
+        f"{EN.datetime(datetime(2027, 1, 27, 1, tzinfo=UTC), 'Asia/Shanghai')})",
+        f"{EN.date(date(2027, 6, 12))} (registration opens "
+        f"{EN.datetime(datetime(2027, 4, 28, 1, tzinfo=UTC), 'Asia/Shanghai')})",
+    )
+    assert nothing_open == [
+        "No other session of this level is open for registration right now. Later sessions: "
+        f"{EN.join([march, june])}. Come back to 📅 Change session once registration opens."
+    ]
+    assert choices == [
+        f"Move to which session? Later sessions, not open for registration yet: {june}."
+    ]
+    assert question == [
+        f"Move your registration {reference} from the exam on {EN.date(date(2027, 1, 9))} to "
+        f"the exam on {EN.datetime(datetime(2027, 3, 13, 1, tzinfo=UTC), 'Asia/Shanghai')}? "
+        f"Your seat on {EN.date(date(2027, 1, 9))} goes to the next person in line."
+    ]
+    assert (before[2], (await _registration(bot.database_url, 422))[2]) == ("2027-01", "2027-03")
+    assert p.user.messages()[-1]["text"].startswith("Done: you are now registered for session")
+
+
+async def test_submit_while_changing_the_session_says_what_is_missing(bot: Harness) -> None:
+    p = Person(bot, 423, "en")
+    await become_eligible_for_junior(p)
+    await fill_form(p, name="Zheng Shi", id_number=ID_NUMBER_2, email="zs@example.com")
+    summary = p.user.last_message()
+    await p.press("reg:edit:session")
+
+    replies = await p.do(p.user.press_data(summary["message_id"], "reg:submit"))
+
+    assert replies[0] == "Not submitted yet: Exam session still missing."
+    assert replies[1].startswith("Choose the exam session for Junior:")
+    assert await _registrations(bot.database_url) == []

@@ -100,12 +100,11 @@ async def test_exam_reminder_carries_the_rules_and_the_staff_list_follows_acknow
         lambda m: "Exam-day rules" in m.get("text", ""), timeout=10
     )
     assert reminder["text"].startswith(
-        "📝 Your Junior (初级) exam (session 2027-01) starts on January 9, 2027, 9:00"
+        "📝 Your Junior (初级) exam (session 2027-01) starts on Sat 9 Jan 2027, 09:00 (China time)"
     )
     assert "No entry later than 15 minutes after the start." in reminder["text"]
     assert (
-        "Theory: January 9, 2027, 9:00\u202fAM–10:30\u202fAM, Computer room A301"
-        in reminder["text"]
+        "Theory: Sat 9 Jan 2027, 09:00–10:30 (China time), Computer room A301" in reminder["text"]
     )
     assert ann.inline_buttons() == [("✅ I have read the rules", f"rem:ack:{registration}")]
 
@@ -160,7 +159,7 @@ async def test_reminder_missed_during_downtime_is_sent_in_chinese_before_the_exa
         lambda m: "考试当天须知" in m.get("text", ""), timeout=10, after=mark
     )
     assert reminder["text"].startswith(
-        "📝 您的初级考试（场次 2027-01）将于2027年1月9日 09:00开始。"
+        "📝 您的初级考试（场次 2027-01）将于2027年1月9日（周六）09:00（北京时间）开始。"
     )
     await _until_counts(bot.database_url, {"sent": 2, "cancelled": 1})
     exam_rows = [row for row in await reminder_rows(bot.database_url) if row[0].startswith("exam")]

@@ -13,19 +13,14 @@ from tests.e2e.test_registration import (
     ID_NUMBER_2,
     Person,
     become_eligible_for_junior,
+    check_with_an_unlisted_major,
     fill_form,
 )
 
 
 async def test_manual_review_goes_to_staff_and_first_decision_wins(bot: Harness) -> None:
     p = Person(bot, 501, "en", "Ann")
-    await p.command("/eligibility")
-    for data in ("elig:a:level:junior", "elig:a:education:bachelor"):
-        await p.press(data)
-    await p.say("2023-06-30")
-    await p.say("Underwater Basket Weaving")
-    await p.press("elig:a:title:none")
-    verdict = await p.press("elig:a:work_start:none")
+    verdict = await check_with_an_unlisted_major(p)
     assert verdict[-1].startswith("🟡 The automatic check cannot confirm Junior")
     assert (await p.press("elig:review:junior")) == [
         "Your request was sent to the exam centre staff. I will tell you their decision here."
@@ -54,7 +49,7 @@ async def test_manual_review_goes_to_staff_and_first_decision_wins(bot: Harness)
     late_answer = await staff_2.wait_for_callback_answer(late)
     decided = bot.sandbox.message(STAFF_CHAT_ID, card["message_id"])
     assert decided["text"].endswith("✅ 已通过（处理人：Staff）")
-    assert late_answer.get("text") == f"已由用户 {STAFF_ID} 处理（approved）。"
+    assert late_answer.get("text") == f"已由用户 {STAFF_ID} 处理（工作人员已批准）。"
     told = await p.user.wait_for_message(
         lambda m: m.get("text", "").startswith("✅ The exam centre approved"), timeout=15
     )

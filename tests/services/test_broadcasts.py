@@ -262,7 +262,7 @@ async def test_pause_holds_rows_from_the_claim_and_resume_releases_them(
     first = await box.claim(1, timedelta(seconds=60))
     paused = await svc.pause(STAFF_2, bid)
     held = await box.claim(10, timedelta(seconds=60))
-    await box.record([SendResult(first[0].id, "sent")])
+    await box.record([SendResult(first[0].id, "sent", claim_token=first[0].claim_token)])
     resumed = await svc.resume(STAFF, bid)
     released = await box.claim(10, timedelta(seconds=60))
     assert (paused.status, held, resumed.status, len(released), await box.next_due_at()) == (
@@ -293,7 +293,8 @@ async def test_cancel_cancels_pending_rows_and_the_tick_reports_once(database: D
     cancelled = await svc.cancel(STAFF, bid)
     assert (cancelled.status, cancelled.cancelled, cancelled.remaining) == ("cancelled", 4, 1)
     assert await svc.tick() == []  # still one in flight: not finished, nothing new to show
-    await box.record([SendResult(held.id, "release")])  # the sender gives it back on stop
+    # the sender gives it back on stop
+    await box.record([SendResult(held.id, "release", claim_token=held.claim_token)])
     [final] = await svc.tick()
     assert (final.status, final.finished_now, final.sent, final.cancelled, final.remaining) == (
         "cancelled",
@@ -316,9 +317,9 @@ async def test_tick_finishes_once_and_reports_who_was_not_reached(database: Data
     clock.now += timedelta(seconds=2)
     await box.record(
         [
-            SendResult(claimed[1].id, "sent"),
-            SendResult(claimed[STAFF].id, "sent"),
-            SendResult(claimed[STAFF_2].id, "sent"),
+            SendResult(claimed[1].id, "sent", claim_token=claimed[1].claim_token),
+            SendResult(claimed[STAFF].id, "sent", claim_token=claimed[STAFF].claim_token),
+            SendResult(claimed[STAFF_2].id, "sent", claim_token=claimed[STAFF_2].claim_token),
         ]
     )
     [running] = await svc.tick()
@@ -335,6 +336,7 @@ async def test_tick_finishes_once_and_reports_who_was_not_reached(database: Data
                 claimed[2].id,
                 "unreachable",
                 "Forbidden: bot was blocked by the user",
+                claim_token=claimed[2].claim_token,
                 candidate_id=claimed[2].candidate_id,
             )
         ]

@@ -80,3 +80,31 @@ async def test_leave_flow_keeps_answers(database: Database) -> None:
             None,
             {"registration": {"phone": "+8613800000000"}},
         )
+
+
+async def test_mark_unreachable_holds_until_the_user_unblocks_or_writes(
+    database: Database,
+) -> None:
+    services = build_services(database)
+    candidates = services.candidates
+
+    async def touch(reached: bool = True) -> None:
+        await candidates.touch(
+            9, chat_id=9, first_name="Li", username=None, telegram_language="en", reached=reached
+        )
+
+    async def unreachable() -> bool:
+        async with UnitOfWork(database.sessions) as uow:
+            row = await uow.candidates.get_by_telegram_id(9)
+            return row is not None and row.unreachable_at is not None
+
+    await touch()
+    steps = [await candidates.mark_unreachable(9), await unreachable()]
+    await touch(reached=False)  # the block itself arrives as an update from the user
+    steps.append(await unreachable())
+    steps += [await candidates.mark_reachable(9), await unreachable()]
+    await candidates.mark_unreachable(9)
+    await touch()  # writing to the bot again
+    steps.append(await unreachable())
+    assert steps == [True, True, True, True, False, False]
+    assert await candidates.mark_unreachable(404) is False  # a stranger: nothing to mark

@@ -7,23 +7,19 @@ import asyncio
 
 import pytest
 
-from bot.config import PROJECT_ROOT
-from bot.domain.catalog import load_catalog
-from bot.services import build_services
 from bot.services.eligibility import NONE, Outcome, Question
 from bot.services.errors import AlreadyDecided, InvalidAnswer, StaleStep
 from storage.db import Database
 from storage.models import OutboxMessage
 from storage.uow import UnitOfWork
-from tests.factories import Clock
+from tests.factories import catalogued_services
 
 STAFF_CHAT = -1001
 STAFF = 900
 
 
 async def _services(database: Database):  # type: ignore[no-untyped-def]
-    services = build_services(database, Clock())
-    await services.catalog.load(load_catalog(PROJECT_ROOT / "catalog" / "exam-catalog.yaml"))
+    services = await catalogued_services(database)
     await services.candidates.touch(
         1, chat_id=1, first_name="Li", username=None, telegram_language="zh-hans"
     )
@@ -209,3 +205,75 @@ async def test_check_which_level_fits_picks_the_highest_eligible_level(database:
         "intermediate",
         "eligible",
     )
+
+
+# --- change one answer, and what the staff card carries (issue 9, items 13 and 14) -------------
+
+BACHELOR_JUNIOR = {
+    "level": "junior",
+    "education": "bachelor",
+    "graduation_date": "2020-06-30",
+    "major": "Underwater Basket Weaving",
+    "title": NONE,
+    "work_start": NONE,
+}
+
+
+async def test_answers_lists_what_the_check_used_in_asking_order(database: Database) -> None:
+    services = await _services(database)
+    await _answer_all(services, 1, dict(BACHELOR_JUNIOR))
+
+    answers = await services.eligibility.answers(1, "junior")
+
+    assert [(a.step, a.value) for a in answers] == [
+        ("education", "bachelor"),
+        ("graduation_date", "2020-06-30"),
+        ("major", "Underwater Basket Weaving"),
+        ("title", NONE),
+        ("work_start", NONE),
+    ]
+
+
+async def test_change_asks_only_that_question_again_and_keeps_the_other_answers(
+    database: Database,
+) -> None:
+    services = await _services(database)
+    await _answer_all(services, 1, dict(BACHELOR_JUNIOR))
+
+    question = await services.eligibility.change(1, "junior", "major")
+    outcome = await services.eligibility.answer(1, "major", "automation")
+
+    assert (question.step, question.list_name) == ("major", "degree")
+    assert (outcome.verdict.status.value, outcome.verdict.matched_route) == ("eligible", "J2")
+    assert [(a.step, a.value) for a in await services.eligibility.answers(1, "junior")][0:3] == [
+        ("education", "bachelor"),
+        ("graduation_date", "2020-06-30"),
+        ("major", "自动化"),
+    ]
+
+
+async def test_change_of_a_step_the_level_does_not_ask_is_refused(database: Database) -> None:
+    services = await _services(database)
+    await _answer_all(services, 1, dict(BACHELOR_JUNIOR))
+
+    with pytest.raises(StaleStep):
+        await services.eligibility.change(1, "junior", "prior_level_date")
+
+
+async def test_review_request_card_carries_the_catalogue_names_of_coded_answers(
+    database: Database,
+) -> None:
+    services = await _services(database)
+    await _answer_all(services, 1, dict(BACHELOR_JUNIOR))
+
+    await services.eligibility.request_review(1, "junior", STAFF_CHAT)
+
+    async with UnitOfWork(database.sessions) as uow:
+        [payload] = (
+            await uow.session.execute(
+                OutboxMessage.__table__.select().with_only_columns(OutboxMessage.payload)
+            )
+        ).scalars()
+    assert payload["params"]["names"] == {
+        "education": {"zh_Hans": "本科（学士）", "en": "Bachelor's degree"}
+    }

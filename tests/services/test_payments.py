@@ -557,3 +557,69 @@ async def test_other_reason_marker_expires_so_later_chat_text_is_not_a_reason(
         await services.payments.reject_with_typed_reason(STAFF, "see you tomorrow"),
         await state(database, rid),
     ) == (None, "payment_review")
+
+
+# --- what the cards and confirmations carry (issue 9, items 15 and 16) ---------------------------
+
+
+async def test_receipt_sent_again_after_a_rejection_is_marked_on_the_staff_card(
+    database: Database,
+) -> None:
+    clock = Clock()
+    services, _ = await world(database, clock)
+    rid, _ = await register(services, database, 1040)
+    first = await _receipt(services, 1040, rid, unique="file-r1")
+    await services.payments.decide_receipt(
+        first.payment_id, STAFF, approve=False, reason="unreadable"
+    )
+    second = await _receipt(services, 1040, rid, unique="file-r2")
+    cards = {
+        m.payload["params"]["payment_id"]: m.payload["params"].get("after_rejection")
+        for m in await rows(database, OutboxMessage, OutboxMessage.chat_id == STAFF_CHAT)
+    }
+    assert cards == {
+        first.payment_id: None,
+        second.payment_id: {"payment_id": first.payment_id, "reason": "unreadable"},
+    }
+
+
+async def test_statement_import_names_the_receipt_cards_it_made_moot(database: Database) -> None:
+    clock = Clock()
+    services, _ = await world(database, clock)
+    rid, reference = await register(services, database, 1041)
+    receipt = await _receipt(services, 1041, rid)
+    async with UnitOfWork(database.sessions) as uow:  # the sender sent the card: message 77
+        [card] = await uow.session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.idempotency_key == f"receipt_card:{receipt.payment_id}"
+            )
+        )
+        card.status, card.message_id = "sent", 77
+        await uow.commit()
+    preview = await services.statements.preview(
+        STAFF, "nov.csv", _csv([f"2026-11-27,800.00,{reference},张三"])
+    )
+    applied = await services.statements.apply(preview.import_id, STAFF)
+    [payment] = await rows(database, Payment, Payment.id == receipt.payment_id)
+    assert (applied.paid, applied.settled_cards, payment.status) == (
+        1,
+        ((STAFF_CHAT, 77),),
+        "superseded",
+    )
+
+
+async def test_payment_confirmation_carries_when_the_ticket_comes(database: Database) -> None:
+    clock = Clock()
+    services, session_id = await world(database, clock)
+    rid, _ = await register(services, database, 1042)
+    receipt = await _receipt(services, 1042, rid)
+    await services.payments.decide_receipt(receipt.payment_id, STAFF, approve=True)
+    [session] = await rows(database, ExamSession, ExamSession.id == session_id)
+    [told] = [
+        m.payload["params"]
+        for m in await rows(database, OutboxMessage, OutboxMessage.chat_id == 1042)
+    ]
+    assert (told["tickets_from"], told["timezone"]) == (
+        session.tickets_from_at.isoformat(),
+        "Asia/Shanghai",
+    )

@@ -711,7 +711,8 @@ async def test_move_to_session_with_other_level_registration_raises_already_regi
 ) -> None:
     service = _service(database, Clock())
     await make_session(database, "S1")
-    await make_session(database, "S2")
+    # Another day: one exam day takes one registration of a candidate.
+    await make_session(database, "S2", exam_date=_in_days(31))
     await make_candidates(database, [7])
     junior = (await _submit(service, 7, "S1")).registration
     await _submit(service, 7, "S2", level_code="intermediate")
@@ -788,3 +789,80 @@ async def test_cancel_paid_or_under_review_is_left_to_staff(
         (await _states(database))[registration.id],
         await _seats_taken(database, "S1"),
     ) == (False, state, 1)
+
+
+# --- one exam day, one registration ----------------------------------------------------------
+
+
+async def test_list_sessions_for_candidate_leaves_out_the_day_of_another_registration(
+    database: Database,
+) -> None:
+    service = _service(database, Clock())
+    await make_session(database, "S1")
+    await make_session(database, "S1B")  # the same day as S1 (another room, say)
+    await make_session(database, "S2", exam_date=_in_days(31))
+    await make_candidates(database, [7, 8])
+    junior = (await _submit(service, 7, "S1")).registration
+
+    mine = await service.list_sessions("intermediate", telegram_id=7)
+    moving = await service.list_sessions("junior", telegram_id=7, moving=junior.id)
+    someone_else = await service.list_sessions("intermediate", telegram_id=8)
+
+    assert (
+        [s.code for s in mine],
+        [s.code for s in moving],
+        [s.code for s in someone_else],
+    ) == (["S2"], ["S1", "S1B", "S2"], ["S1", "S1B", "S2"])
+
+
+async def test_submit_on_the_day_of_another_registration_raises_already_registered(
+    database: Database,
+) -> None:
+    service = _service(database, Clock())
+    await make_session(database, "S1")
+    await make_session(database, "S1B")
+    await make_candidates(database, [7])
+    junior = (await _submit(service, 7, "S1")).registration
+
+    with pytest.raises(AlreadyRegistered) as caught:
+        await _submit(service, 7, "S1B", level_code="intermediate")
+
+    assert (caught.value.registration_id, await _seats_taken(database, "S1B")) == (junior.id, 0)
+
+
+async def test_move_to_the_day_of_another_registration_raises_already_registered(
+    database: Database,
+) -> None:
+    service = _service(database, Clock())
+    await make_session(database, "S1")
+    await make_session(database, "S2", exam_date=_in_days(31))
+    await make_session(database, "S2B", exam_date=_in_days(31))
+    await make_candidates(database, [7])
+    junior = (await _submit(service, 7, "S1")).registration
+    intermediate = (await _submit(service, 7, "S2", level_code="intermediate")).registration
+
+    with pytest.raises(AlreadyRegistered) as caught:
+        await service.move(7, junior.id, "S2B")
+
+    assert (caught.value.registration_id, await _seats_taken(database, "S2B")) == (
+        intermediate.id,
+        0,
+    )
+
+
+async def test_registration_view_says_identity_is_frozen_once_paid_or_under_review(
+    database: Database,
+) -> None:
+    service = _service(database, Clock())
+    await make_session(database, "S1")
+    await make_candidates(database, [7])
+    registration = (await _submit(service, 7, "S1")).registration
+    frozen = []
+    for state in ("submitted", "payment_review", "paid"):
+        async with UnitOfWork(database.sessions) as uow:
+            row = await uow.registrations.get(registration.id)
+            row.state = state
+            await uow.commit()
+        frozen.append((await service.get_for_candidate(7, registration.id)).identity_frozen)
+
+    assert frozen == [False, True, True]

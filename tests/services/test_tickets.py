@@ -4,22 +4,27 @@ the scheduler's notifications, and checking signed references."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
 
-from bot.config import PROJECT_ROOT
-from bot.domain.catalog import load_catalog
 from bot.domain.lifecycle import RegistrationState
 from bot.services import Services, build_services
 from bot.services.errors import NotFound, NotPaid, TicketNotYetAvailable
-from bot.services.registration import new_reference
 from bot.services.tickets import TicketCheck, mask_name
 from storage.db import Database
-from storage.models import Candidate, ExamSession, OutboxMessage, Registration
+from storage.models import ExamSession, OutboxMessage, Registration
 from storage.uow import UnitOfWork
-from tests.factories import NOW, Clock, make_candidates, make_session
+from tests.factories import (
+    NOW,
+    Clock,
+    catalogued_services,
+    make_candidates,
+    make_registration,
+    make_session,
+)
 
 SECRET = "tickets-test-secret-" + "k" * 32
 EXAM_DAY = datetime.combine((NOW + timedelta(days=30)).date(), datetime.min.time(), tzinfo=UTC)
@@ -27,9 +32,7 @@ TICKETS_FROM = EXAM_DAY - timedelta(days=7)  # make_session's tickets_from_at
 
 
 async def _services(database: Database, clock: Clock) -> Services:
-    services = build_services(database, clock, secret_key=SECRET)
-    await services.catalog.load(load_catalog(PROJECT_ROOT / "catalog" / "exam-catalog.yaml"))
-    return services
+    return await catalogued_services(database, clock, secret_key=SECRET)
 
 
 async def _register(
@@ -42,33 +45,21 @@ async def _register(
     name: str = "张小三",
 ) -> int:
     """A candidate with registration data and one registration in `state`; returns its id."""
-    [candidate_id] = await make_candidates(database, [telegram_id])
-    async with UnitOfWork(database.sessions) as uow:
-        await uow.session.execute(
-            update(Candidate)
-            .where(Candidate.id == candidate_id)
-            .values(
-                full_name=name,
-                gender="female",
-                id_number_masked="1101**********002X",
-                profile={"photo": {"file_id": f"photo-{telegram_id}"}},
-            )
-        )
-        registration = Registration(
-            candidate_id=candidate_id,
-            session_id=session_id,
-            level_code=level,
-            direction_code="equipment_application",
-            state=state,
-            reference=new_reference(),
-            components=["practical", "theory"],
-            eligibility={},
-            submitted_at=NOW,
-            state_changed_at=NOW,
-        )
-        uow.session.add(registration)
-        await uow.commit()
-        return registration.id
+    registration = await make_registration(
+        database,
+        telegram_id,
+        session_id,
+        state=state,
+        level_code=level,
+        direction_code="equipment_application",
+        candidate={
+            "full_name": name,
+            "gender": "female",
+            "id_number_masked": "1101**********002X",
+            "profile": {"photo": {"file_id": f"photo-{telegram_id}"}},
+        },
+    )
+    return registration.id
 
 
 async def _set_state(database: Database, registration_id: int, state: RegistrationState) -> None:
@@ -386,3 +377,49 @@ async def test_issue_due_tickets_for_cancelled_session_queues_nothing(database: 
 )
 def test_mask_name_hides_the_middle(name: str, masked: str) -> None:
     assert mask_name(name) == masked
+
+
+async def _move_in_database(database: Database, registration_id: int, session_id: int) -> None:
+    async with UnitOfWork(database.sessions) as uow:  # as RegistrationService.move does
+        await uow.session.execute(
+            update(Registration)
+            .where(Registration.id == registration_id)
+            .values(session_id=session_id)
+        )
+        await uow.commit()
+
+
+async def test_verify_ticket_of_moved_registration_says_replaced_and_by_which_number(
+    database: Database,
+) -> None:
+    clock = Clock(TICKETS_FROM)
+    services = await _services(database, clock)
+    s1 = await make_session(database, "S1", now=NOW)
+    s2 = await make_session(database, "S2", now=NOW, exam_date=(NOW + timedelta(days=31)).date())
+    registration_id = await _register(database, 518, s1)
+    old = await services.tickets.ticket(518, registration_id)
+    await _move_in_database(database, registration_id, s2)
+
+    before_reissue = await services.tickets.verify(old.signed_reference)
+    clock.now += timedelta(days=1)  # S2's ticket date
+    await services.tickets.ticket(518, registration_id)
+    after_reissue = await services.tickets.verify(old.signed_reference)
+
+    expected = TicketCheck(
+        valid=False,
+        reason="replaced",
+        ticket_number="S1-J-0001",
+        name_masked="张*三",
+        session_code="S2",
+        level_code="junior",
+        exam_date=(NOW + timedelta(days=31)).date(),
+        replaced_by=None,
+        full_name="张小三",
+        id_number_masked="1101**********002X",
+        registration_id=registration_id,
+        telegram_id=518,
+    )
+    assert (before_reissue, after_reissue) == (
+        expected,
+        dataclasses.replace(expected, replaced_by="S2-J-0001"),
+    )

@@ -681,3 +681,32 @@ def test_evaluate_unknown_code_raises_profile_error(catalog, level, profile, fie
         evaluate(catalog, level, profile, E)
 
     assert caught.value.field == field
+
+
+# --- a candidate who already holds a level ----------------------------------------------
+
+
+def test_suggest_level_holding_intermediate_points_to_senior_not_junior(catalog):
+    profile = Profile(
+        education="bachelor",
+        major="机械工程",
+        graduation_date=GRADUATED,
+        prior_levels={"intermediate": date(2025, 6, 1)},
+    )
+
+    assert suggest_level(catalog, profile, E) == "senior"
+
+
+def test_evaluate_senior_holding_intermediate_suggests_no_lower_level(catalog):
+    profile = Profile(
+        education="bachelor",
+        major="机械工程",
+        graduation_date=GRADUATED,
+        prior_levels={"intermediate": date(2025, 6, 1)},
+    )
+
+    verdict = evaluate(catalog, "senior", profile, E)
+
+    assert [(s.kind, s.level, s.route, s.on) for s in verdict.suggestions] == [
+        ("eligible_from", "senior", "S2", date(2029, 6, 1))
+    ]

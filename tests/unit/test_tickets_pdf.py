@@ -217,3 +217,57 @@ def test_render_ticket_with_latin_name_and_passport_renders() -> None:
     )
 
     assert ("Ann Smith" in text, "E1*****89" in text, "男" in text) == (True, True, True)
+
+
+def _fonts(pdf: bytes) -> dict[str, set[str]]:
+    """Every font of the page by base name, with the font-file keys of its descriptor."""
+    page = PdfReader(io.BytesIO(pdf)).pages[0]
+    found: dict[str, set[str]] = {}
+    for font in page["/Resources"]["/Font"].values():
+        font = font.get_object()
+        descriptors = [font.get("/FontDescriptor")] + [
+            d.get_object().get("/FontDescriptor") for d in font.get("/DescendantFonts", [])
+        ]
+        files = {
+            key
+            for d in descriptors
+            if d is not None
+            for key in ("/FontFile", "/FontFile2", "/FontFile3")
+            if key in d.get_object()
+        }
+        found[str(font["/BaseFont"])] = files
+    return found
+
+
+def test_render_ticket_embeds_the_cjk_font_subset_as_truetype() -> None:
+    fonts = _fonts(render_ticket(_data(), ZH, EN))
+
+    cjk = {name: files for name, files in fonts.items() if "WenQuanYi" in name}
+    assert (len(cjk) >= 1, all(files == {"/FontFile2"} for files in cjk.values())) == (True, True)
+    # Base-14 Latin fonts only besides it: nothing the viewer has to supply for the Chinese.
+    assert "STSong-Light" not in " ".join(fonts)
+
+
+def test_render_ticket_chinese_and_middle_dot_extract_from_the_embedded_font() -> None:
+    text = _text(render_ticket(_data(), ZH, EN))
+
+    found = [
+        phrase in text
+        for phrase in (
+            "智能制造工程技术人员 · 初级",
+            "张小三",
+            "2027年1月16日（周六）",
+            "考生须知",
+        )
+    ]
+    assert found == [True, True, True, True]
+
+
+def test_render_ticket_for_a_passport_holder_says_passport() -> None:
+    text = _text(render_ticket(_data(id_doc_type="passport"), ZH, EN))
+
+    found = [
+        phrase in text
+        for phrase in ("护照号码", "Passport number", "Bring your passport", "身份证", "ID card")
+    ]
+    assert found == [True, True, True, False, False]

@@ -1,0 +1,122 @@
+"""The results aggregate: result imports (staged files), component results and the
+per-session release record, plus the look-ups an import needs (who sits a session, a
+registration by ticket number or reference).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.scoring import ImportStatus, ReleaseStatus
+from storage.models import (
+    AdmissionTicket,
+    Candidate,
+    ComponentResult,
+    Registration,
+    ResultImport,
+    ResultRelease,
+)
+
+
+class ResultRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- imports
+
+    def add_import(self, row: ResultImport) -> None:
+        self.session.add(row)
+
+    async def get_import(self, import_id: int) -> ResultImport | None:
+        return await self.session.get(ResultImport, import_id, populate_existing=True)
+
+    async def decide_import(self, import_id: int, status: str, actor: str, at: datetime) -> bool:
+        """preview → `status`, once: True only for the first decision."""
+        stmt = (
+            update(ResultImport)
+            .where(ResultImport.id == import_id, ResultImport.status == ImportStatus.PREVIEW)
+            .values(status=status, decided_by=actor, decided_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return bool((await self.session.execute(stmt)).rowcount)
+
+    async def supersede_previews(self, session_id: int, actor: str, at: datetime) -> int:
+        """Close the session's other open previews: they were checked against results that
+        a confirmation has just replaced."""
+        stmt = (
+            update(ResultImport)
+            .where(
+                ResultImport.session_id == session_id,
+                ResultImport.status == ImportStatus.PREVIEW,
+            )
+            .values(status=ImportStatus.SUPERSEDED, decided_by=actor, decided_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return int((await self.session.execute(stmt)).rowcount)
+
+    # --- who sits a session
+
+    async def seated(
+        self, session_id: int
+    ) -> list[tuple[Registration, Candidate, AdmissionTicket | None]]:
+        """Every registration of the session (any state), its candidate and its ticket
+        (only a ticket issued for this session)."""
+        stmt = (
+            select(Registration, Candidate, AdmissionTicket)
+            .join(Candidate, Candidate.id == Registration.candidate_id)
+            .outerjoin(
+                AdmissionTicket,
+                (AdmissionTicket.registration_id == Registration.id)
+                & (AdmissionTicket.session_id == session_id),
+            )
+            .where(Registration.session_id == session_id)
+            .order_by(Registration.id)
+        )
+        return [(r[0], r[1], r[2]) for r in (await self.session.execute(stmt)).all()]
+
+    async def find_registration(self, code: str) -> Registration | None:
+        """The registration a ticket number or a registration reference names."""
+        ticket = select(AdmissionTicket.registration_id).where(
+            AdmissionTicket.ticket_number == code
+        )
+        stmt = select(Registration).where(
+            or_(Registration.reference == code.upper(), Registration.id.in_(ticket))
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    # --- component results
+
+    def add(self, result: ComponentResult) -> None:
+        self.session.add(result)
+
+    async def delete(self, result: ComponentResult) -> None:
+        await self.session.delete(result)
+
+    async def list_for_session(self, session_id: int) -> list[ComponentResult]:
+        stmt = (
+            select(ComponentResult)
+            .where(ComponentResult.session_id == session_id)
+            .order_by(ComponentResult.registration_id, ComponentResult.component)
+            .execution_options(populate_existing=True)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def released_at(self, session_id: int) -> datetime | None:
+        """When the session's results were released (its release record, or the earliest
+        released result); None while nothing is released."""
+        release = await self.session.scalar(
+            select(ResultRelease.released_at).where(
+                ResultRelease.session_id == session_id,
+                ResultRelease.status == ReleaseStatus.RELEASED,
+            )
+        )
+        if release is not None:
+            return release
+        return await self.session.scalar(
+            select(func.min(ComponentResult.released_at)).where(
+                ComponentResult.session_id == session_id
+            )
+        )

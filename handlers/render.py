@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 
-from bot.domain.catalog import Catalog
+from bot.domain.catalog import Catalog, Route
 from bot.i18n import Translator
 from bot.services.eligibility import Outcome
 from bot.services.errors import (
@@ -359,6 +359,11 @@ def _missing_line(tr: Translator, catalog: Catalog, missing: Any) -> str:
     return text
 
 
+def _route_description(route: Route, lang: str) -> str:
+    """What a route asks for, in words (its code when the catalogue gives none)."""
+    return route.description.get(lang) if route.description else route.code
+
+
 def eligibility_text(tr: Translator, catalog: Catalog, outcome: Outcome) -> str:
     """The verdict: the route that matched, or per route what is missing and what to do."""
     lang = tr.language
@@ -370,7 +375,7 @@ def eligibility_text(tr: Translator, catalog: Catalog, outcome: Outcome) -> str:
         parts.append(tr.gettext("The level that fits you best: {level}.", level=level))
     if verdict.status.value == "eligible":
         route = catalog.route(verdict.matched_route)
-        description = route.description.get(lang) if route.description else route.code
+        description = _route_description(route, lang)
         parts.append(
             tr.gettext(
                 "✅ You are eligible for {level} (exam on {date}) by route {route}: "
@@ -399,7 +404,7 @@ def eligibility_text(tr: Translator, catalog: Catalog, outcome: Outcome) -> str:
         parts.append(headline)
         for result in verdict.routes:
             route = catalog.route(result.route)
-            description = route.description.get(lang) if route.description else route.code
+            description = _route_description(route, lang)
             if result.manual_review and not result.missing:
                 needs = tr.gettext("decided by staff in a manual review")
             else:

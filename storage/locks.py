@@ -41,13 +41,20 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-class LeaderLock:
-    """A lease on singleton work, shared by every instance on one database."""
+class _AdvisoryLock:
+    """A session-level advisory lock on PostgreSQL, held by one dedicated autocommit
+    connection; on SQLite (one instance) nothing is locked and `held` is always True.
 
-    def __init__(self, engine: AsyncEngine, name: str = "examdesk:leader") -> None:
+    A subclass names its key (`_KEY_ARGS`, `_key_params()`), what it does once it holds
+    the lock (`_take`), how it takes it on a fresh connection (`_lock_on`, one try unless
+    overridden) and how its log lines name it (`_KIND`, `_label`, `_CANNOT_TAKE`)."""
+
+    _KIND = "advisory lock"
+    _KEY_ARGS = ":key"  # the arguments of pg_try_advisory_lock / pg_advisory_unlock
+    _CANNOT_TAKE = "cannot take it"  # what the warning says when taking the lock fails
+
+    def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self.name = name
-        self.key = lock_key(name)
         self._conn: AsyncConnection | None = None
         self._guard = asyncio.Lock()
 
@@ -60,29 +67,31 @@ class LeaderLock:
     def held(self) -> bool:
         return not self.shared or self._conn is not None
 
-    async def acquire(self) -> bool:
-        """True when this instance holds the lease (taking it if it is free)."""
-        if not self.shared:
-            return True
-        async with self._guard:
-            if self._conn is not None:
-                if await self._alive(self._conn):
-                    return True
-                log.warning("leader lock %s lost: its connection is gone", self.name)
-                await self._drop()
-            try:
-                return await asyncio.wait_for(self._try(), CHECK_TIMEOUT)
-            except Exception as exc:
-                log.warning("leader lock %s: cannot try (%s)", self.name, exc)
-                return False
+    @property
+    def _label(self) -> object:
+        raise NotImplementedError
 
-    async def _try(self) -> bool:
+    def _key_params(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    async def _lock_on(self, conn: AsyncConnection) -> bool:
+        """Try to take the lock on `conn`; True when taken."""
+        return await self._try_lock(conn)
+
+    async def _try_lock(self, conn: AsyncConnection) -> bool:
+        return bool(
+            await conn.scalar(
+                text(f"SELECT pg_try_advisory_lock({self._KEY_ARGS})"), self._key_params()
+            )
+        )
+
+    async def _connect_and_lock(self) -> bool:
+        """A fresh autocommit connection that takes the lock, kept as the holder; False (and
+        the connection closed) when the lock is not free."""
         conn = await self._engine.connect()
         try:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            got = bool(
-                await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key})
-            )
+            got = await self._lock_on(conn)
         except BaseException:
             await conn.invalidate()
             raise
@@ -90,8 +99,27 @@ class LeaderLock:
             await conn.close()
             return False
         self._conn = conn
-        log.info("leader lock %s taken: this instance runs the singleton work", self.name)
         return True
+
+    async def _take(self) -> bool:
+        raise NotImplementedError
+
+    async def _keep_or_take(self) -> bool:
+        """True when the held connection is alive, or when the lock is taken afresh (after
+        a lost connection too); False when it is not free or the database does not answer."""
+        if not self.shared:
+            return True
+        async with self._guard:
+            if self._conn is not None:
+                if await self._alive(self._conn):
+                    return True
+                log.warning("%s %s lost: its connection is gone", self._KIND, self._label)
+                await self._drop()
+            try:
+                return await asyncio.wait_for(self._take(), CHECK_TIMEOUT)
+            except Exception as exc:
+                log.warning("%s %s: %s (%s)", self._KIND, self._label, self._CANNOT_TAKE, exc)
+                return False
 
     @staticmethod
     async def _alive(conn: AsyncConnection) -> bool:
@@ -108,16 +136,48 @@ class LeaderLock:
                 await conn.invalidate()  # never back to the pool: the session may be broken
 
     async def release(self) -> None:
-        """Give the lease back (a clean stop); another instance's next tick takes it."""
+        """Give the lock back (a clean stop): another instance's next tick takes the leader
+        lease; with an instance lock go this instance's unfinished rows."""
         async with self._guard:
             conn, self._conn = self._conn, None
             if conn is None:
                 return
             try:
-                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+                await conn.execute(
+                    text(f"SELECT pg_advisory_unlock({self._KEY_ARGS})"), self._key_params()
+                )
                 await conn.close()
             except Exception:
                 await conn.invalidate()
+
+
+class LeaderLock(_AdvisoryLock):
+    """A lease on singleton work, shared by every instance on one database."""
+
+    _KIND = "leader lock"
+    _CANNOT_TAKE = "cannot try"
+
+    def __init__(self, engine: AsyncEngine, name: str = "examdesk:leader") -> None:
+        super().__init__(engine)
+        self.name = name
+        self.key = lock_key(name)
+
+    @property
+    def _label(self) -> object:
+        return self.name
+
+    def _key_params(self) -> dict[str, int]:
+        return {"key": self.key}
+
+    async def acquire(self) -> bool:
+        """True when this instance holds the lease (taking it if it is free)."""
+        return await self._keep_or_take()
+
+    async def _take(self) -> bool:
+        if not await self._connect_and_lock():
+            return False
+        log.info("leader lock %s taken: this instance runs the singleton work", self.name)
+        return True
 
 
 #: The first key of every instance lock, `pg_try_advisory_lock(OWNER_NAMESPACE, owner)`: the
@@ -131,7 +191,7 @@ def new_owner_id() -> int:
     return secrets.randbelow(2**31 - 1) + 1
 
 
-class InstanceLock:
+class InstanceLock(_AdvisoryLock):
     """This process's presence on the database, under a random owner id.
 
     PostgreSQL: a session-level advisory lock (OWNER_NAMESPACE, owner) held by one
@@ -146,19 +206,20 @@ class InstanceLock:
     SQLite means one instance: nothing is locked and `held` is always True.
     """
 
+    _KIND = "instance lock"
+    _KEY_ARGS = ":namespace, :owner"
+    _CANNOT_TAKE = "cannot take it again"
+
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        super().__init__(engine)
         self.owner = new_owner_id()
-        self._conn: AsyncConnection | None = None
-        self._guard = asyncio.Lock()
 
     @property
-    def shared(self) -> bool:
-        return self._engine.dialect.name == "postgresql"
+    def _label(self) -> object:
+        return self.owner
 
-    @property
-    def held(self) -> bool:
-        return not self.shared or self._conn is not None
+    def _key_params(self) -> dict[str, int]:
+        return {"namespace": OWNER_NAMESPACE, "owner": self.owner}
 
     async def acquire(self) -> None:
         """Take this instance's lock (at start, before storing any update); raises when the
@@ -172,59 +233,19 @@ class InstanceLock:
     async def keep(self) -> bool:
         """Check the lock's connection and take the lock again if it was lost; False when
         the database does not answer (the rows of this instance are unguarded meanwhile)."""
-        if not self.shared:
-            return True
-        async with self._guard:
-            if self._conn is not None and await LeaderLock._alive(self._conn):
+        return await self._keep_or_take()
+
+    async def _lock_on(self, conn: AsyncConnection) -> bool:
+        for _ in range(10):
+            if await self._try_lock(conn):
                 return True
-            if self._conn is not None:
-                log.warning("instance lock %s lost: its connection is gone", self.owner)
-                await self._drop()
-            try:
-                await asyncio.wait_for(self._take(), CHECK_TIMEOUT)
-                return True
-            except Exception as exc:
-                log.warning("instance lock %s: cannot take it again (%s)", self.owner, exc)
-                return False
+            # Another live instance drew the same id (or, after a cut connection, our old
+            # session has not ended yet): a new id, since rows may only name one owner.
+            self.owner = new_owner_id()
+        return False
 
-    async def _take(self) -> None:
-        conn = await self._engine.connect()
-        try:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            for _ in range(10):
-                if await conn.scalar(
-                    text("SELECT pg_try_advisory_lock(:namespace, :owner)"),
-                    {"namespace": OWNER_NAMESPACE, "owner": self.owner},
-                ):
-                    self._conn = conn
-                    log.info("instance lock taken: this instance is owner %s", self.owner)
-                    return
-                # Another live instance drew the same id (or, after a cut connection, our old
-                # session has not ended yet): a new id, since rows may only name one owner.
-                self.owner = new_owner_id()
-        except BaseException:
-            await conn.invalidate()
-            raise
-        await conn.close()
-        raise RuntimeError("no free instance owner id after 10 tries")
-
-    async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.invalidate()
-
-    async def release(self) -> None:
-        """A clean stop: the lock goes, and this instance's unfinished rows with it."""
-        async with self._guard:
-            conn, self._conn = self._conn, None
-            if conn is None:
-                return
-            try:
-                await conn.execute(
-                    text("SELECT pg_advisory_unlock(:namespace, :owner)"),
-                    {"namespace": OWNER_NAMESPACE, "owner": self.owner},
-                )
-                await conn.close()
-            except Exception:
-                await conn.invalidate()
+    async def _take(self) -> bool:
+        if not await self._connect_and_lock():
+            raise RuntimeError("no free instance owner id after 10 tries")
+        log.info("instance lock taken: this instance is owner %s", self.owner)
+        return True

@@ -203,6 +203,68 @@ async def tickets_from_of(
     return (session.tickets_from_at if now < session.tickets_from_at else None), session.timezone
 
 
+def audit_settlement(
+    uow: UnitOfWork,
+    actor: str,
+    registration_id: int,
+    now: datetime,
+    *,
+    payment_id: int,
+    reason: str,
+    paid_from: str | None = None,
+) -> None:
+    """A registration's audit entry for a payment: `paid` (from the state `paid_from`) when
+    the payment settled it, else `payment_flagged` (the money is kept; `reason` says why)."""
+    audit(
+        uow,
+        actor,
+        "registration",
+        registration_id,
+        "payment_flagged" if paid_from is None else "paid",
+        now,
+        from_state=paid_from,
+        to_state=None if paid_from is None else S.PAID,
+        reason=reason,
+        details={"payment_id": payment_id},
+    )
+
+
+async def tell_staff_flagged(
+    uow: UnitOfWork,
+    staff_chat_id: int | None,
+    now: datetime,
+    *,
+    payment_id: int,
+    reference: str | None,
+    method: str,
+    external_id: str,
+    amount_minor: int,
+    currency: str,
+    expected: int | None,
+    why: str,
+    key: str | None = None,
+) -> None:
+    """The staff card for money that is kept but settles nothing (`why`): a person looks at
+    it. Keyed once per payment unless `key` says otherwise."""
+    await notify_staff(
+        uow,
+        staff_chat_id,
+        now,
+        key=key or f"payment_flagged:{payment_id}",
+        template=Template.PAYMENT_FLAGGED,
+        params={
+            "payment_id": payment_id,
+            "reference": reference,
+            "method": method,
+            "external_id": external_id,
+            "amount_minor": amount_minor,
+            "currency": currency,
+            "expected": expected,
+            "why": why,
+        },
+    )
+
+
 async def record_payment(
     uow: UnitOfWork,
     *,
@@ -242,6 +304,12 @@ async def record_payment(
             existing.id, existing.registration_id, reference, existing.status, replay=True
         )
 
+    money = {
+        "method": method,
+        "external_id": external_id,
+        "amount_minor": amount_minor,
+        "currency": currency,
+    }
     if registration is None:
         status, why = P.UNMATCHED, "unknown_reference"
     elif expected is None or amount_minor != expected:
@@ -262,24 +330,16 @@ async def record_payment(
                 "recorded",
                 now,
                 to_state=P.PAID,
-                details={
-                    "method": method,
-                    "external_id": external_id,
-                    "amount_minor": amount_minor,
-                    "currency": currency,
-                },
+                details=money,
             )
-            audit(
+            audit_settlement(
                 uow,
                 actor,
-                "registration",
                 registration.id,
-                "paid",
                 now,
-                from_state=state,
-                to_state=S.PAID,
+                payment_id=payment_id,
                 reason=method,
-                details={"payment_id": payment_id},
+                paid_from=state,
             )
             tickets_from, zone = await tickets_from_of(uow, registration, now)
             if notify:
@@ -323,25 +383,10 @@ async def record_payment(
         now,
         to_state=status,
         reason=why,
-        details={
-            "method": method,
-            "external_id": external_id,
-            "amount_minor": amount_minor,
-            "currency": currency,
-            "expected": expected,
-        },
+        details={**money, "expected": expected},
     )
     if registration is not None:
-        audit(
-            uow,
-            actor,
-            "registration",
-            registration.id,
-            "payment_flagged",
-            now,
-            reason=why,
-            details={"payment_id": payment_id},
-        )
+        audit_settlement(uow, actor, registration.id, now, payment_id=payment_id, reason=why)
         if notify:
             await notify_candidate(
                 uow,
@@ -351,22 +396,18 @@ async def record_payment(
                 template=Template.PAYMENT_REFUND_DUE,
                 params={"reference": reference, "why": why},
             )
-    await notify_staff(
+    await tell_staff_flagged(
         uow,
         staff_chat_id,
         now,
-        key=f"payment_flagged:{payment_id}",
-        template=Template.PAYMENT_FLAGGED,
-        params={
-            "payment_id": payment_id,
-            "reference": reference or (raw or {}).get("reference"),
-            "method": method,
-            "external_id": external_id,
-            "amount_minor": amount_minor,
-            "currency": currency,
-            "expected": expected,
-            "why": why,
-        },
+        payment_id=payment_id,
+        reference=reference or (raw or {}).get("reference"),
+        method=method,
+        external_id=external_id,
+        amount_minor=amount_minor,
+        currency=currency,
+        expected=expected,
+        why=why,
     )
     return PaymentOutcome(payment_id, registration.id if registration else None, reference, status)
 
@@ -765,80 +806,64 @@ class PaymentService:
             if await uow.registrations.transition(
                 registration.id, SETTLEABLE, state=S.PAID, state_changed_at=now
             ):
-                audit(
+                audit_settlement(
                     uow,
                     actor,
-                    "registration",
                     registration.id,
-                    "paid",
                     now,
-                    from_state=old,
-                    to_state=S.PAID,
+                    payment_id=payment_id,
                     reason="bank_transfer",
-                    details={"payment_id": payment_id},
+                    paid_from=old,
                 )
             else:  # expired, cancelled or paid meanwhile: the money goes back
                 needs_refund = True
                 await uow.payments.decide(payment_id, P.APPROVED, needs_refund=True)
-                audit(
+                audit_settlement(
                     uow,
                     actor,
-                    "registration",
                     registration.id,
-                    "payment_flagged",
                     now,
+                    payment_id=payment_id,
                     reason=f"registration_{registration.state}",
-                    details={"payment_id": payment_id},
                 )
-                await notify_staff(
+                await tell_staff_flagged(
                     uow,
                     self.config.staff_chat_id,
                     now,
-                    key=f"payment_flagged:{payment_id}",
-                    template=Template.PAYMENT_FLAGGED,
-                    params={
-                        "payment_id": payment_id,
-                        "reference": registration.reference,
-                        "method": payment.method,
-                        "external_id": payment.external_id,
-                        "amount_minor": payment.amount_minor,
-                        "currency": payment.currency,
-                        "expected": payment.amount_minor,
-                        "why": "double_payment"
-                        if registration.state == S.PAID
-                        else f"registration_{registration.state}",
-                    },
+                    payment_id=payment_id,
+                    reference=registration.reference,
+                    method=payment.method,
+                    external_id=payment.external_id,
+                    amount_minor=payment.amount_minor,
+                    currency=payment.currency,
+                    expected=payment.amount_minor,
+                    why="double_payment"
+                    if registration.state == S.PAID
+                    else f"registration_{registration.state}",
                 )
-        elif now >= deadline_of(session):
+        else:  # past the deadline the registration expires, else it waits for money again
+            late = now >= deadline_of(session)
+            to, action, why = (
+                (S.EXPIRED, "expired", "receipt_rejected_after_deadline")
+                if late
+                else (S.AWAITING_PAYMENT, "receipt_rejected", reason)
+            )
             if await uow.registrations.transition(
-                registration.id, [S.PAYMENT_REVIEW], state=S.EXPIRED, state_changed_at=now
+                registration.id, [S.PAYMENT_REVIEW], state=to, state_changed_at=now
             ):
                 audit(
                     uow,
                     actor,
                     "registration",
                     registration.id,
-                    "expired",
+                    action,
                     now,
                     from_state=old,
-                    to_state=S.EXPIRED,
-                    reason="receipt_rejected_after_deadline",
+                    to_state=to,
+                    reason=why,
                 )
-                await release_seat_and_promote(uow, registration.session_id, now)
-        elif await uow.registrations.transition(
-            registration.id, [S.PAYMENT_REVIEW], state=S.AWAITING_PAYMENT, state_changed_at=now
-        ):
-            audit(
-                uow,
-                actor,
-                "registration",
-                registration.id,
-                "receipt_rejected",
-                now,
-                from_state=old,
-                to_state=S.AWAITING_PAYMENT,
-                reason=reason,
-            )
+                if late:
+                    await release_seat_and_promote(uow, registration.session_id, now)
         current = await uow.registrations.get(registration.id)
         assert current is not None
         tickets_from, _ = await tickets_from_of(uow, current, now)

@@ -28,8 +28,13 @@ from typing import Any, Protocol
 from bot.domain.lifecycle import PAYMENT_UNMATCHED
 from bot.services.catalog import CatalogService
 from bot.services.errors import ServiceError
-from bot.services.notify import Template, audit, notify_staff
-from bot.services.payments import PaymentConfig, expected_amount, record_payment
+from bot.services.notify import audit
+from bot.services.payments import (
+    PaymentConfig,
+    expected_amount,
+    record_payment,
+    tell_staff_flagged,
+)
 from storage.models import Payment
 from storage.uow import UnitOfWork, UowFactory
 
@@ -250,20 +255,17 @@ class ProviderPaymentService:
             reason="replay_differs",
             details=details,
         )
-        await notify_staff(
+        await tell_staff_flagged(
             uow,
             self._config.staff_chat_id,
             now,
             key=f"payment_conflict:{recorded.id}:{notice.amount_minor}:{notice.currency}",
-            template=Template.PAYMENT_FLAGGED,
-            params={
-                "payment_id": recorded.id,
-                "reference": notice.reference,
-                "method": method,
-                "external_id": notice.transaction_id,
-                "amount_minor": notice.amount_minor,
-                "currency": notice.currency,
-                "expected": recorded.amount_minor,
-                "why": "replay_differs",
-            },
+            payment_id=recorded.id,
+            reference=notice.reference,
+            method=method,
+            external_id=notice.transaction_id,
+            amount_minor=notice.amount_minor,
+            currency=notice.currency,
+            expected=recorded.amount_minor,
+            why="replay_differs",
         )

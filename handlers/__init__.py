@@ -34,6 +34,7 @@ from handlers import (
     payments_staff,
     registration,
     reminders,
+    results,
     tickets,
 )
 from handlers.context import FlowRouter, InputHandler
@@ -51,6 +52,7 @@ FLOW_MODULES: tuple[ModuleType, ...] = (
     payments,  # before flows: successful_payment, receipts
     payments_staff,  # before flows: staff CSV files; typed rejection reasons in group 1
     broadcasts,  # staff only; its typed input goes through flows
+    results,  # staff's /results_release, the candidate's /results
 )
 
 

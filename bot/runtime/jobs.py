@@ -32,6 +32,7 @@ OFFER_SWEEP_SECONDS = 60
 TICKET_SWEEP_SECONDS = 60
 BROADCAST_TICK_SECONDS = 4  # progress edits: often enough to watch, far below edit limits
 REMINDER_PLAN_SECONDS = 60  # cheap when nothing changed (two aggregate queries)
+RESULTS_RELEASE_SECONDS = 60
 
 ProgressRenderer = Callable[[Progress, Translator, str], Rendered]
 
@@ -89,6 +90,14 @@ class Jobs:
         if queued:
             log.info("queued %d admission-ticket notification(s)", queued)
 
+    async def release_results(self, _context: Any = None) -> None:
+        """Sessions whose results time has come: release them and tell each candidate once."""
+        if not await self._leads():
+            return
+        queued = await self.services.results_release.release_due()
+        if queued:
+            log.info("queued %d results notification(s)", queued)
+
     async def broadcast_progress(self, _context: Any = None) -> None:
         """Start due scheduled broadcasts, finish empty ones (report once), edit progress."""
         changed = await self.services.broadcasts.tick()
@@ -119,6 +128,12 @@ class Jobs:
             name="issue_due_tickets",
         )
         every(self.plan_reminders, interval=REMINDER_PLAN_SECONDS, first=3, name="plan_reminders")
+        every(
+            self.release_results,
+            interval=RESULTS_RELEASE_SECONDS,
+            first=12,
+            name="release_results",
+        )
         every(
             self.broadcast_progress,
             interval=BROADCAST_TICK_SECONDS,

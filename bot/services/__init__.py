@@ -29,6 +29,7 @@ from bot.services.registration import RegistrationService
 from bot.services.registration_form import RegistrationFormService
 from bot.services.reminders import RemindersService
 from bot.services.results import ResultsService
+from bot.services.results_release import ResultsReleaseService
 from bot.services.tickets import TicketService
 from storage.db import Database
 from storage.locks import InstanceLock, LeaderLock
@@ -56,6 +57,7 @@ class Services:
     tickets: TicketService
     reminders: RemindersService
     results: ResultsService
+    results_release: ResultsReleaseService
     # Not a service: the lease on singleton work (planning, sweeps) among instances.
     leader: LeaderLock
     # Not a service: this process's presence, the owner of the updates it stores.
@@ -101,6 +103,7 @@ def build_services(
         tickets=TicketService(uow, clock, catalog, vault, public_url=public_url),
         reminders=RemindersService(uow, clock, catalog),
         results=ResultsService(uow, clock, catalog, vault),
+        results_release=ResultsReleaseService(uow, clock, catalog),
         leader=LeaderLock(database.engine),
         instance=instance,
     )

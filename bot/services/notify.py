@@ -39,6 +39,7 @@ class Template(enum.StrEnum):
     IDENTITY_CORRECTED = "identity_corrected"
     REMINDER = "reminder"
     BROADCAST_REPORT = "broadcast_report"
+    RESULTS_RELEASED = "results_released"
 
 
 def payload(template: Template, params: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from storage.models import (
     AdmissionTicket,
     Candidate,
     ComponentResult,
+    ExamSession,
     Registration,
     ResultImport,
     ResultRelease,
@@ -120,3 +121,67 @@ class ResultRepository:
                 ComponentResult.session_id == session_id
             )
         )
+
+    # --- release
+
+    async def get_release(self, session_id: int) -> ResultRelease | None:
+        stmt = (
+            select(ResultRelease)
+            .where(ResultRelease.session_id == session_id)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    def add_release(self, release: ResultRelease) -> None:
+        self.session.add(release)
+
+    async def mark_released(self, release_id: int, at: datetime, recipients: int) -> bool:
+        """scheduled / releasing → released, once: False when another run released it first
+        (PostgreSQL re-checks the status after the first run's commit)."""
+        stmt = (
+            update(ResultRelease)
+            .where(ResultRelease.id == release_id, ResultRelease.status != ReleaseStatus.RELEASED)
+            .values(status=ReleaseStatus.RELEASED, released_at=at, recipients=recipients)
+            .execution_options(synchronize_session=False)
+        )
+        return bool((await self.session.execute(stmt)).rowcount)
+
+    async def release_results(self, session_id: int, at: datetime) -> None:
+        stmt = (
+            update(ComponentResult)
+            .where(ComponentResult.session_id == session_id, ComponentResult.released_at.is_(None))
+            .values(released_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(stmt)
+
+    async def sessions_with_unreleased(self) -> list[int]:
+        stmt = (
+            select(ComponentResult.session_id)
+            .where(ComponentResult.released_at.is_(None))
+            .distinct()
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def registrations_with_results(self, session_id: int) -> list[int]:
+        stmt = (
+            select(ComponentResult.registration_id)
+            .where(ComponentResult.session_id == session_id)
+            .distinct()
+            .order_by(ComponentResult.registration_id)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def for_candidate(
+        self, candidate_id: int
+    ) -> list[tuple[ComponentResult, Registration, ExamSession]]:
+        """Every component result of the candidate (released or not), oldest sitting first."""
+        stmt = (
+            select(ComponentResult, Registration, ExamSession)
+            .join(Registration, Registration.id == ComponentResult.registration_id)
+            .join(ExamSession, ExamSession.id == ComponentResult.session_id)
+            .where(Registration.candidate_id == candidate_id)
+            .order_by(ExamSession.exam_date, ComponentResult.component)
+            .execution_options(populate_existing=True)
+        )
+        return [(r[0], r[1], r[2]) for r in (await self.session.execute(stmt)).all()]

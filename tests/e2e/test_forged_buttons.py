@@ -85,6 +85,9 @@ STAFF_WORD_BUTTONS = (
     "pay:no:1:",
     "bc:aud:1:nobody",
     "rem:un::1",
+    "rr:ok:2027-01:x",
+    "rr:ok::0",
+    "rr:ok:nosuch:0",
 )
 # No button has these shapes; staff buttons pressed by a candidate.
 CANDIDATE_UNKNOWN = (
@@ -102,6 +105,7 @@ CANDIDATE_UNKNOWN = (
     "elig:no:2147483648",
     "bc:now:9223372036854775808",
     "rem:un:2027-01:2147483648",
+    "rr:ok:2027-01:0",
 )
 
 

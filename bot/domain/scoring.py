@@ -156,6 +156,19 @@ class SittingResult:
     sat_on: date  # the sitting's exam date
     released_at: datetime | None = None  # None: not yet released, does not count
 
+    @classmethod
+    def stored(
+        cls,
+        component: str,
+        mark: str,
+        score_tenths: int | None,
+        sat_on: date,
+        released_at: datetime | None = None,
+    ) -> SittingResult:
+        """A result as the database keeps it (score in tenths, mark as text)."""
+        score = None if score_tenths is None else from_tenths(score_tenths)
+        return cls(component, Mark(mark), score, sat_on, released_at)
+
 
 @dataclass(frozen=True, slots=True)
 class ComponentState:

@@ -35,11 +35,9 @@ from bot.domain.lifecycle import RegistrationState
 from bot.domain.scoring import (
     ImportStatus,
     InvalidScore,
-    Mark,
     Outcome,
     ScoringRules,
     SittingResult,
-    from_tenths,
 )
 from bot.services.catalog import CatalogService
 from bot.services.errors import AlreadyDecided, NotFound, ResultsReleased
@@ -421,9 +419,7 @@ def _refuse_duplicates(rows: list[dict[str, Any]]) -> None:
 
 
 def _sitting(component: str, value: dict[str, Any], sat_on: date) -> SittingResult:
-    tenths = value["score_tenths"]
-    score = None if tenths is None else from_tenths(tenths)
-    return SittingResult(component, Mark(value["mark"]), score, sat_on)
+    return SittingResult.stored(component, value["mark"], value["score_tenths"], sat_on)
 
 
 def _row_outcome(rules: ScoringRules, results: dict[str, Any], sat_on: date) -> str:

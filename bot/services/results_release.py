@@ -27,11 +27,9 @@ from zoneinfo import ZoneInfo
 from bot.domain.catalog import Catalog
 from bot.domain.scoring import (
     LevelStanding,
-    Mark,
     ReleaseStatus,
     ScoringRules,
     SittingResult,
-    from_tenths,
 )
 from bot.services.catalog import CatalogService
 from bot.services.errors import NotFound, ResultsReleased
@@ -247,8 +245,9 @@ def _recheck_until(catalog: Catalog, session: ExamSession, released_at: datetime
 
 
 def _sitting(result: ComponentResult, sat_on: date) -> SittingResult:
-    score = None if result.score_tenths is None else from_tenths(result.score_tenths)
-    return SittingResult(result.component, Mark(result.mark), score, sat_on, result.released_at)
+    return SittingResult.stored(
+        result.component, result.mark, result.score_tenths, sat_on, result.released_at
+    )
 
 
 async def _params(

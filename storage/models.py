@@ -36,7 +36,8 @@ from sqlalchemy.types import TypeDecorator
 from bot.domain.lifecycle import ACTIVE, BroadcastStatus, OutboxStatus
 from bot.domain.lifecycle import PaymentStatus as PaymentStatus
 from bot.domain.lifecycle import RegistrationState as RegistrationState
-from bot.domain.scoring import ImportStatus, ReleaseStatus
+from bot.domain.certificates import CertificateStatus
+from bot.domain.scoring import ImportStatus, ReleaseStatus, RemarkStatus
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -605,3 +606,81 @@ class ResultRelease(Base):
     recipients: Mapped[int] = mapped_column(default=0)  # notifications queued
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RemarkRequest(Base):
+    """A candidate's 复核 (re-marking) request for one component of one sitting.
+
+    One per registration and component, ever (DOMAIN.md: one request per component per
+    sitting). `status` is a `RemarkStatus`. `old_*` keep the result as it was when asked;
+    a decision that changes the score writes `new_*` and updates the component result
+    (audited); the first decision wins (conditional UPDATE on `status`).
+    """
+
+    __tablename__ = "remark_requests"
+    __table_args__ = (
+        UniqueConstraint("registration_id", "component"),
+        Index("ix_remark_requests_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id"))
+    component: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=RemarkStatus.OPEN)
+    fee_minor: Mapped[int | None]  # the catalogue's fee when asked, in fen; None: free
+    fee_confirmed_by: Mapped[str | None] = mapped_column(String(64))
+    fee_confirmed_at: Mapped[datetime | None]
+    old_mark: Mapped[str] = mapped_column(String(16))
+    old_score_tenths: Mapped[int | None]
+    new_score_tenths: Mapped[int | None]
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- certificates (issue 10; docs/certificates.md) ----------------------------------------
+
+
+class Certificate(Base):
+    """The certificate (专业技术等级证书) of a level passed through one registration.
+
+    `number` as the evaluation organisation wrote it (or as examdesk assigned it);
+    `number_key` its look-up form (`bot.domain.certificates.number_key`), unique.
+    `verify_code` is the random code of the QR link and of the `verify_<code>` deep link.
+    `status` is a `CertificateStatus`; a revocation keeps its date, actor and reason
+    (the reason is never shown to the public).
+    """
+
+    __tablename__ = "certificates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id"), unique=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
+    level_code: Mapped[str] = mapped_column(ForeignKey("levels.code"))
+    direction_code: Mapped[str | None] = mapped_column(ForeignKey("directions.code"))
+    number: Mapped[str] = mapped_column(String(48))
+    number_key: Mapped[str] = mapped_column(String(48), unique=True)
+    issued_on: Mapped[date] = mapped_column(Date)
+    verify_code: Mapped[str] = mapped_column(String(16), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=CertificateStatus.VALID)
+    source: Mapped[str] = mapped_column(String(16))  # imported | assigned
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+    notified_at: Mapped[datetime | None]  # "your certificate is issued" queued
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class LookupThrottle(Base):
+    """Failed certificate look-ups per client within a window, shared by every instance
+    (the verification page and `/verify`). `key` is a keyed hash of the address or the
+    Telegram user, never the raw value."""
+
+    __tablename__ = "lookup_throttle"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_started_at: Mapped[datetime]
+    failures: Mapped[int] = mapped_column(default=0)

@@ -49,6 +49,7 @@ __all__ = [
     "EducationLevel",
     "Eligibility",
     "Fee",
+    "LevelFee",
     "Fees",
     "Level",
     "LocalizedText",
@@ -313,9 +314,24 @@ class Fee(_Model):
         return int(self.amount * 100)
 
 
+class LevelFee(Fee):
+    """A level's fee; `component` is the fee of a retake booking one component while the
+    other carries over (absent: the full fee)."""
+
+    component: Fee | None = None
+
+    def for_components(self, booked: int, total: int) -> Fee:
+        """The fee of a booking of `booked` of the level's `total` components."""
+        if booked < total and self.component is not None:
+            return self.component
+        return Fee(amount=self.amount, confirmed=self.confirmed, stars=self.stars)
+
+
 class Fees(_Model):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    levels: dict[Code, Fee]
+    levels: dict[Code, LevelFee]
+    # 复核 (re-marking) fee per component; absent: re-marking is free (DOMAIN.md default).
+    remark: Fee | None = None
 
 
 class BankAccount(_Model):
@@ -338,7 +354,11 @@ class Payment(_Model):
 
 class Certificates(_Model):
     number_pattern: str
-    verification_url_template: str
+    # How examdesk assigns numbers itself when the centre asks it to (`examdesk
+    # certificates assign`): {session} (code without dashes), {level} (level code, upper
+    # case), {year} (of the issue date) and {seq} (a per-session counter, e.g. {seq:04d}).
+    # Absent: numbers only come from an import.
+    number_format: str | None = None
 
     @field_validator("number_pattern")
     @classmethod
@@ -349,22 +369,23 @@ class Certificates(_Model):
             raise ValueError(f"not a valid regular expression ({exc})") from None
         return value
 
-    @field_validator("verification_url_template")
+    @field_validator("number_format")
     @classmethod
-    def _template_has_number(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("must start with https:// or http://")
-        if "{number}" not in value:
-            raise ValueError("must contain the {number} placeholder")
+    def _format_has_session_and_seq(cls, value: str | None) -> str | None:
+        if value is not None and ("{session}" not in value or "{seq" not in value):
+            raise ValueError("must contain {session} and {seq} (numbers must be unique)")
         return value
 
     def number_is_valid(self, number: str) -> bool:
         return re.fullmatch(self.number_pattern, number) is not None
 
-    def verification_url(self, number: str) -> str:
-        from urllib.parse import quote
-
-        return self.verification_url_template.replace("{number}", quote(number, safe=""))
+    def assign_number(self, *, session: str, level: str, year: int, seq: int) -> str:
+        """A number by `number_format` (which must be set)."""
+        if self.number_format is None:
+            raise ValueError("certificates.number_format is not set")
+        return self.number_format.format(
+            session=session.replace("-", ""), level=level.upper(), year=year, seq=seq
+        )
 
 
 class SessionComponent(_Model):
@@ -547,7 +568,7 @@ class Catalog(_Model):
     def session(self, code: str) -> Session:
         return _by_code(self.sessions, code, "session")
 
-    def fee(self, level_code: str) -> Fee:
+    def fee(self, level_code: str) -> LevelFee:
         return self.fees.levels[level_code]
 
     def sessions_for(self, level_code: str) -> list[Session]:
@@ -838,6 +859,30 @@ def _check_fees(catalog: Catalog) -> list[Problem]:
             if fee.stars is None:
                 problems.append(
                     Problem(f"fees.levels.{code}.stars", "required when stars is enabled")
+                )
+            if fee.component is not None and fee.component.stars is None:
+                problems.append(
+                    Problem(
+                        f"fees.levels.{code}.component.stars", "required when stars is enabled"
+                    )
+                )
+        if catalog.fees.remark is not None and catalog.fees.remark.stars is None:
+            problems.append(Problem("fees.remark.stars", "required when stars is enabled"))
+    certificates = catalog.certificates
+    if certificates.number_format is not None and catalog.levels:
+        try:
+            sample = certificates.assign_number(
+                session="2027-01", level=catalog.levels[0].code, year=2027, seq=1
+            )
+        except (KeyError, ValueError, IndexError) as exc:
+            problems.append(Problem("certificates.number_format", f"cannot be filled ({exc})"))
+        else:
+            if not certificates.number_is_valid(sample):
+                problems.append(
+                    Problem(
+                        "certificates.number_format",
+                        f"gives {sample!r}, which does not match number_pattern",
+                    )
                 )
     level_codes = [level.code for level in catalog.levels]
     for code in catalog.fees.levels:

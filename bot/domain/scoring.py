@@ -50,6 +50,7 @@ __all__ = [
     "Mark",
     "Outcome",
     "ReleaseStatus",
+    "RemarkStatus",
     "ScoringRules",
     "SittingResult",
     "from_tenths",
@@ -94,6 +95,17 @@ class ImportStatus(StrEnum):
     CONFIRMED = "confirmed"
     CANCELLED = "cancelled"
     SUPERSEDED = "superseded"
+
+
+class RemarkStatus(StrEnum):
+    """A 复核 request for one component: open (waiting for a staff decision; with a fee,
+    first for staff to confirm the fee was paid), then decided, the score unchanged or
+    changed."""
+
+    AWAITING_FEE = "awaiting_fee"
+    OPEN = "open"
+    UNCHANGED = "unchanged"
+    CHANGED = "changed"
 
 
 class ReleaseStatus(StrEnum):

@@ -132,10 +132,18 @@ def test_parse_catalog_json_document_round_trip_keeps_hash(catalog):
             "set at position 1)",
         ),
         (
-            lambda d: d["certificates"].update(
-                verification_url_template="https://x.example/verify"
-            ),
-            "certificates.verification_url_template: must contain the {number} placeholder",
+            lambda d: d["certificates"].update(number_format="RC-{level}"),
+            "certificates.number_format: must contain {session} and {seq} (numbers must be "
+            "unique)",
+        ),
+        (
+            lambda d: d["certificates"].update(number_format="RC {session}-{seq}"),
+            "certificates.number_format: gives 'RC 202701-1', which does not match "
+            "number_pattern",
+        ),
+        (
+            lambda d: d["fees"]["levels"]["junior"]["component"].pop("stars"),
+            "fees.levels.junior.component.stars: required when stars is enabled",
         ),
         (
             lambda d: d["fees"]["levels"]["junior"].update(amount=-1),
@@ -387,11 +395,21 @@ def test_sessions_open_for_registration_today_is_january_only(catalog):
     assert actual == ["2027-01"]
 
 
-def test_verification_url_number_is_url_encoded(catalog):
-    assert (
-        catalog.certificates.verification_url("AB 12/3")
-        == "https://examdesk.example.org/verify/AB%2012%2F3"
+def test_assigned_certificate_number_follows_the_format_and_the_pattern(catalog):
+    number = catalog.certificates.assign_number(
+        session="2027-03", level="intermediate", year=2027, seq=7
     )
+
+    assert (number, catalog.certificates.number_is_valid(number)) == (
+        "RC202703-INTERMEDIATE-0007",
+        True,
+    )
+
+
+def test_retake_of_one_component_pays_the_component_fee(catalog):
+    fee = catalog.fee("junior")
+
+    assert (fee.for_components(1, 2).amount, fee.for_components(2, 2).amount) == (400, 800)
 
 
 def test_number_is_valid_permissive_pattern(catalog):

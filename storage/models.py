@@ -31,12 +31,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from bot.domain.certificates import CertificateStatus
+
 # The lifecycles (states and what each allows) live in the domain; the models store their
 # values as plain strings and keep the names importable from here.
 from bot.domain.lifecycle import ACTIVE, BroadcastStatus, OutboxStatus
 from bot.domain.lifecycle import PaymentStatus as PaymentStatus
 from bot.domain.lifecycle import RegistrationState as RegistrationState
-from bot.domain.certificates import CertificateStatus
 from bot.domain.scoring import ImportStatus, ReleaseStatus, RemarkStatus
 
 NAMING = {

@@ -138,8 +138,7 @@ def test_parse_catalog_json_document_round_trip_keeps_hash(catalog):
         ),
         (
             lambda d: d["certificates"].update(number_format="RC {session}-{seq}"),
-            "certificates.number_format: gives 'RC 202701-1', which does not match "
-            "number_pattern",
+            "certificates.number_format: gives 'RC 202701-1', which does not match number_pattern",
         ),
         (
             lambda d: d["fees"]["levels"]["junior"]["component"].pop("stars"),

@@ -8,6 +8,8 @@ examdesk catalog load FILE        validate and load the exam catalogue
 examdesk eligibility check FILE   bulk eligibility check of a CSV file
 examdesk results import FILE --session CODE [--yes]
                                   preview a session's results file (CSV/XLSX), then save it
+examdesk certificates import FILE [--yes] | assign --session CODE --issued DATE [--yes]
+                                  | revoke NUMBER --reason TEXT   (docs/certificates.md)
 examdesk i18n update|check        extract messages into the catalogues / list untranslated ones
 examdesk i18n apply FILE.json     add Chinese translations (msgid -> text) and merge
 examdesk sandbox [--listen H:P]   run the Bot API sandbox on its own
@@ -80,6 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--session", required=True, help="exam session code, e.g. 2027-01")
     results.add_argument("--yes", action="store_true", help="save without asking")
     results.add_argument("--lang", choices=["zh_Hans", "en"], help="language of the report")
+    certificates = sub.add_parser("certificates", help="certificates (docs/certificates.md)")
+    actions = certificates.add_subparsers(dest="action", required=True)
+    imported = actions.add_parser("import", help="record numbers from a CSV or XLSX file")
+    imported.add_argument("file", help="reference or ticket, certificate number, issue date")
+    assign = actions.add_parser("assign", help="number a session's passes by the catalogue")
+    assign.add_argument("--session", required=True, help="exam session code, e.g. 2027-01")
+    assign.add_argument("--issued", required=True, help="issue date, YYYY-MM-DD")
+    for parser_ in (imported, assign):
+        parser_.add_argument("--yes", action="store_true", help="record; without: preview")
+    revoke = actions.add_parser("revoke", help="revoke a certificate (the holder is told)")
+    revoke.add_argument("number")
+    revoke.add_argument("--reason", required=True, help="told to the holder, never public")
+    for parser_ in (imported, assign, revoke):
+        parser_.add_argument("--lang", choices=["zh_Hans", "en"], help="language of the report")
     i18n = sub.add_parser("i18n", help="translation catalogues (developers)")
     i18n.add_argument("action", choices=["update", "check", "apply"])
     i18n.add_argument("file", nargs="?", help="with apply: JSON of msgid -> Chinese translation")
@@ -128,6 +144,18 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "results":
         return cli.results_import(
             settings, args.file, args.session, yes=args.yes, language=args.lang
+        )
+    if args.command == "certificates":
+        return cli.certificates(
+            settings,
+            args.action,
+            path=getattr(args, "file", None),
+            session_code=getattr(args, "session", None),
+            issued=getattr(args, "issued", None),
+            number=getattr(args, "number", None),
+            reason=getattr(args, "reason", None),
+            yes=getattr(args, "yes", False),
+            language=args.lang,
         )
     return 2
 

@@ -51,6 +51,9 @@ COMMANDS = (
     ("register", N_("Register for the exam")),
     ("status", N_("My registrations")),
     ("ticket", N_("My admission ticket (PDF)")),
+    ("results", N_("My exam results")),
+    ("certificate", N_("My certificate (PDF)")),
+    ("verify", N_("Check a certificate number")),
     ("help", N_("What this bot does")),
     ("language", N_("中文 / English")),
     ("cancel", N_("Stop the current step (answers stay saved)")),
@@ -135,6 +138,8 @@ class Runtime:
                 stars=settings.payment_stars,
             ),
             public_url=settings.public_url,
+            # for the certificate's `verify_<code>` deep link; known once the bot started
+            bot_username=self._bot_username,
             staff_ids=settings.admin_ids,
             site_zone=settings.timezone,
             paid_broadcasts=settings.paid_broadcasts,
@@ -176,6 +181,12 @@ class Runtime:
         self._runner: web.AppRunner | None = None
         self._poller: asyncio.Task[None] | None = None
         self.web_port: int | None = None
+
+    def _bot_username(self) -> str | None:
+        try:
+            return self.application.bot.username
+        except (AttributeError, RuntimeError):  # not built or not initialised yet
+            return None
 
     async def _process(self, payload: dict[str, Any]) -> None:
         update = Update.de_json(payload, self.application.bot)
@@ -287,6 +298,8 @@ class Runtime:
                 else None
             ),
             provider_payments=self.services.provider_payments,
+            verification=self.services.verification,
+            i18n=self.i18n,
         )
         self._runner = web.AppRunner(create_web_app(deps), handle_signals=False)
         await self._runner.setup()

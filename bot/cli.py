@@ -363,3 +363,144 @@ def _results_problem(tr: Translator, exc: Exception, session_code: str | None) -
     if isinstance(exc, AlreadyDecided):
         return tr.gettext("Someone else decided on this import first: nothing was saved.")
     raise exc
+
+
+# --- certificates (docs/certificates.md) -------------------------------------------------
+
+
+def certificates(
+    settings: Settings,
+    action: str,
+    *,
+    path: str | None = None,
+    session_code: str | None = None,
+    issued: str | None = None,
+    number: str | None = None,
+    reason: str | None = None,
+    yes: bool = False,
+    language: str | None = None,
+) -> int:
+    """`certificates import FILE` / `assign --session CODE --issued DATE`: the preview, and
+    with `--yes` the certificates recorded (each holder told once); `revoke NUMBER --reason`.
+    The report uses the chat's wording (`handlers.certificates`)."""
+    language = language or settings.default_language
+    tr = I18n(language, zone=settings.timezone).translator(language)
+    data = b""
+    if action == "import":
+        assert path is not None
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            message = tr.gettext("Cannot read {path}: {error}", path=path, error=exc.strerror)
+            print(f"examdesk: {message}", file=sys.stderr)
+            return 1
+    day = None
+    if action == "assign":
+        try:
+            day = date.fromisoformat(issued or "")
+        except ValueError:
+            message = tr.gettext("The issue date must be YYYY-MM-DD.")
+            print(f"examdesk: {message}", file=sys.stderr)
+            return 1
+    return asyncio.run(
+        _certificates(
+            settings,
+            tr,
+            action,
+            name=Path(path).name if path else "",
+            data=data,
+            session_code=session_code or "",
+            day=day,
+            number=number or "",
+            reason=reason or "",
+            yes=yes,
+        )
+    )
+
+
+async def _certificates(
+    settings: Settings,
+    tr: Translator,
+    action: str,
+    *,
+    name: str,
+    data: bytes,
+    session_code: str,
+    day: date | None,
+    number: str,
+    reason: str,
+    yes: bool,
+) -> int:
+    from bot.services import build_services
+    from bot.services.certificates import AlreadyRevoked
+    from bot.services.errors import NotFound, ResultsFileInvalid, ServiceError
+    from handlers import certificates as words
+    from storage.db import Database
+
+    username = await _bot_username(settings)
+    database = Database(settings.database_url)
+    try:
+        services = build_services(
+            database,
+            secret_key=settings.secret_key.get_secret_value(),
+            public_url=settings.public_url,
+            bot_username=lambda: username,
+        ).certificates
+        if action == "revoke":
+            revoked = await services.revoke(number, reason, staff_id=None)
+            print(
+                tr.gettext(
+                    "Certificate {number} revoked; the holder is told.", number=revoked.number
+                )
+            )
+            return 0
+        if action == "import":
+            preview = await services.preview_import(name, data, staff_id=None)
+        else:
+            assert day is not None
+            preview = await services.preview_assign(session_code, day, staff_id=None)
+        print(words.preview_text(tr, preview))
+        if not yes or preview.new == 0:
+            await services.cancel(preview.batch_id, staff_id=None)
+            if preview.new == 0:
+                print(tr.gettext("Nothing to record."))
+            else:
+                print(tr.gettext("Preview only: nothing was saved. Run again with --yes to save."))
+            return 0
+        confirmed = await services.confirm(preview.batch_id, staff_id=None)
+        print(words.confirmed_text(tr, confirmed))
+        return 0
+    except ServiceError as exc:
+        if isinstance(exc, ResultsFileInvalid):
+            problem = words.file_problem(tr, exc)
+        elif isinstance(exc, AlreadyRevoked):
+            problem = words.revoked_twice(tr, exc)
+        elif isinstance(exc, NotFound) and action == "revoke":
+            problem = tr.gettext("No certificate has the number {number}.", number=number)
+        else:
+            problem = next(
+                (w(tr, exc) for kind, w in words.EXPLAIN.items() if isinstance(exc, kind)), None
+            )
+            if problem is None:
+                raise
+        print(f"examdesk: {problem}", file=sys.stderr)
+        return 1
+    finally:
+        await database.dispose()
+
+
+async def _bot_username(settings: Settings) -> str | None:
+    """The bot's username for the `verify_<code>` deep link in notices; not needed when the
+    public verification page is set, None when Telegram cannot be asked."""
+    if settings.public_url or settings.bot_token is None:
+        return None
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    try:
+        async with Bot(
+            settings.bot_token.get_secret_value(), base_url=f"{settings.bot_api_url}/bot"
+        ) as bot:
+            return bot.username
+    except TelegramError:
+        return None

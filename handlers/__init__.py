@@ -2,9 +2,10 @@
 
 Each flow module declares what it offers: `setup(application)` for its handlers,
 `TEMPLATES` (notification renderers the outbox sender uses), `INPUTS` and `RESUMES`
-(how it takes a typed answer and shows its current step again). This package collects
-them; the composition root (`bot.app`) hands `templates()` to the sender. No module fills
-a process-wide registry.
+(how it takes a typed answer and shows its current step again), and `STAFF_FILES`
+(staff file commands, `/<command>` + a file, routed by `handlers.staff_files`). This
+package collects them; the composition root (`bot.app`) hands `templates()` to the
+sender. No module fills a process-wide registry.
 
 Order matters: PTB runs the first matching handler of each group. Identity runs first
 (group -1) so every handler has the candidate and the translator; flows that own a
@@ -23,6 +24,7 @@ from bot.i18n import Translator
 from bot.runtime.notifications import Rendered, Renderer, Templates
 from handlers import (
     broadcasts,
+    certificates,
     common,
     corrections,
     eligibility,
@@ -33,9 +35,13 @@ from handlers import (
     payments,
     payments_staff,
     registration,
+    remarks,
     reminders,
     results,
+    results_staff,
+    staff_files,
     tickets,
+    verify,
 )
 from handlers.context import FlowRouter, InputHandler
 from handlers.render import LevelNames, on_unknown_message
@@ -43,6 +49,7 @@ from handlers.render import LevelNames, on_unknown_message
 #: Every flow module, in the order their handlers are registered.
 FLOW_MODULES: tuple[ModuleType, ...] = (
     notifications,
+    verify,  # before common: its /start takes the verify_<code> deep link
     common,
     eligibility,
     registration,
@@ -50,9 +57,13 @@ FLOW_MODULES: tuple[ModuleType, ...] = (
     tickets,
     reminders,  # the reminder template, its button, the staff list
     payments,  # before flows: successful_payment, receipts
+    staff_files,  # before payments_staff: a file captioned /<command> is not a statement
     payments_staff,  # before flows: staff CSV files; typed rejection reasons in group 1
     broadcasts,  # staff only; its typed input goes through flows
+    remarks,  # 复核: /remark, its typed reason; staff cards, /remarks; typed scores group 3
     results,  # staff's /results_release, the candidate's /results
+    results_staff,  # staff's results file (STAFF_FILES), /results_status, release report
+    certificates,  # staff's import (STAFF_FILES), assign, revoke; the holder's /certificate
 )
 
 
@@ -97,6 +108,8 @@ def flow_router() -> FlowRouter:
 
 def setup(application: Application) -> None:
     identity.setup(application)
+    # Each module's STAFF_FILES (`/<command>` + a file), routed by handlers.staff_files.
+    application.bot_data.staff_files = _collect("STAFF_FILES")
     for module in FLOW_MODULES:
         if hasattr(module, "setup"):
             module.setup(application)

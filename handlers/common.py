@@ -34,7 +34,8 @@ def language_keyboard() -> InlineKeyboardMarkup:
 
 
 async def cmd_start(update: Update, context: ExamContext) -> None:
-    """Greet the candidate and show the main menu; a deep-link payload is accepted."""
+    """Greet the candidate and show the main menu; a deep-link payload is accepted
+    (`verify_<code>` never reaches here: handlers/verify.py, registered first, takes it)."""
     tr = context.tr
     name = update.effective_user.first_name if update.effective_user else ""
     await update.effective_message.reply_text(
@@ -69,8 +70,12 @@ async def _send_help(update: Update, context: ExamContext) -> None:
             "/start: main menu\n"
             "/eligibility: check which level you may take\n"
             "/register: register for the exam\n"
-            "/status: your registrations, cancel or change session\n"
+            "/status: your registrations with their results and certificates; cancel or "
+            "change session\n"
             "/ticket: your admission ticket (PDF), once paid\n"
+            "/results: your exam results, once released\n"
+            "/certificate: your certificate (PDF), once issued\n"
+            "/verify: check whether a certificate number is genuine\n"
             "/language: switch between 中文 and English\n"
             "/cancel: stop what you are doing (your answers stay saved)\n"
             "/help: this message\n\n"

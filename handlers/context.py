@@ -27,6 +27,9 @@ class BotData:
     i18n: I18n | None = None
     settings: Settings | None = None
     flows: FlowRouter | None = None  # set by handlers.setup
+    # staff file commands (`/<command> args` + a file), collected from each flow module's
+    # STAFF_FILES by handlers.setup; handlers.staff_files routes to them
+    staff_files: dict[str, FileCommand] = field(default_factory=dict)
     # update ids whose handlers raised: PTB hands the error to the error handler and
     # returns normally, so this is how the dispatcher learns that an update failed
     failed_updates: set[int] = field(default_factory=set)
@@ -77,6 +80,17 @@ class ExamContext(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: 
 
 
 InputHandler = Callable[[Update, ExamContext], Awaitable[None]]
+FileHandler = Callable[[Update, ExamContext, list[str]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class FileCommand:
+    """A staff file command: `handle` gets the file's message (update) and the command's
+    arguments; `needs_args` says whether the command is useless without them (the router
+    then asks for them before it waits for the file)."""
+
+    handle: FileHandler
+    needs_args: bool = False
 
 
 class FlowRouter:

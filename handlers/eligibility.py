@@ -3,6 +3,7 @@
 Entry points: `setup(application)`; handlers `cmd_eligibility`, `on_answer_button`,
 `on_text_answer`, `on_change`, `on_edit`, `on_request_review`, `on_staff_decision`,
 `cmd_override`. Staff cards are in the site's language whoever presses (`group_tr`).
+The verdict (`outcome_text`) first names the levels passed here that the check counted.
 Callback data: `elig:start`, `elig:a:<step>:<value>`, `elig:change:<level>` (the answers, to
 pick one), `elig:edit:<level>:<step>` (ask that one again), `elig:fresh:<level>` (start over),
 `elig:review:<level>`, staff `elig:ok:<review id>` / `elig:no:<review id>:<reason>`.
@@ -116,8 +117,22 @@ async def _show(update: Update, context: ExamContext, result: Question | Outcome
         )
         return
     await update.effective_message.reply_text(
-        eligibility_text(tr, catalog, result), reply_markup=_outcome_keyboard(tr, result)
+        outcome_text(tr, catalog, result), reply_markup=_outcome_keyboard(tr, result)
     )
+
+
+def outcome_text(tr: Translator, catalog: Catalog, outcome: Outcome) -> str:
+    """The verdict, after the levels passed here that the check counted as held."""
+    held = [
+        tr.gettext(
+            "🎓 You passed {level} here on {date}; the check counts it as your {level} "
+            "certificate from that day.",
+            level=name_of(catalog.level(p.level), tr.language),
+            date=tr.date(p.passed_on),
+        )
+        for p in outcome.passed_here
+    ]
+    return "\n\n".join([*held, eligibility_text(tr, catalog, outcome)])
 
 
 def _outcome_keyboard(tr: Translator, outcome: Outcome) -> InlineKeyboardMarkup:

@@ -29,6 +29,7 @@ from bot.services.errors import AlreadyDecided, InvalidAnswer, NotFound
 from bot.services.notify import Template
 from bot.services.payments import REJECT_REASONS, HistoryEntry
 from bot.services.payments_bank import StatementPreview
+from bot.services.staff_files import FLOW as STAFF_FILE_FLOW
 from handlers.callbacks import ID, Button, StaffCallbackQueryHandler, one_of, optional
 from handlers.context import ExamContext
 from handlers.render import (
@@ -222,6 +223,10 @@ async def on_statement_file(update: Update, context: ExamContext) -> None:
         # announcement, not a bank statement.
         if update.effective_chat.type == update.effective_chat.PRIVATE:
             await context.flows.on_private_message(update, context)
+        return
+    if context.candidate is not None and context.candidate.flow == STAFF_FILE_FLOW:
+        # `/results_import CODE` (or another file command) came first: the file is for it.
+        await context.flows.on_private_message(update, context)
         return
     document = message.document
     if document.file_size and document.file_size > MAX_CSV_BYTES:

@@ -43,7 +43,7 @@ from bot.services.errors import (
     StaleStep,
 )
 from bot.services.identity import IDENTITY
-from bot.services.registration import RegistrationView, SessionOption
+from bot.services.registration import LevelPassed, RegistrationView, RetakePlan, SessionOption
 from bot.services.registration_form import FLOW, NONE, SUMMARY, Input, Step, Summary
 from handlers.callbacks import ID, WORD, Button, one_of
 from handlers.context import ExamContext
@@ -58,6 +58,7 @@ from handlers.render import (
     ticket_availability,
     ticket_button,
 )
+from handlers.standing import status_lines
 
 MENU_REGISTER = Button("menu:register")
 MENU_STATUS = Button("menu:status")
@@ -308,6 +309,8 @@ def summary_text(tr: Translator, catalog: Catalog, s: Summary) -> str:
         session=session,
         photo=tr.gettext("received") if s.has_photo else dash,
     )
+    if s.retake is not None:
+        text = "\n\n".join((text, retake_text(tr, catalog, s.retake)))
     if s.frozen_by is None:
         return text
     return tr.gettext(
@@ -315,6 +318,39 @@ def summary_text(tr: Translator, catalog: Catalog, s: Summary) -> str:
         "its payment is being checked. If they are wrong, request a correction from the staff.",
         summary=text,
     )
+
+
+def retake_text(tr: Translator, catalog: Catalog, plan: RetakePlan) -> str:
+    """What a retake books at the chosen session, and which passes carry over to it."""
+
+    def name(code: str) -> str:
+        return catalog.component(code).name.get(tr.language)
+
+    lines = [
+        tr.gettext(
+            "🔁 You passed {component} on {date}; it carries over until {until}.",
+            component=name(p.component),
+            date=tr.date(p.passed_on),
+            until=tr.date(p.until),
+        )
+        for p in plan.carried
+    ]
+    lines += [
+        tr.gettext(
+            "Your pass in {component} on {date} counts only until {until}, before this "
+            "session: you sit it again.",
+            component=name(p.component),
+            date=tr.date(p.passed_on),
+            until=tr.date(p.until),
+        )
+        for p in plan.expired
+    ]
+    booked = tr.join(name(c) for c in plan.book)
+    if plan.carried:
+        lines.append(tr.gettext("You book only: {components}.", components=booked))
+    else:
+        lines.append(tr.gettext("You book: {components}.", components=booked))
+    return "\n".join(lines)
 
 
 def form_error(tr: Translator, exc: InvalidAnswer) -> str:
@@ -410,11 +446,7 @@ async def cmd_register(update: Update, context: ExamContext) -> None:
         await show_step(update, context, current)
         return
     catalog = await services.catalog.current()
-    allowed = [
-        lv.code
-        for lv in catalog.levels
-        if (await services.eligibility.standing(update.effective_user.id, lv.code)).allowed
-    ]
+    allowed = await services.registration_form.open_levels(update.effective_user.id)
     if not allowed:
         await update.effective_message.reply_text(
             tr.gettext("First let us check which level you may take."),
@@ -461,10 +493,21 @@ async def on_start_level(update: Update, context: ExamContext) -> None:
     except AlreadyRegistered as exc:  # registered for this level: show that registration
         await show_registration(update, context, exc.registration_id)
         return
+    except LevelPassed as exc:
+        await query.answer()
+        await update.effective_message.reply_text(level_passed_text(context.tr, exc))
+        return
     if refused.error:
         return
     await query.answer()
     await show_step(update, context, step)
+
+
+def level_passed_text(tr: Translator, exc: LevelPassed) -> str:
+    return tr.gettext(
+        "You passed this level on {date}: there is nothing to register for. See /results.",
+        date=tr.date(exc.passed_at.date()),
+    )
 
 
 async def show_registration(
@@ -699,6 +742,8 @@ async def on_join_waitlist(update: Update, context: ExamContext) -> None:
 
 def registration_error(tr: Translator, exc: Exception) -> str:
     """Why a registration action was refused (times with no session at hand: the site's zone)."""
+    if isinstance(exc, LevelPassed):
+        return level_passed_text(tr, exc)
     if isinstance(exc, AlreadyRegistered):
         return tr.gettext(
             "You already have a registration for this level or session. See /status."
@@ -773,8 +818,10 @@ async def cmd_status(update: Update, context: ExamContext) -> None:
             tr.gettext("You have no registrations yet. Start with /register.")
         )
         return
+    results = await status_lines(update, context)  # results and certificate, per card
     for r in registrations:
         text, markup = registration_card(tr, catalog, r)
+        text = "\n".join([text, *results.get(r.id, [])])
         await update.effective_message.reply_text(text, reply_markup=markup)
 
 
@@ -796,6 +843,15 @@ def registration_card(
             state=state_label(tr, r.state),
         ),
     ]
+    if r.components and len(r.components) < len(catalog.components):
+        lines.append(
+            tr.gettext(
+                "Retake: {components} only (your other results carry over).",
+                components=tr.join(
+                    catalog.component(c).name.get(tr.language) for c in r.components
+                ),
+            )
+        )
     if r.state == "waitlisted" and r.waitlist_position:
         lines.append(tr.gettext("Your place in line: {position}.", position=r.waitlist_position))
     if r.state == "offered" and r.offer_expires_at:

@@ -90,13 +90,22 @@ def render_reminder(params: dict[str, Any], tr: Translator) -> Rendered:
             )
         )
     if kind == "results_released":
+        # Only ahead of the release ("-1d"): the release itself sends the results.
         return Rendered(
             tr.gettext(
-                "📊 The results of exam session {session} have been released. "
-                "If you want your papers re-marked, ask the exam centre before {moment}.",
+                "📊 The results of exam session {session} come out on {moment}. "
+                "I will send you yours then; /results shows them too.",
                 session=session,
                 moment=moment,
             )
+        )
+    # Only the components the registration booked (a retake carries the others over);
+    # rows planned before `booked` existed list them all.
+    booked = params.get("booked") or [c["component"] for c in params.get("components", [])]
+    components = [c for c in params.get("components", []) if c["component"] in booked]
+    if components:
+        moment = when(
+            tr, min((c["starts_at"] for c in components), key=datetime.fromisoformat), zone
         )
     parts = "\n".join(
         tr.gettext(
@@ -107,7 +116,7 @@ def render_reminder(params: dict[str, Any], tr: Translator) -> Rendered:
             ),
             room=_localized(tr, c.get("room", {})),
         )
-        for c in params.get("components", [])
+        for c in components
     )
     text = tr.gettext(
         "📝 Your {level} exam (session {session}) starts on {moment}.\n{components}\n\n{rules}\n\n"

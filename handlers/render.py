@@ -92,6 +92,7 @@ def state_label(tr: Translator, state: str) -> str:
         "cancelled": tr.gettext("cancelled"),
         "expired": tr.gettext("expired (not paid in time)"),
         "rejected": tr.gettext("rejected"),
+        "completed": tr.gettext("sat, results released"),
     }.get(state, state)
 
 
@@ -145,6 +146,7 @@ def action_label(tr: Translator, action: str) -> str:
         "accept_offer": tr.gettext("offered seat taken"),
         "decline_offer": tr.gettext("offered seat declined"),
         "offer_expired": tr.gettext("seat offer expired"),
+        "completed": tr.gettext("sitting completed: a retake was booked"),
         "confirmed": tr.gettext("confirmed"),
         "rules_acknowledged": tr.gettext("exam-day rules confirmed"),
         "receipt_submitted": tr.gettext("receipt uploaded"),

@@ -19,6 +19,7 @@ from bot.i18n import Translator
 from bot.runtime.notifications import Rendered
 from bot.services.errors import NotFound, ResultsReleased
 from bot.services.notify import Template
+from bot.services.remarks import RemarkTarget
 from bot.services.results_release import CandidateResults, ReleasePreview
 from handlers.callbacks import WORD, Button, StaffCallbackQueryHandler, number
 from handlers.context import ExamContext
@@ -143,7 +144,30 @@ async def cmd_results(update: Update, context: ExamContext) -> None:
         mine = await context.services.results_release.candidate_results(update.effective_user.id)
     except NotFound:
         mine = CandidateResults((), (), "UTC", {})
-    await update.effective_message.reply_text(results_text(tr, mine, await level_names(context)))
+    remarkable = await context.services.remarks.options(update.effective_user.id)
+    await update.effective_message.reply_text(
+        results_text(tr, mine, await level_names(context)),
+        reply_markup=_remark_buttons(tr, remarkable.open),
+    )
+
+
+def _remark_buttons(
+    tr: Translator, targets: tuple[RemarkTarget, ...]
+) -> InlineKeyboardMarkup | None:
+    """One "re-mark" button per component whose window is open (handled by
+    handlers/remarks.py, `rmk:ask:<component result id>`)."""
+    buttons = [
+        InlineKeyboardButton(
+            tr.gettext(
+                "🔁 Re-mark {component} ({session})",
+                component=_name(tr, t.names),
+                session=t.session_code,
+            ),
+            callback_data=f"rmk:ask:{t.result_id}",
+        )
+        for t in targets
+    ]
+    return InlineKeyboardMarkup([[b] for b in buttons]) if buttons else None
 
 
 def results_text(tr: Translator, mine: CandidateResults, names: LevelNames) -> str:
@@ -258,7 +282,12 @@ def results_released(params: dict[str, Any], tr: Translator) -> Rendered:
             when=tr.datetime(datetime.fromisoformat(params["recheck_until"]), params["timezone"]),
         )
     )
-    return Rendered("\n".join(lines))
+    if not any(c["mark"] == "scored" for c in params.get("components", [])):
+        return Rendered("\n".join(lines))  # absent or disqualified: nothing to re-mark
+    # handlers/remarks.py answers `rmk:list` with what can be re-marked (and, once the
+    # window has closed, when it did).
+    ask = InlineKeyboardButton(tr.gettext("🔁 Ask for a re-mark (复核)"), callback_data="rmk:list")
+    return Rendered("\n".join(lines), InlineKeyboardMarkup([[ask]]))
 
 
 TEMPLATES = {Template.RESULTS_RELEASED: results_released}

@@ -5,10 +5,8 @@ Entry point: `render_ticket(data, zh, en, photo=None) -> bytes`.
 The ticket is bilingual whatever the candidate's language: Chinese first, English beneath,
 because it is shown at the gate to Chinese-speaking invigilators and must also serve
 foreign candidates. Every label goes through the translators (English msgids); names from
-the catalogue come in both languages. Text with any character beyond Latin-1 uses
-WenQuanYi Micro Hei (`handlers/fonts/`, Apache-2.0), embedded as a TrueType subset of the
-glyphs used, so every viewer shows the Chinese, with or without a Chinese font of its own;
-text with no character beyond Latin-1 uses Helvetica.
+the catalogue come in both languages. Fonts, the QR code and the page helpers are shared
+with the certificate record (`handlers/pdf.py`: the Chinese font is embedded as a subset).
 
 The QR code carries `data.qr_payload` (the signed reference, or the public check URL that
 carries it); the reference is also printed beneath it so staff can type it into
@@ -19,157 +17,48 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterable
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from reportlab.graphics import renderPDF
-from reportlab.graphics.barcode.qr import QrCodeWidget
-from reportlab.graphics.shapes import Drawing
-from reportlab.lib.colors import Color, black, white
+from reportlab.lib.colors import black, white
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from bot.i18n import N_, Translator
 from bot.services.tickets import TicketData
+from handlers.pdf import (
+    GREY,
+    LIGHT,
+    MARGIN,
+    MONO,
+    PAGE_W,
+    QR_SIZE,
+    Page,
+    both,
+    qr_drawing,
+    register_fonts,
+)
 
 log = logging.getLogger(__name__)
 
-CJK = "WenQuanYiMicroHei"
-# TrueType outlines (reportlab embeds and subsets those, not CFF/OpenType ones); the
-# collection's first face is the proportional one. Shipped with the code: see docs/tickets.md.
-CJK_FILE = Path(__file__).resolve().parent / "fonts" / "wqy-microhei.ttc"
-LATIN = "Helvetica"
-LATIN_BOLD = "Helvetica-Bold"
-MONO = "Courier"
-GREY = Color(0.45, 0.45, 0.45)
-LIGHT = Color(0.93, 0.93, 0.93)
-PAGE_W, PAGE_H = A4
-MARGIN = 18 * mm
 PHOTO_W, PHOTO_H = 35 * mm, 49 * mm  # the 2-inch photo
-QR_SIZE = 34 * mm
-
-_registered = False
-
-
-def _fonts() -> None:
-    global _registered
-    if not _registered:
-        pdfmetrics.registerFont(TTFont(CJK, str(CJK_FILE), subfontIndex=0))
-        _registered = True
-
-
-def _font(text: str, bold: bool = False) -> str:
-    """The CJK font for anything beyond Latin-1 (Chinese, full-width punctuation; it has
-    Latin letters and digits too), else Helvetica."""
-    if any(ord(ch) > 0xFF for ch in text):
-        return CJK
-    return LATIN_BOLD if bold else LATIN
-
-
-def qr_drawing(payload: str, size: float = QR_SIZE) -> Drawing:
-    """The QR code as a reportlab drawing of `size` points (error correction M)."""
-    widget = QrCodeWidget(payload, barLevel="M")
-    x0, y0, x1, y1 = widget.getBounds()
-    drawing = Drawing(size, size, transform=[size / (x1 - x0), 0, 0, size / (y1 - y0), 0, 0])
-    drawing.add(widget)
-    return drawing
-
-
-def _wrap(text: str, font: str, size: float, width: float) -> list[str]:
-    """Greedy wrap: by words for Latin text, by characters for Chinese."""
-    lines: list[str] = []
-    current = ""
-    tokens: Iterable[str] = text.split(" ") if font != CJK else list(text)
-    joiner = " " if font != CJK else ""
-    for token in tokens:
-        candidate = f"{current}{joiner}{token}" if current else token
-        if pdfmetrics.stringWidth(candidate, font, size) <= width or not current:
-            current = candidate
-        else:
-            lines.append(current)
-            current = token
-    if current:
-        lines.append(current)
-    return lines
-
-
-class _Page:
-    """A canvas with a cursor moving down the page."""
-
-    def __init__(self, canvas: Canvas) -> None:
-        self.c = canvas
-        self.y = PAGE_H - MARGIN
-
-    def text(
-        self,
-        x: float,
-        y: float,
-        text: str,
-        size: float,
-        *,
-        bold: bool = False,
-        color: Color = black,
-        align: str = "left",
-    ) -> None:
-        font = _font(text, bold)
-        self.c.setFillColor(color)
-        self.c.setFont(font, size)
-        if align == "center":
-            self.c.drawCentredString(x, y, text)
-        elif align == "right":
-            self.c.drawRightString(x, y, text)
-        else:
-            self.c.drawString(x, y, text)
-        self.c.setFillColor(black)
-
-    def pair(
-        self,
-        x: float,
-        y: float,
-        zh: str,
-        en: str,
-        size: float,
-        *,
-        width: float | None = None,
-        bold: bool = False,
-    ) -> float:
-        """Chinese line, English beneath in grey (skipped when identical);
-        returns the height used."""
-        used = 0.0
-        for line in _wrap(zh, _font(zh), size, width) if width else [zh]:
-            self.text(x, y - used, line, size, bold=bold)
-            used += size * 1.25
-        if en and en != zh:
-            small = size * 0.78
-            for line in _wrap(en, _font(en), small, width) if width else [en]:
-                self.text(x, y - used, line, small, color=GREY)
-                used += small * 1.25
-        return used
-
-
-def _both(names: dict[str, str] | None) -> tuple[str, str]:
-    names = names or {}
-    zh = names.get("zh_Hans") or names.get("en") or ""
-    return zh, names.get("en") or zh
+__all__ = ["qr_drawing", "render_ticket"]
 
 
 def render_ticket(
     data: TicketData, zh: Translator, en: Translator, *, photo: bytes | None = None
 ) -> bytes:
     """The ticket as PDF bytes; `photo` is the candidate's photo (JPEG/PNG) or None."""
-    _fonts()
+    register_fonts()
     buffer = io.BytesIO()
     canvas = Canvas(buffer, pagesize=A4, invariant=True, pageCompression=1)
     canvas.setTitle(f"{zh.gettext('Admission ticket')} {data.ticket_number}")
-    canvas.setAuthor(_both(data.organisation_name)[0])
+    canvas.setAuthor(both(data.organisation_name)[0])
     canvas.setSubject(data.signed_reference)
     canvas.setCreator("examdesk")
-    page = _Page(canvas)
+    page = Page(canvas)
 
     def label(msgid: str, **params: object) -> tuple[str, str]:
         return zh.gettext(msgid, **params), en.gettext(msgid, **params)
@@ -178,8 +67,8 @@ def render_ticket(
     title_zh, title_en = label(N_("Admission ticket"))
     page.text(PAGE_W / 2, page.y - 20, title_zh, 26, align="center")
     page.text(PAGE_W / 2, page.y - 38, title_en, 12, bold=True, align="center")
-    occupation_zh, occupation_en = _both(data.occupation_name)
-    level_zh, level_en = _both(data.level_name)
+    occupation_zh, occupation_en = both(data.occupation_name)
+    level_zh, level_en = both(data.level_name)
     page.text(PAGE_W / 2, page.y - 56, f"{occupation_zh} · {level_zh}", 11, align="center")
     page.text(
         PAGE_W / 2, page.y - 69, f"{occupation_en} · {level_en}", 8.5, color=GREY, align="center"
@@ -196,7 +85,7 @@ def render_ticket(
     gender = {"male": label(N_("Male")), "female": label(N_("Female"))}.get(
         data.gender or "", ("—", "—")
     )
-    direction = _both(data.direction_name) if data.direction_name else ("—", "—")
+    direction = both(data.direction_name) if data.direction_name else ("—", "—")
     passport = data.id_doc_type == "passport"
     rows = [
         (label(N_("Ticket number")), (data.ticket_number, "")),
@@ -249,8 +138,8 @@ def render_ticket(
         page.pair(MARGIN + 3 + offset, page.y - 4, head_zh, head_en, 9.5)
     page.y -= 30
     for component in data.components:
-        name_zh, name_en = _both(component.name)
-        room_zh, room_en = _both(component.room)
+        name_zh, name_en = both(component.name)
+        room_zh, room_en = both(component.room)
         day = component.starts_at.astimezone(ZoneInfo(data.timezone)).date()
         cells = [
             (name_zh, name_en),
@@ -276,9 +165,9 @@ def render_ticket(
     page.y -= 10
 
     # --- where, and who evaluates
-    site_zh, site_en = _both(data.site_name)
-    address_zh, address_en = _both(data.site_address)
-    org_zh, org_en = _both(data.organisation_name)
+    site_zh, site_en = both(data.site_name)
+    address_zh, address_en = both(data.site_address)
+    org_zh, org_en = both(data.organisation_name)
     for (name_zh, name_en), (value_zh, value_en) in (
         (label(N_("Exam site")), (site_zh, site_en)),
         (label(N_("Address")), (address_zh, address_en)),
@@ -334,7 +223,7 @@ def render_ticket(
 
 
 def _photo(
-    page: _Page, photo: bytes | None, x: float, y: float, zh: Translator, en: Translator
+    page: Page, photo: bytes | None, x: float, y: float, zh: Translator, en: Translator
 ) -> None:
     canvas = page.c
     if photo:

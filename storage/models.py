@@ -675,6 +675,29 @@ class Certificate(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class CertificateBatch(Base):
+    """A certificates file (`kind` import, `source` the file name) or an assignment by the
+    catalogue's pattern (`kind` assign, `source` the session code), staged for staff.
+
+    `status` is an `ImportStatus` (preview → confirmed | cancelled; the first decision
+    wins by a conditional UPDATE). `rows` holds every row as checked at preview; nothing
+    reaches `certificates` before confirmation.
+    """
+
+    __tablename__ = "certificate_batches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # import | assign
+    source: Mapped[str] = mapped_column(String(256))
+    issued_on: Mapped[date | None] = mapped_column(Date)  # assign: the issue date given
+    status: Mapped[str] = mapped_column(String(16), default=ImportStatus.PREVIEW)
+    rows: Mapped[list[Any]] = mapped_column(default=list)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
+
+
 class LookupThrottle(Base):
     """Failed certificate look-ups per client within a window, shared by every instance
     (the verification page and `/verify`). `key` is a keyed hash of the address or the

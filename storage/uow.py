@@ -23,18 +23,22 @@ from storage.repositories import (
     BroadcastRepository,
     CandidateRepository,
     CatalogRepository,
+    CertificateRepository,
     FlowStateRepository,
     InboxRepository,
     OutboxRepository,
     PaymentRepository,
     RegistrationRepository,
+    RemarkRepository,
     ReminderRepository,
     ResultRepository,
     ReviewRepository,
     SessionRepository,
     SetAsideRepository,
+    StandingRepository,
     StatementImportRepository,
     TicketRepository,
+    VerificationRepository,
 )
 
 
@@ -70,6 +74,10 @@ class UnitOfWork:
         self.statements = StatementImportRepository(self.session)
         self.tickets = TicketRepository(self.session)
         self.results = ResultRepository(self.session)
+        self.certificates = CertificateRepository(self.session)
+        self.standing = StandingRepository(self.session)
+        self.remarks = RemarkRepository(self.session)
+        self.verification = VerificationRepository(self.session)
         return self
 
     async def __aexit__(

@@ -16,6 +16,7 @@ the state:
     PAYMENT_REVIEW ──receipt rejected──▶ AWAITING_PAYMENT (EXPIRED past the deadline)
     SUBMITTED / AWAITING_PAYMENT ──payment deadline passed──▶ EXPIRED
     WAITLISTED / OFFERED / SUBMITTED / AWAITING_PAYMENT ──candidate cancels──▶ CANCELLED
+    PAID ──results released, a retake of the level booked──▶ COMPLETED
 
 Staff do not cancel registrations in the bot: once money is paid or a receipt is being
 checked, cancelling means a refund, which the exam centre handles outside it.
@@ -66,6 +67,9 @@ class RegistrationState(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"  # unpaid at the payment deadline, or an offer not taken; seat released
     REJECTED = "rejected"  # eligibility refused by staff
+    # Sat, results released, and a retake of the level booked since: the sitting is history
+    # (its results still count for carry-over), no longer the candidate's active one.
+    COMPLETED = "completed"
 
 
 _R = RegistrationState

@@ -33,6 +33,7 @@ TICKET_SWEEP_SECONDS = 60
 BROADCAST_TICK_SECONDS = 4  # progress edits: often enough to watch, far below edit limits
 REMINDER_PLAN_SECONDS = 60  # cheap when nothing changed (two aggregate queries)
 RESULTS_RELEASE_SECONDS = 60
+THROTTLE_PURGE_SECONDS = 3600  # certificate look-up counters past their window
 
 ProgressRenderer = Callable[[Progress, Translator, str], Rendered]
 
@@ -98,6 +99,14 @@ class Jobs:
         if queued:
             log.info("queued %d results notification(s)", queued)
 
+    async def purge_lookup_throttle(self, _context: Any = None) -> None:
+        """Drop certificate look-up counters whose window has passed."""
+        if not await self._leads():
+            return
+        dropped = await self.services.verification.purge_throttle()
+        if dropped:
+            log.info("dropped %d expired look-up counter(s)", dropped)
+
     async def broadcast_progress(self, _context: Any = None) -> None:
         """Start due scheduled broadcasts, finish empty ones (report once), edit progress."""
         changed = await self.services.broadcasts.tick()
@@ -133,6 +142,12 @@ class Jobs:
             interval=RESULTS_RELEASE_SECONDS,
             first=12,
             name="release_results",
+        )
+        every(
+            self.purge_lookup_throttle,
+            interval=THROTTLE_PURGE_SECONDS,
+            first=60,
+            name="purge_lookup_throttle",
         )
         every(
             self.broadcast_progress,

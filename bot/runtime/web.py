@@ -3,7 +3,8 @@
 Entry point: `create_web_app(...)`. The webhook checks Telegram's secret-token header in
 constant time, writes the raw update to the inbox (or sets aside one that cannot be
 stored) and only then answers 200; a redelivered `update_id` is acknowledged without
-being processed again.
+being processed again. The certificate verification page has its own module
+(`bot.runtime.verify_web`), registered here when its service is given.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Protocol
 
 from aiohttp import web
 
+from bot.i18n import I18n
+from bot.runtime import verify_web
 from bot.services.inbox import InboxService
 from bot.services.payments_provider import (
     BadSignature,
@@ -23,6 +26,7 @@ from bot.services.payments_provider import (
     ProviderPaymentService,
 )
 from bot.services.tickets import TicketService
+from bot.services.verification import VerificationService
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,9 @@ class WebDeps:
     tickets: TicketService | None = None  # None: no /tickets/verify route
     provider_adapter: ProviderAdapter | None = None  # None: payment notices are refused (503)
     provider_payments: ProviderPaymentService | None = None
+    # Both or neither: the public certificate verification page (bot/runtime/verify_web.py)
+    verification: VerificationService | None = None
+    i18n: I18n | None = None
 
 
 DEPS = web.AppKey("deps", WebDeps)
@@ -176,6 +183,8 @@ def create_web_app(deps: WebDeps) -> web.Application:
     app.router.add_post("/payments/notify", payment_notice)
     if deps.tickets is not None:
         app.router.add_get("/tickets/verify", verify_ticket)
+    if deps.verification is not None and deps.i18n is not None:
+        verify_web.setup(app, deps.verification, deps.i18n)
     if deps.webhook_path:
         app.router.add_post(deps.webhook_path, telegram_webhook)
     return app

@@ -19,6 +19,7 @@ from bot.crypto import Vault
 from bot.services.broadcasts import BroadcastService
 from bot.services.candidates import CandidateService
 from bot.services.catalog import CatalogService
+from bot.services.certificates import CertificateService
 from bot.services.corrections import CorrectionService
 from bot.services.eligibility import EligibilityService
 from bot.services.inbox import InboxService
@@ -27,10 +28,14 @@ from bot.services.payments_bank import StatementService
 from bot.services.payments_provider import ProviderPaymentService
 from bot.services.registration import RegistrationService
 from bot.services.registration_form import RegistrationFormService
+from bot.services.remarks import RemarkService
 from bot.services.reminders import RemindersService
 from bot.services.results import ResultsService
 from bot.services.results_release import ResultsReleaseService
+from bot.services.staff_files import StaffFileService
+from bot.services.standing import StandingService
 from bot.services.tickets import TicketService
+from bot.services.verification import VerificationService
 from storage.db import Database
 from storage.locks import InstanceLock, LeaderLock
 from storage.models import utcnow
@@ -58,6 +63,11 @@ class Services:
     reminders: RemindersService
     results: ResultsService
     results_release: ResultsReleaseService
+    certificates: CertificateService
+    remarks: RemarkService
+    staff_files: StaffFileService
+    standing: StandingService
+    verification: VerificationService
     # Not a service: the lease on singleton work (planning, sweeps) among instances.
     leader: LeaderLock
     # Not a service: this process's presence, the owner of the updates it stores.
@@ -74,6 +84,7 @@ def build_services(
     site_zone: str = "Asia/Shanghai",
     paid_broadcasts: bool = False,
     payment_config: PaymentConfig | None = None,
+    bot_username: Callable[[], str | None] = lambda: None,
     after_outbox_commit: Callable[[], None] | None = None,
 ) -> Services:
     """All services on one database. Without `secret_key` the vault gets a throw-away key:
@@ -84,7 +95,7 @@ def build_services(
 
     vault = Vault(secret_key or secrets.token_urlsafe(32))
     catalog = CatalogService(uow, clock)
-    registration = RegistrationService(uow, clock)
+    registration = RegistrationService(uow, clock, catalog=catalog)
     instance = InstanceLock(database.engine)
     return Services(
         candidates=CandidateService(uow, clock),
@@ -103,7 +114,16 @@ def build_services(
         tickets=TicketService(uow, clock, catalog, vault, public_url=public_url),
         reminders=RemindersService(uow, clock, catalog),
         results=ResultsService(uow, clock, catalog, vault),
-        results_release=ResultsReleaseService(uow, clock, catalog),
+        results_release=ResultsReleaseService(
+            uow, clock, catalog, staff_chat_id=(payment_config or PaymentConfig()).staff_chat_id
+        ),
+        certificates=CertificateService(
+            uow, clock, catalog, vault, public_url=public_url, bot_username=bot_username
+        ),
+        remarks=RemarkService(uow, clock, catalog),
+        staff_files=StaffFileService(uow, clock),
+        standing=StandingService(uow, clock, catalog),
+        verification=VerificationService(uow, clock, vault, site_zone=site_zone),
         leader=LeaderLock(database.engine),
         instance=instance,
     )

@@ -11,11 +11,19 @@ Entry points:
   used, and asking one of them again (the others are kept).
 - `standing(telegram_id, level)`: may this candidate register for this level, and why.
 The rules themselves are pure and live in `bot.domain.eligibility`.
+
+A level passed here (`bot.services.standing.passes_here`: released results, the pass
+date being the release day of the later result) counts as held from its pass date:
+`profile_from(data, passes)` merges it into the answers for every check, without writing
+it to the stored answers. When it covers the prior level the checked level's routes ask for,
+"which level do you hold / since when" is not asked (unless the candidate chose to
+change that answer); when the candidate also gave the same level with an earlier date,
+the earlier date counts (more years held). The outcome names the passes it used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -27,10 +35,13 @@ from bot.services.candidates import candidate_and_flow
 from bot.services.catalog import CatalogService
 from bot.services.errors import AlreadyDecided, InvalidAnswer, NotFound, StaleStep
 from bot.services.notify import Template, audit, notify_candidate, notify_staff
+from bot.services.standing import LevelPass, passes_here
 from storage.models import Candidate, EligibilityReview, FlowState
-from storage.uow import UowFactory
+from storage.uow import UnitOfWork, UowFactory
 
 FLOW = "eligibility"
+ASK_PRIOR = "ask_prior"  # flow flag: ask the prior level even though one was passed here
+PRIOR_STEPS = ("prior_level", "prior_level_date")
 AUTO_LEVEL = "auto"  # "which level fits me?"
 NONE = "none"  # an explicit "I have none" answer (title, prior level, work)
 #: Profile keys the check asks for; "check again with new answers" clears exactly these.
@@ -90,6 +101,8 @@ class Outcome:
     verdict: Verdict
     session_code: str | None
     suggested_from_auto: bool = False
+    # Levels passed here that the level's routes count as a prior level, oldest first.
+    passed_here: tuple[LevelPass, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,10 +148,15 @@ def _date(value: Any) -> date | None:
     return date.fromisoformat(value) if isinstance(value, str) and value != NONE else None
 
 
-def profile_from(data: dict[str, Any]) -> Profile:
-    """The engine's Profile from the answers stored on the candidate."""
+def profile_from(data: dict[str, Any], passes: Mapping[str, date] | None = None) -> Profile:
+    """The engine's Profile from the answers stored on the candidate, with the levels
+    passed here (`passes`: level code → pass date) held from their pass date; the earlier
+    date wins when the candidate also gave the same level."""
     prior = data.get("prior_level")
     prior_date = _date(data.get("prior_level_date"))
+    held = {prior: prior_date} if prior not in (None, NONE) and prior_date else {}
+    for level, on in (passes or {}).items():
+        held[level] = min(on, held.get(level, on))
     return Profile(
         education=data.get("education"),
         major=data.get("major"),
@@ -146,7 +164,7 @@ def profile_from(data: dict[str, Any]) -> Profile:
         graduation_date=_date(data.get("graduation_date")),
         title=None if data.get("title") in (None, NONE) else data.get("title"),
         title_date=_date(data.get("title_date")),
-        prior_levels={prior: prior_date} if prior not in (None, NONE) and prior_date else {},
+        prior_levels=held,
         work_start=_date(data.get("work_start")),
     )
 
@@ -175,6 +193,29 @@ def answer_names(catalog: Catalog, profile: dict[str, Any]) -> dict[str, dict[st
     return {key: item.name.model_dump() for key, item in found.items() if item is not None}
 
 
+def _prior_levels_asked(catalog: Catalog, level: str | None) -> set[str]:
+    """The prior levels the routes of `level` (every level for "auto") ask for."""
+    if level is None or level == AUTO_LEVEL:
+        routes = list(catalog.eligibility.routes)
+    else:
+        routes = list(catalog.routes_for(level))
+    return {r.conditions.prior_level for r in routes if r.conditions.prior_level}
+
+
+def _covers(catalog: Catalog, level: str, passes: Mapping[str, LevelPass]) -> bool:
+    """Whether levels passed here answer every prior level the routes ask for."""
+    asked = _prior_levels_asked(catalog, level)
+    return bool(asked) and asked <= set(passes)
+
+
+def _relevant(
+    catalog: Catalog, level: str, passes: Mapping[str, LevelPass]
+) -> tuple[LevelPass, ...]:
+    """The passes the routes of `level` count as a prior level, oldest first."""
+    asked = _prior_levels_asked(catalog, level)
+    return tuple(sorted((p for c, p in passes.items() if c in asked), key=lambda p: p.passed_on))
+
+
 class EligibilityService:
     def __init__(
         self, uow: UowFactory, clock: Callable[[], datetime], catalog: CatalogService
@@ -200,7 +241,8 @@ class EligibilityService:
             if level and level != AUTO_LEVEL:
                 parse_choice("level", level, [lv.code for lv in catalog.levels])
             state.enter(FLOW, answers=answers)
-            result = self._advance(catalog, candidate, state, answers)
+            passes = await self._passes(uow, catalog, candidate)
+            result = self._advance(catalog, candidate, state, answers, passes)
             await uow.commit()
             return result
 
@@ -223,7 +265,8 @@ class EligibilityService:
             flow_answers = state.answers_of(FLOW)
             question = self._question(catalog, step, candidate.profile, flow_answers)
             self._store(catalog, candidate, flow_answers, question, value)
-            result = self._advance(catalog, candidate, state, flow_answers)
+            passes = await self._passes(uow, catalog, candidate)
+            result = self._advance(catalog, candidate, state, flow_answers, passes)
             await uow.commit()
             return result
 
@@ -234,16 +277,21 @@ class EligibilityService:
         parse_choice("level", level, [lv.code for lv in catalog.levels])
         async with self._uow() as uow:
             candidate, _ = await candidate_and_flow(uow, telegram_id)
-            profile = candidate.profile
-            return tuple(
-                Answer(
-                    step,
-                    str(profile[step]),
-                    profile.get("major_code") if step == "major" else None,
-                )
-                for step in self._steps(catalog, level)
-                if not self._unanswered(step, profile) and profile.get(step) is not None
+            profile = dict(candidate.profile)
+            known = _relevant(catalog, level, await self._passes(uow, catalog, candidate))
+        if known and profile.get("prior_level") in (None, NONE):
+            # What the check used: the level passed here (changing it asks the question).
+            profile["prior_level"] = known[-1].level
+            profile["prior_level_date"] = known[-1].passed_on.isoformat()
+        return tuple(
+            Answer(
+                step,
+                str(profile[step]),
+                profile.get("major_code") if step == "major" else None,
             )
+            for step in self._steps(catalog, level)
+            if not self._unanswered(step, profile) and profile.get(step) is not None
+        )
 
     async def change(self, telegram_id: int, level: str, step: str) -> Question | Outcome:
         """Forget one answer (and those that depend on it) and ask it again; the check of
@@ -256,9 +304,12 @@ class EligibilityService:
             candidate, state = await candidate_and_flow(uow, telegram_id)
             cleared = _CLEARS.get(step, (step,))
             candidate.profile = {k: v for k, v in candidate.profile.items() if k not in cleared}
-            answers = {"level": level}
+            answers: dict[str, Any] = {"level": level}
+            if step in PRIOR_STEPS:
+                answers[ASK_PRIOR] = True  # asked even when a level was passed here
             state.enter(FLOW, answers=answers)
-            result = self._advance(catalog, candidate, state, answers)
+            passes = await self._passes(uow, catalog, candidate)
+            result = self._advance(catalog, candidate, state, answers, passes)
             await uow.commit()
             return result
 
@@ -326,20 +377,36 @@ class EligibilityService:
             )
         return profile.get(step) is None
 
+    async def _passes(
+        self, uow: UnitOfWork, catalog: Catalog, candidate: Candidate
+    ) -> dict[str, LevelPass]:
+        return await passes_here(uow, catalog, candidate.id, self._clock().date())
+
     def _advance(
-        self, catalog: Catalog, candidate: Candidate, state: FlowState, flow: dict[str, Any]
+        self,
+        catalog: Catalog,
+        candidate: Candidate,
+        state: FlowState,
+        flow: dict[str, Any],
+        passes: Mapping[str, LevelPass],
     ) -> Question | Outcome:
         """Save the check's answers (`flow`) and move to the first unanswered step, or leave
-        the flow with the outcome once everything the level's routes need is known."""
+        the flow with the outcome once everything the level's routes need is known.
+
+        The prior level is not asked when levels passed here cover what the routes ask
+        for, unless the candidate chose to change that answer (`ASK_PRIOR`)."""
         level = flow.get("level")
         if level is None:
             state.advance("level", answers=flow)
             return self._question(catalog, "level", candidate.profile, flow)
+        known = _covers(catalog, level, passes) and not flow.get(ASK_PRIOR)
         for step in self._steps(catalog, level):
+            if known and step in PRIOR_STEPS:
+                continue
             if self._unanswered(step, candidate.profile):
                 state.advance(step, answers=flow)
                 return self._question(catalog, step, candidate.profile, flow)
-        outcome = self._evaluate(catalog, level, candidate.profile)
+        outcome = self._evaluate(catalog, level, candidate.profile, passes)
         verdicts = dict(candidate.profile.get("verdicts", {}))
         verdicts[outcome.level] = {
             "status": outcome.verdict.status.value,
@@ -397,15 +464,25 @@ class EligibilityService:
             return upcoming[0].exam_date, upcoming[0].code
         return now.date(), None
 
-    def _evaluate(self, catalog: Catalog, level: str, data: dict[str, Any]) -> Outcome:
-        profile = profile_from(data)
+    def _evaluate(
+        self,
+        catalog: Catalog,
+        level: str,
+        data: dict[str, Any],
+        passes: Mapping[str, LevelPass],
+    ) -> Outcome:
+        profile = profile_from(data, {code: p.passed_on for code, p in passes.items()})
         auto = level == AUTO_LEVEL
         if auto:
             exam_date, _ = self._exam(catalog, None)
             level = suggest_level(catalog, profile, exam_date) or catalog.levels_by_rank()[0].code
         exam_date, session = self._exam(catalog, level)
         return Outcome(
-            level, evaluate(catalog, level, profile, exam_date), session, suggested_from_auto=auto
+            level,
+            evaluate(catalog, level, profile, exam_date),
+            session,
+            suggested_from_auto=auto,
+            passed_here=_relevant(catalog, level, passes),
         )
 
     # -- standing, review, override -----------------------------------------------------

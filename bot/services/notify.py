@@ -40,6 +40,12 @@ class Template(enum.StrEnum):
     REMINDER = "reminder"
     BROADCAST_REPORT = "broadcast_report"
     RESULTS_RELEASED = "results_released"
+    CERTIFICATE_ISSUED = "certificate_issued"
+    CERTIFICATE_REVOKED = "certificate_revoked"
+    REMARK_REQUEST = "remark_request"
+    REMARK_FEE_CONFIRMED = "remark_fee_confirmed"
+    REMARK_DECIDED = "remark_decided"
+    RESULTS_RELEASE_REPORT = "results_release_report"
 
 
 def payload(template: Template, params: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from bot.domain.catalog import Catalog
+from bot.domain.catalog import Catalog, Fee
 from bot.domain.lifecycle import PAYABLE, SETTLEABLE, PaymentStatus, RegistrationState
 from bot.services.catalog import CatalogService
 from bot.services.errors import (
@@ -179,9 +179,19 @@ def deadline_of(session: ExamSession) -> datetime:
     return session.payment_deadline_at or session.payment_due_at
 
 
-def expected_amount(catalog: Catalog, level_code: str, currency: str) -> int | None:
-    """The fee in minor units for that currency (fen for CNY, whole Stars for XTR)."""
-    fee = catalog.fee(level_code)
+def registration_fee(catalog: Catalog, registration: Registration) -> Fee:
+    """What a registration costs: its level's fee, or the catalogue's per-component fee when
+    it books fewer components than the level has (a retake, the others carried over). Every
+    place that shows, charges or checks a fee asks this."""
+    total = len(catalog.components)
+    booked = len(registration.components or ()) or total  # rows from before components
+    return catalog.fee(registration.level_code).for_components(booked, total)
+
+
+def expected_amount(catalog: Catalog, registration: Registration, currency: str) -> int | None:
+    """The registration's fee in minor units for that currency (fen for CNY, whole Stars
+    for XTR)."""
+    fee = registration_fee(catalog, registration)
     if currency == STARS:
         return fee.stars
     return fee.amount_minor_units if currency == catalog.fees.currency else None
@@ -447,7 +457,7 @@ class PaymentService:
         async with self._uow() as uow:
             registration, session = await self._own(uow, telegram_id, registration_id)
             await self._check_payable(registration)
-            fee = catalog.fee(registration.level_code)
+            fee = registration_fee(catalog, registration)
             account = catalog.payment.bank_account
             return PaymentOffer(
                 registration_id=registration.id,
@@ -481,7 +491,7 @@ class PaymentService:
         async with self._uow() as uow:
             registration, session = await self._own(uow, telegram_id, registration_id)
             await self._check_payable(registration)
-            fee = catalog.fee(registration.level_code)
+            fee = registration_fee(catalog, registration)
             if method not in self.methods(catalog, fee.confirmed) or method not in (
                 "telegram",
                 "stars",
@@ -492,7 +502,7 @@ class PaymentService:
             if now >= deadline_of(session):
                 raise PaymentUnavailable("deadline_passed")
             currency = STARS if method == "stars" else catalog.fees.currency
-            amount = expected_amount(catalog, registration.level_code, currency)
+            amount = expected_amount(catalog, registration, currency)
             assert amount is not None
             return InvoiceSpec(
                 registration_id=registration.id,
@@ -522,7 +532,7 @@ class PaymentService:
                 raise PaymentUnavailable("not_payable")
             if now >= deadline_of(session):
                 raise PaymentUnavailable("deadline_passed")
-            expected = expected_amount(catalog, registration.level_code, currency)
+            expected = expected_amount(catalog, registration, currency)
             if (method == "stars") != (currency == STARS) or total_amount != expected:
                 raise PaymentUnavailable("amount_mismatch")
 
@@ -546,11 +556,7 @@ class PaymentService:
             registration = (
                 await uow.registrations.get(registration_id) if registration_id else None
             )
-            expected = (
-                expected_amount(catalog, registration.level_code, currency)
-                if registration
-                else None
-            )
+            expected = expected_amount(catalog, registration, currency) if registration else None
             outcome = await record_payment(
                 uow,
                 registration=registration,
@@ -627,7 +633,7 @@ class PaymentService:
                     if registration.state == S.PAID
                     else InvalidState(registration.state)
                 )
-            amount = expected_amount(catalog, registration.level_code, catalog.fees.currency) or 0
+            amount = expected_amount(catalog, registration, catalog.fees.currency) or 0
             payment_id = await uow.payments.add_if_new(
                 registration_id=registration.id,
                 method="bank_transfer",
@@ -689,7 +695,7 @@ class PaymentService:
                 details={"payment_id": payment_id},
             )
             session = await uow.exam_sessions.get(registration.session_id)
-            fee = catalog.fee(registration.level_code)
+            fee = registration_fee(catalog, registration)
             # A receipt sent again after staff rejected one: the card says so, with why.
             rejected = [
                 p

@@ -201,7 +201,7 @@ class StatementService:
                     registration = await uow.payments.registration_by_reference(r["reference"])
                     recorded = await uow.payments.get_by_external_id("bank_statement", r["row_id"])
                     if registration is not None:
-                        expected = expected_amount(catalog, registration.level_code, currency)
+                        expected = expected_amount(catalog, registration, currency)
                     if recorded is not None:
                         status, why = "recorded", None
                     elif registration is None:
@@ -282,7 +282,7 @@ class StatementService:
                     external_id=row["row_id"],
                     amount_minor=row["amount_minor"],
                     currency=currency,
-                    expected=expected_amount(catalog, registration.level_code, currency)
+                    expected=expected_amount(catalog, registration, currency)
                     if registration
                     else None,
                     now=now,

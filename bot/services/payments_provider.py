@@ -197,7 +197,7 @@ class ProviderPaymentService:
         async with self._uow() as uow:
             registration = await uow.payments.registration_by_reference(notice.reference)
             expected = (
-                expected_amount(catalog, registration.level_code, notice.currency)
+                expected_amount(catalog, registration, notice.currency)
                 if registration is not None and notice.currency != "XTR"
                 else None
             )

@@ -18,6 +18,15 @@ or joins the waitlist locks the session row first, so a seat released while some
 the line can never end up free with people still waiting. Lock order: session rows by id,
 then registration rows.
 
+Retakes (docs/results.md, "Retake with carry-over"): `retake(telegram_id, level)` reads the
+candidate's released results for the level from the database and says which passed
+components carry over (`ScoringRules.standing`). `submit` decides the components itself
+for a candidate with released results: a session whose exam date falls within a pass's
+carry-over books only the rest; later, everything. The earlier sitting's eligibility
+snapshot is reused, and its PAID registration, the sitting being over, becomes COMPLETED
+in the same transaction (one active registration per level still holds). A level already
+passed is refused with LevelPassed.
+
 Waitlist offers: a freed seat is held for the next in line (OFFERED) for the session's
 `waitlist_offer_hours`; accepting makes it SUBMITTED; declining cancels it; letting it run
 out makes it EXPIRED (the candidate leaves the line: they were offered their turn) and the
@@ -34,6 +43,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
+from bot.domain.catalog import Catalog
 from bot.domain.lifecycle import (
     ACTIVE,
     IDENTITY_FROZEN,
@@ -43,15 +53,19 @@ from bot.domain.lifecycle import (
     DuplicateActiveRegistration,
     RegistrationState,
 )
+from bot.domain.scoring import ComponentStatus, ScoringRules, SittingResult
+from bot.services.catalog import CatalogService
 from bot.services.errors import (
     AlreadyRegistered,
     CancellationClosed,
+    CatalogMissing,
     InvalidState,
     LevelNotOffered,
     NotFound,
     OfferExpired,
     RegistrationClosed,
     RegistrationNotOpen,
+    ServiceError,
     SessionFull,
 )
 from bot.services.notify import Template, audit, notify_candidate
@@ -114,6 +128,104 @@ class RegistrationView:
     identity_frozen: bool = False  # paid or under review: staff correct name and ID number
     # From when the admission ticket can be had; None once that moment has passed.
     tickets_from_at: datetime | None = None
+    components: tuple[str, ...] = ()  # booked; empty on rows written before components
+
+
+@dataclass(frozen=True, slots=True)
+class CarriedPass:
+    """A component passed at an earlier sitting, and the last exam date it counts for."""
+
+    component: str
+    passed_on: date  # the exam date of the sitting that passed it
+    until: date
+
+
+@dataclass(frozen=True, slots=True)
+class RetakePlan:
+    """What a retake books at a session: `book` (catalogue order), the passes `carried`
+    over to it, and the passes `expired` by its exam date (booked again)."""
+
+    exam_date: date
+    book: tuple[str, ...]
+    carried: tuple[CarriedPass, ...]
+    expired: tuple[CarriedPass, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Retake:
+    """A level the candidate sat before, with results released, and has not passed."""
+
+    level_code: str
+    registration_id: int  # the latest sitting with released results
+    eligibility: dict[str, Any]  # that registration's eligibility snapshot, reused
+    components: tuple[str, ...]  # the level's components, catalogue order
+    passes: tuple[CarriedPass, ...]  # passes not yet part of a level pass (some expired)
+    sat: frozenset[int]  # registrations of the level with released results
+
+    def plan(self, exam_date: date) -> RetakePlan:
+        carried = tuple(p for p in self.passes if exam_date <= p.until)
+        kept = {p.component for p in carried}
+        return RetakePlan(
+            exam_date=exam_date,
+            book=tuple(c for c in self.components if c not in kept),
+            carried=carried,
+            expired=tuple(p for p in self.passes if exam_date > p.until),
+        )
+
+
+class LevelPassed(ServiceError):
+    """The candidate passed this level already (released results): nothing to book."""
+
+    def __init__(self, level_code: str, passed_at: datetime) -> None:
+        super().__init__(level_code)
+        self.level_code = level_code
+        self.passed_at = passed_at
+
+
+async def find_retake(
+    uow: UnitOfWork, rules: ScoringRules, candidate_id: int, level_code: str, today: date
+) -> Retake | None:
+    """The candidate's retake of `level_code`, from their released results; None when they
+    have none for it. Raises LevelPassed when the results pass the level."""
+    sittings: list[SittingResult] = []
+    sat: set[int] = set()
+    latest: tuple[date, int, Registration] | None = None
+    for result, registration, session in await uow.results.for_candidate(candidate_id):
+        if registration.level_code != level_code or result.released_at is None:
+            continue
+        sat.add(registration.id)
+        sittings.append(
+            SittingResult.stored(
+                result.component,
+                result.mark,
+                result.score_tenths,
+                session.exam_date,
+                result.released_at,
+            )
+        )
+        if latest is None or (session.exam_date, registration.id) > latest[:2]:
+            latest = (session.exam_date, registration.id, registration)
+    if latest is None:
+        return None
+    standing = rules.standing(sittings, today)
+    if standing.passed:
+        assert standing.passed_at is not None
+        raise LevelPassed(level_code, standing.passed_at)
+    passes = tuple(
+        CarriedPass(c.component, c.result.sat_on, c.carries_over_until)
+        for c in standing.components
+        if c.status in (ComponentStatus.PASSED, ComponentStatus.EXPIRED)
+        and c.result is not None
+        and c.carries_over_until is not None
+    )
+    return Retake(
+        level_code=level_code,
+        registration_id=latest[2].id,
+        eligibility=dict(latest[2].eligibility or {}),
+        components=rules.components,
+        passes=passes,
+        sat=frozenset(sat),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,11 +314,38 @@ async def release_seat_and_promote(
 
 class RegistrationService:
     def __init__(
-        self, uow: UowFactory, clock: Callable[[], datetime], *, offer_hours: int | None = None
+        self,
+        uow: UowFactory,
+        clock: Callable[[], datetime],
+        *,
+        offer_hours: int | None = None,
+        catalog: CatalogService | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._offer_hours = offer_hours  # overrides the session's waitlist_offer_hours
+        self._catalog = catalog  # pass marks and carry-over for retakes; None: no retakes
+
+    async def _rules(self) -> ScoringRules | None:
+        """The scoring rules, read before a transaction opens (SQLite: one writer)."""
+        if self._catalog is None:
+            return None
+        try:
+            catalog: Catalog = await self._catalog.current()
+        except CatalogMissing:
+            return None
+        return ScoringRules.from_catalog(catalog)
+
+    async def retake(self, telegram_id: int, level_code: str) -> Retake | None:
+        """The candidate's retake of the level (see `find_retake`); LevelPassed when passed."""
+        rules = await self._rules()
+        if rules is None:
+            return None
+        async with self._uow() as uow:
+            candidate = await uow.candidates.get_by_telegram_id(telegram_id)
+            if candidate is None:
+                return None
+            return await find_retake(uow, rules, candidate.id, level_code, self._clock().date())
 
     # --- reading --------------------------------------------------------------------
 
@@ -266,9 +405,12 @@ class RegistrationService:
         """Take a seat for the candidate, or put them in line when `join_waitlist`.
 
         Raises LevelNotOffered, RegistrationNotOpen, RegistrationClosed, AlreadyRegistered,
-        SessionFull (with the length of the line) and NotFound (candidate, session).
+        LevelPassed, SessionFull (with the length of the line) and NotFound (candidate,
+        session). For a retake (released results for the level) the components and the
+        eligibility snapshot come from the database, not from the arguments.
         """
         now = self._clock()
+        rules = await self._rules()
         async with self._uow() as uow:
             candidate = await uow.candidates.get_by_telegram_id(telegram_id)
             if candidate is None:
@@ -279,9 +421,19 @@ class RegistrationService:
             if level_code not in session.levels:
                 raise LevelNotOffered(session_code, level_code)
             await self._check_window(uow, session, level_code, now)
+            retake = (
+                await find_retake(uow, rules, candidate.id, level_code, now.date())
+                if rules is not None
+                else None
+            )
             existing = await uow.registrations.find_active(
                 candidate.id, level_code=level_code, session_id=session.id
             )
+            if retake is not None and existing is not None and existing.id in retake.sat:
+                await self._complete(uow, existing, telegram_id, session.code, now)
+                existing = await uow.registrations.find_active(
+                    candidate.id, level_code=level_code, session_id=session.id
+                )
             if existing is not None:
                 raise AlreadyRegistered(existing.id)
             same_day = (await self._busy_days(uow, candidate.id)).get(session.exam_date)
@@ -293,6 +445,12 @@ class RegistrationService:
             ):
                 raise NotFound("direction")
             offered = {c.component for c in session.components}
+            carried: list[str] = []
+            if retake is not None:
+                plan = retake.plan(session.exam_date)
+                components = list(plan.book)
+                carried = [p.component for p in plan.carried]
+                eligibility = retake.eligibility
             unknown = sorted(set(components) - offered)
             if unknown:
                 raise NotFound(f"component:{unknown[0]}")
@@ -335,7 +493,12 @@ class RegistrationService:
                 "submit",
                 now,
                 to_state=state,
-                details={"session": session.code, "level": level_code},
+                details={
+                    "session": session.code,
+                    "level": level_code,
+                    "components": registration.components,
+                    "carried_over": carried,
+                },
             )
             view = await self._view(uow, registration, session, now)
             await uow.commit()
@@ -568,6 +731,32 @@ class RegistrationService:
 
     # --- helpers ---------------------------------------------------------------------
 
+    @staticmethod
+    async def _complete(
+        uow: UnitOfWork, sat: Registration, telegram_id: int, retake_session: str, now: datetime
+    ) -> None:
+        """The earlier sitting of a level being retaken is over: PAID → COMPLETED, so the
+        retake becomes the level's one active registration."""
+        if not await uow.registrations.transition(
+            sat.id,
+            [RegistrationState.PAID],
+            state=RegistrationState.COMPLETED,
+            state_changed_at=now,
+        ):
+            raise AlreadyRegistered(sat.id)
+        audit(
+            uow,
+            f"tg:{telegram_id}",
+            REGISTRATION,
+            sat.id,
+            "completed",
+            now,
+            from_state=RegistrationState.PAID,
+            to_state=RegistrationState.COMPLETED,
+            reason="retake",
+            details={"retake_session": retake_session},
+        )
+
     async def _own(self, uow: UnitOfWork, telegram_id: int, registration_id: int) -> Registration:
         """The registration if it is the caller's; NotFound for anyone else's (forged ids)."""
         candidate: Candidate | None = await uow.candidates.get_by_telegram_id(telegram_id)
@@ -665,6 +854,7 @@ class RegistrationService:
             submitted_at=registration.submitted_at,
             identity_frozen=state in IDENTITY_FROZEN,
             tickets_from_at=session.tickets_from_at if now < session.tickets_from_at else None,
+            components=tuple(registration.components or ()),
         )
 
 

@@ -1,7 +1,8 @@
 """Registration form flow: collect the candidate's registration data, one saved answer at a time.
 
-Entry points: `start(telegram_id, level)`, `current`, `answer(telegram_id, step, Input)`,
-`edit(telegram_id, field)` (from the summary), `submit(telegram_id, join_waitlist)`.
+Entry points: `open_levels(telegram_id)`, `start(telegram_id, level)`, `current`,
+`answer(telegram_id, step, Input)`, `edit(telegram_id, field)` (from the summary),
+`submit(telegram_id, join_waitlist)`.
 Each answer is validated and written when given: personal fields on the candidate row
 (the ID number encrypted, with a keyed hash for duplicates and a masked copy for display),
 choices (level, direction, session) in the flow state. A candidate who leaves, or whose bot
@@ -13,6 +14,12 @@ adds) is frozen while the candidate has a registration in `IDENTITY_FROZEN` (pai
 receipt being checked): money was paid against it and the ticket prints it, so answers
 and edits of those steps raise IdentityFrozen and staff correct them (`CorrectionService`). A level
 with an active registration is not opened again: `start` raises AlreadyRegistered.
+
+Retakes: a candidate with released results for the level (`RegistrationService.retake`) is
+not asked about eligibility again (the earlier registration's snapshot stands), may open
+the form although that earlier, sat registration is still PAID, and the summary says which
+passed components carry over to the chosen session and which are booked. A level already
+passed raises LevelPassed.
 """
 
 from __future__ import annotations
@@ -39,12 +46,20 @@ from bot.services.errors import (
     StaleStep,
 )
 from bot.services.identity import IDENTITY, frozen_by, parse_name, store_id_number
-from bot.services.registration import RegistrationService, SessionOption, SubmitResult
+from bot.services.registration import (
+    LevelPassed,
+    RegistrationService,
+    Retake,
+    RetakePlan,
+    SessionOption,
+    SubmitResult,
+)
 from storage.models import Candidate, FlowState
 from storage.uow import UnitOfWork, UowFactory
 
 FLOW = "registration"
 SUMMARY = "summary"
+ALLOWED = ("eligible", "approved", "overridden")  # eligibility verdicts that may register
 ID_TYPES = ("resident_id", "passport")
 GENDERS = ("male", "female")
 NONE = "none"
@@ -110,6 +125,7 @@ class Summary:
     has_photo: bool
     session_option: SessionOption | None = None  # the chosen session's date, times and zone
     frozen_by: int | None = None  # the paid / under-review registration freezing identity
+    retake: RetakePlan | None = None  # a retake: what the chosen session books, what carries
 
 
 @dataclass(frozen=True)
@@ -139,17 +155,39 @@ class RegistrationFormService:
         self._registrations = registrations
         self._vault = vault
 
+    async def open_levels(self, telegram_id: int) -> tuple[str, ...]:
+        """Levels the candidate may open the form for: eligible by their verdict, or a
+        retake of a level sat before (results released, not passed)."""
+        catalog = await self._catalog.current()
+        async with self._uow() as uow:
+            candidate, _ = await candidate_and_flow(uow, telegram_id)
+            verdicts = candidate.profile.get("verdicts", {})
+            await uow.commit()
+        levels = []
+        for level in catalog.levels:
+            if verdicts.get(level.code, {}).get("status") in ALLOWED:
+                levels.append(level.code)
+                continue
+            try:
+                retake = await self._registrations.retake(telegram_id, level.code)
+            except LevelPassed:
+                continue
+            if retake is not None:
+                levels.append(level.code)
+        return tuple(levels)
+
     async def start(self, telegram_id: int, level: str) -> Step:
-        """Open the form for a level the candidate may register for."""
+        """Open the form for a level the candidate may register for (LevelPassed: passed)."""
         catalog = await self._catalog.current()
         parse_choice("level", level, [lv.code for lv in catalog.levels])
+        retake = await self._registrations.retake(telegram_id, level)
         async with self._uow() as uow:
             candidate, state = await candidate_and_flow(uow, telegram_id)
             active = await uow.registrations.find_active(candidate.id, level_code=level)
-            if active is not None:  # show it, never a fresh summary that could rewrite it
-                raise AlreadyRegistered(active.id)
+            if active is not None and not _sat(retake, active.id):
+                raise AlreadyRegistered(active.id)  # show it, never a fresh summary over it
             verdict = candidate.profile.get("verdicts", {}).get(level, {})
-            if verdict.get("status") not in ("eligible", "approved", "overridden"):
+            if retake is None and verdict.get("status") not in ALLOWED:
                 raise NotEligible(level, verdict.get("status", "unknown"))
             form = state.answers_of(FLOW)
             if form.get("level") != level:
@@ -227,7 +265,10 @@ class RegistrationFormService:
 
         StaleStep when the form is closed (submitted already); FormIncomplete with the
         steps still to answer when the candidate is in the form but not done with it.
+        A retake is decided again by `RegistrationService.submit`, from the database.
         """
+        level = await self._form_level(telegram_id)
+        retake = await self._registrations.retake(telegram_id, level) if level else None
         async with self._uow() as uow:
             candidate, state = await candidate_and_flow(uow, telegram_id)
             form = state.answers_of(FLOW)
@@ -238,7 +279,9 @@ class RegistrationFormService:
                 raise FormIncomplete(missing or (state.step or SUMMARY,))
             level, session, direction = form["level"], form["session"], form.get("direction")
             eligibility = candidate.profile.get("verdicts", {}).get(level, {})
-            if eligibility.get("status") not in ("eligible", "approved", "overridden"):
+            if retake is not None and retake.level_code == level:
+                eligibility = retake.eligibility  # the earlier sitting's: not asked again
+            elif eligibility.get("status") not in ALLOWED:
                 # Staff may have rejected a review or overridden while the form was open.
                 raise NotEligible(level, eligibility.get("status", "unknown"))
         catalog = await self._catalog.current()
@@ -350,8 +393,17 @@ class RegistrationFormService:
             ]
             if chosen:
                 summary = replace(summary, session_option=chosen[0])
+                retake = await self._retake(telegram_id, level)
+                if retake is not None:
+                    summary = replace(summary, retake=retake.plan(chosen[0].exam_date))
             return Step(step, summary=summary, level=level)
         return Step(step, level=level)
+
+    async def _retake(self, telegram_id: int, level: str) -> Retake | None:
+        try:
+            return await self._registrations.retake(telegram_id, level)
+        except LevelPassed:  # released while the form was open: submitting will say so
+            return None
 
     @staticmethod
     async def _check_not_frozen(uow: UnitOfWork, candidate: Candidate, step: str) -> None:
@@ -452,6 +504,11 @@ class RegistrationFormService:
             candidate.profile = {**candidate.profile, "photo": _photo(value)}
         else:  # pragma: no cover - steps come from STEPS
             raise StaleStep(step)
+
+
+def _sat(retake: Retake | None, registration_id: int) -> bool:
+    """The registration is an earlier sitting of the level being retaken (results out)."""
+    return retake is not None and registration_id in retake.sat
 
 
 def _phone(value: Input) -> str:

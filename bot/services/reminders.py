@@ -28,6 +28,12 @@ Rules (docs/reminders.md):
   reminder already sent goes again, with the new time, when its moment changed.
 - Whom each kind concerns: `AUDIENCE`. Kinds the code does not know are skipped (there
   is no text for them) and logged.
+- `results_released` is about the release itself: its anchor and moment are the time
+  the session's results come out (`result_releases.release_at`, the time staff chose,
+  else the catalogue's `timeline.results`). "The results are out" is sent by the release
+  (`ResultsReleaseService.release_due`, one message per registration with results), so
+  an offset of 0 or later plans nothing here; an earlier one ("-1d": "results come out
+  tomorrow") expires at the release and is not planned once the session is released.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from bot.domain.lifecycle import PAYABLE, RegistrationState
 from bot.services.catalog import CatalogService
 from bot.services.errors import CatalogMissing, InvalidState, NotFound
 from bot.services.notify import Template, audit, payload
-from storage.models import ExamSession
+from storage.models import ExamSession, ResultRelease
 from storage.uow import UnitOfWork, UowFactory
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,7 @@ log = logging.getLogger(__name__)
 REGISTRATION_PREFIX = "reminder:"
 CANDIDATE_PREFIX = "reminder:c"
 CANDIDATE_KIND = "registration_closing"
+RESULTS_KIND = "results_released"
 #: Eligibility statuses that let a candidate register (see EligibilityService.standing).
 ALLOWED_VERDICTS = ("eligible", "approved", "overridden")
 #: Registration states each reminder kind concerns. None: candidates without a registration.
@@ -66,8 +73,6 @@ AUDIENCE: dict[str, tuple[str, ...] | None] = {
     "exam": (RegistrationState.PAID,),
     "results_released": (RegistrationState.PAID,),
 }
-#: Days after the results release to ask for re-marking, for sessions not in the catalogue.
-DEFAULT_RECHECK_DAYS = 7
 #: A full reconcile at least this often, even when the fingerprint did not change.
 FULL_PASS_EVERY = timedelta(minutes=15)
 PAGE_SIZE = 30
@@ -139,14 +144,20 @@ def exam_start(session: ExamSession) -> datetime:
     ).astimezone(UTC)
 
 
-def session_slots(session: ExamSession, catalog: Catalog) -> list[ReminderSlot]:
+def session_slots(
+    session: ExamSession, catalog: Catalog, release: ResultRelease | None = None
+) -> list[ReminderSlot]:
     """The reminders of a session from its row and the catalogue's offsets, by time.
 
     The row is the truth for times (a session kept from an older catalogue file still has
     its reminders); anchors the row does not store come from the catalogue's timeline.
+    `release` is the session's results release row, if any: its time is the results
+    anchor, and once released nothing about the release is reminded any more.
     """
     if session.cancelled:
         return []
+    released = release is not None and release.released_at is not None
+    results_at = release.release_at if release is not None else session.results_at
     timeline: SessionTimeline | None = None
     if any(s.code == session.code for s in catalog.sessions):
         timeline = catalog.session_timeline(session.code)
@@ -157,24 +168,21 @@ def session_slots(session: ExamSession, catalog: Catalog) -> list[ReminderSlot]:
         "payment_due": session.payment_due_at,
         "tickets_from": session.tickets_from_at,
         "exam_start": starts,
-        "results": session.results_at,
+        "results": results_at,
     }
-    recheck_until = (
-        timeline.recheck_until_at
-        if timeline
-        else session.results_at + timedelta(days=DEFAULT_RECHECK_DAYS)
-    )
     moments = {
         CANDIDATE_KIND: session.registration_closes_at,
         "payment_due": session.payment_due_at,
         "ticket_available": starts,
         "exam": starts,
-        "results_released": recheck_until,
+        "results_released": results_at,  # the release sends "results are out" itself
     }
     slots: list[ReminderSlot] = []
     for reminder in catalog.reminders:
         if reminder.kind not in AUDIENCE:
             log.warning("reminder kind %r has no audience or text; skipped", reminder.kind)
+            continue
+        if reminder.kind == RESULTS_KIND and released:
             continue
         base = anchors.get(reminder.anchor) or (
             timeline.anchor(reminder.anchor) if timeline else None
@@ -228,7 +236,8 @@ class RemindersService:
             return PlanResult(skipped=True)
         async with self._uow() as uow:
             sessions = await uow.catalog.list_sessions()
-            slots = {s.id: session_slots(s, catalog) for s in sessions}
+            releases = await uow.results.list_releases()
+            slots = {s.id: session_slots(s, catalog, releases.get(s.id)) for s in sessions}
             levels = {s.id: tuple(s.levels) for s in sessions}
             components = {s.id: _components(s, catalog) for s in sessions}
             horizon = [
@@ -334,7 +343,7 @@ class RemindersService:
             session = await uow.exam_sessions.get_by_code(session_code)
             if session is None:
                 raise NotFound("session")
-            return session_slots(session, catalog)
+            return session_slots(session, catalog, await uow.results.get_release(session.id))
 
     # --- exam-day rules -------------------------------------------------------------------
 

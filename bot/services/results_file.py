@@ -3,7 +3,8 @@
 Entry points: `read_results_file(file_name, data, catalog) -> ResultsFile` (raises
 `ResultsFileInvalid` with a reason code for a file that is not such a table at all) and
 `parse_mark(text, max_score)` for one score cell. No database: `bot.services.results`
-checks the rows against it.
+checks the rows against it. `read_table`, `header_key` and `cell` are the reader every
+staff import shares (the certificate import uses them too).
 
 XLSX is read with openpyxl (first sheet, cached values of formulas); CSV with the csv
 module, UTF-8 with or without BOM, else GB18030 as Chinese Excel saves it. The header is
@@ -34,7 +35,7 @@ MAX_ROWS = 5000
 #: Rows searched for the header line: exports often carry a title line or two above it.
 HEADER_SEARCH_ROWS = 10
 
-# Header names, compared after `_key` (NFKC, lower case, no spaces, dashes or underscores).
+# Header names, compared after `header_key` (NFKC, lower case, no spaces, dashes or underscores).
 TICKET_HEADERS = frozenset({"ticket", "ticketnumber", "ticketno", "准考证号", "准考证"})
 REFERENCE_HEADERS = frozenset({"reference", "registrationreference", "ref", "报名编号", "报名号"})
 ID_HEADERS = frozenset(
@@ -74,21 +75,18 @@ def parse_mark(text: str, max_score: int) -> tuple[Mark, int | None]:
 
 def read_results_file(file_name: str, data: bytes, catalog: Catalog) -> ResultsFile:
     """Read the file; XLSX by its content (a zip) or its name, CSV otherwise."""
-    if len(data) > MAX_BYTES:
-        raise ResultsFileInvalid("too_large", limit=MAX_BYTES)
-    xlsx = data.startswith(b"PK\x03\x04") or file_name.lower().endswith((".xlsx", ".xlsm"))
-    table = list(_limited(_xlsx_rows(data) if xlsx else _csv_rows(data)))
+    table = read_table(file_name, data)
     header_line, columns = _find_columns(table, catalog)
     rows = tuple(
         FileRow(
             line=line,
-            ticket=_cell(cells, columns.get("ticket")),
-            reference=_cell(cells, columns.get("reference")),
-            id_last4=_cell(cells, columns["id_last4"]),
-            marks={code: _cell(cells, columns[code]) for code in _components(columns, catalog)},
+            ticket=cell(cells, columns.get("ticket")),
+            reference=cell(cells, columns.get("reference")),
+            id_last4=cell(cells, columns["id_last4"]),
+            marks={code: cell(cells, columns[code]) for code in _components(columns, catalog)},
         )
         for line, cells in table
-        if line > header_line and any(cell.strip() for cell in cells)
+        if line > header_line and any(text.strip() for text in cells)
     )
     if not rows:
         raise ResultsFileInvalid("empty")
@@ -98,6 +96,16 @@ def read_results_file(file_name: str, data: bytes, catalog: Catalog) -> ResultsF
 
 
 # --- reading ----------------------------------------------------------------------------
+
+
+def read_table(file_name: str, data: bytes) -> list[tuple[int, list[str]]]:
+    """Every row of a CSV or XLSX file as (line number, cells as text), for any import
+    (results, certificates): XLSX by its content (a zip) or its name, CSV otherwise. Raises
+    `ResultsFileInvalid` (too_large, encoding, unreadable, too_many_rows)."""
+    if len(data) > MAX_BYTES:
+        raise ResultsFileInvalid("too_large", limit=MAX_BYTES)
+    xlsx = data.startswith(b"PK\x03\x04") or file_name.lower().endswith((".xlsx", ".xlsm"))
+    return list(_limited(_xlsx_rows(data) if xlsx else _csv_rows(data)))
 
 
 def _limited(rows: Iterable[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
@@ -152,7 +160,8 @@ def _cell_text(value: Any) -> str:
     return str(value)  # a float as its shortest exact form: 72.5, never 72.50000001
 
 
-def _cell(cells: list[str], index: int | None) -> str:
+def cell(cells: list[str], index: int | None) -> str:
+    """The cell at `index` (NFKC-normalised, trimmed), "" when absent."""
     if index is None or index >= len(cells):
         return ""
     return unicodedata.normalize("NFKC", cells[index]).strip()
@@ -161,7 +170,8 @@ def _cell(cells: list[str], index: int | None) -> str:
 # --- the header -------------------------------------------------------------------------
 
 
-def _key(text: str) -> str:
+def header_key(text: str) -> str:
+    """A header name as compared: NFKC, lower case, no spaces, dashes or underscores."""
     folded = unicodedata.normalize("NFKC", text).strip().lower()
     return "".join(ch for ch in folded if ch not in " _-")
 
@@ -176,13 +186,13 @@ def _find_columns(
     """The header's line number and its columns: "ticket", "reference", "id_last4" and
     component codes → column index."""
     names = {
-        _key(alias): c.code
+        header_key(alias): c.code
         for c in catalog.components
         for alias in (c.code, c.name.en, c.name.zh_Hans)
     }
     header: tuple[int, dict[str, int]] | None = None
     for number, cells in table[:HEADER_SEARCH_ROWS]:
-        keys = [_key(cell) for cell in cells]
+        keys = [header_key(text) for text in cells]
         if not any(keys):
             continue
         found = _header_indexes(keys, names)

@@ -13,6 +13,10 @@ Entry points (`ResultsReleaseService`):
   second instance never notifies twice.
 * `candidate_results(telegram_id)`: what `/results` shows: released results only, by
   level with their standing, and when unreleased ones will come out.
+* `progress(session_code)`: what `/results_status` shows: the release's time and state,
+  and of its messages how many were sent, are waiting, and who was not reached. When the
+  last message of a release is settled, the tick posts these figures to the staff chat
+  once (`RESULTS_RELEASE_REPORT`, key `results-report:<release id>`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.domain.catalog import Catalog
+from bot.domain.lifecycle import OutboxStatus
 from bot.domain.scoring import (
     LevelStanding,
     ReleaseStatus,
@@ -33,11 +38,16 @@ from bot.domain.scoring import (
 )
 from bot.services.catalog import CatalogService
 from bot.services.errors import NotFound, ResultsReleased
-from bot.services.notify import Template, audit, notify_candidate
-from storage.models import ComponentResult, ExamSession, ResultRelease
+from bot.services.notify import Template, audit, notify_candidate, notify_staff
+from storage.models import ComponentResult, ExamSession, Registration, ResultRelease
 from storage.uow import UnitOfWork, UowFactory
 
 ENTITY = "result_release"  # the audit log's entity
+RELEASE_BATCH = 500  # registrations read per query while queuing a release
+# A release is reported to staff once all its messages are settled; one that is still
+# not settled after this long is not looked at again (it would be a sender outage).
+REPORT_WITHIN = timedelta(days=7)
+REPORT_NAMES = 30  # not-reached candidates named in the staff report; the rest counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +74,46 @@ class CandidateResults:
     names: dict[str, dict[str, str]]  # component code → its names by language
 
 
+@dataclass(frozen=True, slots=True)
+class Unreached:
+    """A candidate the release message did not reach, named as staff can look them up."""
+
+    registration_id: int
+    ticket_number: str | None
+    reference: str
+    id_masked: str | None  # the masked ID number on file (never the number itself)
+    why: str  # unreachable (blocked the bot) | failed | no_chat | cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseProgress:
+    """A session's release as it stands. `status`: scheduled (not released yet),
+    releasing (released, messages still waiting), released (every message settled)."""
+
+    session_code: str
+    timezone: str
+    status: str
+    release_at: datetime
+    released_at: datetime | None
+    recipients: int  # candidates to tell (one per registration with a result)
+    sent: int
+    waiting: int
+    not_reached: tuple[Unreached, ...]
+
+
 class ResultsReleaseService:
     def __init__(
-        self, uow: UowFactory, clock: Callable[[], datetime], catalog: CatalogService
+        self,
+        uow: UowFactory,
+        clock: Callable[[], datetime],
+        catalog: CatalogService,
+        *,
+        staff_chat_id: int | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._catalog = catalog
+        self._staff_chat_id = staff_chat_id
 
     async def preview_release(
         self, session_code: str, at: datetime | None = None
@@ -131,7 +174,41 @@ class ResultsReleaseService:
         queued = 0
         for session_id in session_ids:
             queued += await self._release(session_id, catalog, now)
+        await self._report_settled(now)
         return queued
+
+    async def progress(self, session_code: str) -> ReleaseProgress:
+        """The release's state and its messages' fate. Raises NotFound (session)."""
+        async with self._uow() as uow:
+            session = await _session(uow, session_code)
+            return await _progress(uow, session)
+
+    async def _report_settled(self, now: datetime) -> int:
+        """Tell the staff chat, once per release, the figures of each recent release
+        whose messages are all settled (sent, failed or unreachable)."""
+        if self._staff_chat_id is None:
+            return 0
+        reported = 0
+        async with self._uow() as uow:
+            for release in await uow.results.releases_since(now - REPORT_WITHIN):
+                key = f"results-report:{release.id}"
+                if await uow.outbox.has_key(key):
+                    continue
+                session = await uow.exam_sessions.get(release.session_id)
+                assert session is not None, "a release of a session that is gone"
+                progress = await _progress(uow, session)
+                if progress.waiting:
+                    continue
+                reported += await notify_staff(
+                    uow,
+                    self._staff_chat_id,
+                    now,
+                    key=key,
+                    template=Template.RESULTS_RELEASE_REPORT,
+                    params=_report_params(progress),
+                )
+            await uow.commit()
+        return reported
 
     async def _release(self, session_id: int, catalog: Catalog, now: datetime) -> int:
         async with self._uow() as uow:
@@ -154,22 +231,25 @@ class ResultsReleaseService:
             if not await uow.results.mark_released(release.id, now, len(registrations)):
                 return 0
             await uow.results.release_results(session_id, now)
-            recheck_until = _recheck_until(catalog, session, now)
+            deadline = recheck_until(catalog, session, now)
             queued = 0
-            for registration_id in registrations:
-                registration = await uow.registrations.get(registration_id)
-                assert registration is not None
-                params = await _params(
-                    uow, catalog, registration.candidate_id, session, now, recheck_until
+            # Read in batches (registrations with their candidates, every result of those
+            # candidates), so a release costs about one INSERT per candidate.
+            for start in range(0, len(registrations), RELEASE_BATCH):
+                batch = await uow.results.registrations_and_candidates(
+                    registrations[start : start + RELEASE_BATCH]
                 )
-                queued += await notify_candidate(
-                    uow,
-                    registration.candidate_id,
-                    now,
-                    key=f"results:{registration_id}:{release.id}",
-                    template=Template.RESULTS_RELEASED,
-                    params=params,
-                )
+                results = await uow.results.for_candidates([c.id for _, c in batch])
+                for registration, candidate in batch:
+                    params = _params(catalog, results[candidate.id], session, now, deadline)
+                    queued += await notify_candidate(
+                        uow,
+                        candidate.id,
+                        now,
+                        key=f"results:{registration.id}:{release.id}",
+                        template=Template.RESULTS_RELEASED,
+                        params=params,
+                    )
             audit(
                 uow,
                 "system",
@@ -234,7 +314,7 @@ def _aware(at: datetime | None, zone: str) -> datetime | None:
     return at.replace(tzinfo=ZoneInfo(zone))
 
 
-def _recheck_until(catalog: Catalog, session: ExamSession, released_at: datetime) -> datetime:
+def recheck_until(catalog: Catalog, session: ExamSession, released_at: datetime) -> datetime:
     """The re-mark deadline: `recheck_window_days` after release, at the deadline time."""
     zone = ZoneInfo(session.timezone)
     day = released_at.astimezone(zone).date() + timedelta(
@@ -250,13 +330,12 @@ def _sitting(result: ComponentResult, sat_on: date) -> SittingResult:
     )
 
 
-async def _params(
-    uow: UnitOfWork,
+def _params(
     catalog: Catalog,
-    candidate_id: int,
+    results: list[tuple[ComponentResult, Registration, ExamSession]],
     session: ExamSession,
     now: datetime,
-    recheck_until: datetime,
+    deadline: datetime,
 ) -> dict[str, Any]:
     """The release message's params: this sitting's marks and the level's standing (with
     the results just released counted)."""
@@ -265,7 +344,7 @@ async def _params(
     level_code = ""
     this: list[SittingResult] = []
     level_results: dict[str, list[SittingResult]] = defaultdict(list)
-    for result, registration, sitting in await uow.results.for_candidate(candidate_id):
+    for result, registration, sitting in results:
         released = _sitting(result, sitting.exam_date)
         if sitting.id == session.id:
             level_code = registration.level_code
@@ -299,7 +378,68 @@ async def _params(
             for c in standing.components
             if c.carries_over_until is not None and c.status == "passed"
         ],
-        "recheck_until": recheck_until.isoformat(),
+        "recheck_until": deadline.isoformat(),
+    }
+
+
+async def _progress(uow: UnitOfWork, session: ExamSession) -> ReleaseProgress:
+    release = await uow.results.get_release(session.id)
+    told = await uow.results.registrations_with_results(session.id)
+    release_at = release.release_at if release is not None else session.results_at
+    if release is None or release.status != ReleaseStatus.RELEASED:
+        status = ReleaseStatus.SCHEDULED
+        return ReleaseProgress(
+            session.code, session.timezone, status, release_at, None, len(told), 0, 0, ()
+        )
+    # One message per registration, keyed results:<registration id>:<release id>.
+    fate: dict[int, str] = {}
+    for key, outbox_status in await uow.outbox.statuses_like(f"results:%:{release.id}"):
+        registration_id = key.split(":")[1]
+        if registration_id.isdigit():
+            fate[int(registration_id)] = outbox_status
+    waiting = sum(1 for s in fate.values() if s == OutboxStatus.PENDING)
+    sent = sum(1 for s in fate.values() if s == OutboxStatus.SENT)
+    seats = {r.id: (r, c, t) for r, c, t in await uow.results.seated(session.id)}
+    not_reached = []
+    for registration_id in told:
+        why = fate.get(registration_id, "no_chat")
+        if why in (OutboxStatus.PENDING, OutboxStatus.SENT) or registration_id not in seats:
+            continue
+        registration, candidate, ticket = seats[registration_id]
+        not_reached.append(
+            Unreached(
+                registration_id,
+                ticket.ticket_number if ticket is not None else None,
+                registration.reference,
+                candidate.id_number_masked,
+                str(why),
+            )
+        )
+    status = ReleaseStatus.RELEASING if waiting else ReleaseStatus.RELEASED
+    return ReleaseProgress(
+        session.code,
+        session.timezone,
+        status,
+        release_at,
+        release.released_at,
+        release.recipients,
+        sent,
+        waiting,
+        tuple(not_reached),
+    )
+
+
+def _report_params(progress: ReleaseProgress) -> dict[str, Any]:
+    """The staff report's params: figures, and who was not reached (a few, by label)."""
+    return {
+        "session": progress.session_code,
+        "recipients": progress.recipients,
+        "sent": progress.sent,
+        "not_reached": [
+            {"ticket": u.ticket_number, "reference": u.reference, "id": u.id_masked, "why": u.why}
+            for u in progress.not_reached[:REPORT_NAMES]
+        ],
+        "not_reached_count": len(progress.not_reached),
     }
 
 

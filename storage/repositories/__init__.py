@@ -20,6 +20,11 @@ One module per aggregate; every public name is re-exported here, so
 - `broadcasts`: `BroadcastRepository`
 - `reminders`: `ReminderRepository`
 - `results`: `ResultRepository` (result imports, component results, releases)
+- `certificates`: `CertificateRepository` (certificates, their number counter, staged
+  batches)
+- `remarks`: `RemarkRepository` (re-mark requests and the decision's rescore)
+- `standing`: `StandingRepository` (a candidate's certificates, read only)
+- `verification`: `VerificationRepository` (certificate look-ups, the look-up throttle)
 - `_sql`: private helpers shared by the modules above (`_is_postgresql`, `_insert`,
   `_is_unique_violation`, `_not_held`)
 
@@ -33,30 +38,38 @@ from storage.repositories.audit import AuditRepository
 from storage.repositories.broadcasts import BroadcastRepository
 from storage.repositories.candidates import CandidateRepository, FlowStateRepository
 from storage.repositories.catalog import CatalogRepository, SessionRepository
+from storage.repositories.certificates import CertificateRepository
 from storage.repositories.inbox import InboxRepository
 from storage.repositories.outbox import OutboxRepository
 from storage.repositories.payments import PaymentRepository, StatementImportRepository
 from storage.repositories.registrations import RegistrationRepository, ReviewRepository
+from storage.repositories.remarks import RemarkRepository
 from storage.repositories.reminders import ReminderRepository
 from storage.repositories.results import ResultRepository
 from storage.repositories.set_aside import SetAsideRepository
+from storage.repositories.standing import StandingRepository
 from storage.repositories.tickets import TicketRepository
+from storage.repositories.verification import VerificationRepository
 
 __all__ = [
     "AuditRepository",
     "BroadcastRepository",
     "CandidateRepository",
     "CatalogRepository",
+    "CertificateRepository",
     "FlowStateRepository",
     "InboxRepository",
     "OutboxRepository",
     "PaymentRepository",
     "RegistrationRepository",
+    "RemarkRepository",
     "ReminderRepository",
     "ResultRepository",
     "ReviewRepository",
     "SessionRepository",
     "SetAsideRepository",
+    "StandingRepository",
     "StatementImportRepository",
     "TicketRepository",
+    "VerificationRepository",
 ]

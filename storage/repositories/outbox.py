@@ -36,6 +36,18 @@ class OutboxRepository:
         )
         return bool(result.rowcount)
 
+    async def has_key(self, idempotency_key: str) -> bool:
+        stmt = select(OutboxMessage.id).where(OutboxMessage.idempotency_key == idempotency_key)
+        return (await self.session.scalar(stmt)) is not None
+
+    async def statuses_like(self, pattern: str) -> list[tuple[str, str]]:
+        """(idempotency key, status) of the rows whose key is LIKE `pattern` (one
+        notification of many, as a release's `results:%:<release id>`)."""
+        stmt = select(OutboxMessage.idempotency_key, OutboxMessage.status).where(
+            OutboxMessage.idempotency_key.like(pattern)
+        )
+        return [(key, status) for key, status in (await self.session.execute(stmt)).all()]
+
     async def count_pending(self) -> int:
         stmt = (
             select(func.count())

@@ -127,6 +127,10 @@ class ReminderRepository:
                         "registration_id": Registration.id,
                         "level_code": Registration.level_code,
                         "reference": Registration.reference,
+                        # The components it booked (a retake books fewer): a JSON array.
+                        "booked": Registration.components
+                        if _is_postgresql(self.session)
+                        else func.json(Registration.components),
                     },
                 ),
                 *middle,

@@ -132,6 +132,22 @@ class ResultRepository:
         )
         return (await self.session.scalars(stmt)).first()
 
+    async def releases_since(self, at: datetime) -> list[ResultRelease]:
+        """Releases done at or after `at`, oldest first."""
+        stmt = (
+            select(ResultRelease)
+            .where(ResultRelease.status == ReleaseStatus.RELEASED, ResultRelease.released_at >= at)
+            .order_by(ResultRelease.released_at)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def list_releases(self) -> dict[int, ResultRelease]:
+        """Every session's release row, by session id (the reminder planner's input)."""
+        rows = await self.session.scalars(
+            select(ResultRelease).execution_options(populate_existing=True)
+        )
+        return {row.session_id: row for row in rows}
+
     def add_release(self, release: ResultRelease) -> None:
         self.session.add(release)
 
@@ -171,6 +187,38 @@ class ResultRepository:
             .order_by(ComponentResult.registration_id)
         )
         return list((await self.session.scalars(stmt)).all())
+
+    async def registrations_and_candidates(
+        self, registration_ids: list[int]
+    ) -> list[tuple[Registration, Candidate]]:
+        """The registrations (in the order given) with their candidates, in one query; the
+        candidates stay in the session's identity map, so later `get`s cost nothing."""
+        stmt = (
+            select(Registration, Candidate)
+            .join(Candidate, Candidate.id == Registration.candidate_id)
+            .where(Registration.id.in_(registration_ids))
+        )
+        found = {r[0].id: (r[0], r[1]) for r in (await self.session.execute(stmt)).all()}
+        return [found[i] for i in registration_ids if i in found]
+
+    async def for_candidates(
+        self, candidate_ids: list[int]
+    ) -> dict[int, list[tuple[ComponentResult, Registration, ExamSession]]]:
+        """`for_candidate` for many candidates in one query, by candidate id."""
+        stmt = (
+            select(ComponentResult, Registration, ExamSession)
+            .join(Registration, Registration.id == ComponentResult.registration_id)
+            .join(ExamSession, ExamSession.id == ComponentResult.session_id)
+            .where(Registration.candidate_id.in_(candidate_ids))
+            .order_by(ExamSession.exam_date, ComponentResult.component)
+            .execution_options(populate_existing=True)
+        )
+        grouped: dict[int, list[tuple[ComponentResult, Registration, ExamSession]]] = {
+            i: [] for i in candidate_ids
+        }
+        for result, registration, sitting in (await self.session.execute(stmt)).all():
+            grouped[registration.candidate_id].append((result, registration, sitting))
+        return grouped
 
     async def for_candidate(
         self, candidate_id: int

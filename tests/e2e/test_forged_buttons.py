@@ -39,6 +39,8 @@ CANDIDATE_ID_BUTTONS = (
     "tk:get:{}",
     "rem:ack:{}",
     "fix:{}",
+    "rmk:ask:{}",
+    "rmk:send:{}",
 )
 STAFF_ID_BUTTONS = (
     "elig:ok:{}",
@@ -63,6 +65,13 @@ STAFF_ID_BUTTONS = (
     "bc:drop:{}",
     "bc:csv:{}",
     "rem:un:2027-01:{}",
+    "ri:ok:{}",
+    "ri:no:{}",
+    "ct:ok:{}",
+    "ct:no:{}",
+    "rmk:fee:{}",
+    "rmk:same:{}",
+    "rmk:new:{}",
 )
 # Buttons without an id: a forged word (empty, or one no keyboard offers).
 CANDIDATE_WORD_BUTTONS = (
@@ -106,6 +115,11 @@ CANDIDATE_UNKNOWN = (
     "bc:now:9223372036854775808",
     "rem:un:2027-01:2147483648",
     "rr:ok:2027-01:0",
+    "rmk:list:x",
+    "rmk:stop:x",
+    "rmk:skip:x",
+    "rmk:same:1",
+    "ct:ok:1",
 )
 
 

@@ -76,7 +76,19 @@ async def test_commands_menu_is_set_per_language(bot: Harness) -> None:
     assert (zh[0], en[0], default) == (
         "主菜单",
         "Main menu",
-        ["start", "eligibility", "register", "status", "ticket", "help", "language", "cancel"],
+        [
+            "start",
+            "eligibility",
+            "register",
+            "status",
+            "ticket",
+            "results",
+            "certificate",
+            "verify",
+            "help",
+            "language",
+            "cancel",
+        ],
     )
 
 

@@ -118,9 +118,8 @@ async def test_plan_creates_each_reminder_once_for_whom_it_concerns(world: World
         ("exam:-7d", "2027-01-02T01:00", "pending"),
         ("exam:-1d", "2027-01-08T01:00", "pending"),
         ("exam:-2h", "2027-01-08T23:00", "pending"),
-        ("results_released:0h", "2027-02-06T01:00", "pending"),
-    }
-    assert (first.created, second.created, second.skipped) == (7, 0, True)
+    }  # "results are out" (0h) is the release's own message, not a reminder
+    assert (first.created, second.created, second.skipped) == (6, 0, True)
 
 
 async def test_plan_sets_not_before_to_the_reminder_and_expiry_to_the_next_one_or_the_moment(
@@ -150,16 +149,14 @@ async def test_plan_moves_pending_reminders_when_the_session_is_rescheduled(worl
         ("exam:-7d", "2027-01-09T01:00", "pending"),
         ("exam:-1d", "2027-01-15T01:00", "pending"),
         ("exam:-2h", "2027-01-15T23:00", "pending"),
-        ("results_released:0h", "2027-02-13T01:00", "pending"),
     }
     assert await world.rows("cancelled") == {
         ("ticket_available:0h", "2027-01-02T01:00", "cancelled:rescheduled"),
         ("exam:-7d", "2027-01-02T01:00", "cancelled:rescheduled"),
         ("exam:-1d", "2027-01-08T01:00", "cancelled:rescheduled"),
         ("exam:-2h", "2027-01-08T23:00", "cancelled:rescheduled"),
-        ("results_released:0h", "2027-02-06T01:00", "cancelled:rescheduled"),
     }
-    assert (result.created, result.cancelled) == (5, 5)
+    assert (result.created, result.cancelled) == (4, 4)
 
 
 async def test_plan_drops_pending_reminders_of_a_cancelled_registration(world: World) -> None:
@@ -169,7 +166,7 @@ async def test_plan_drops_pending_reminders_of_a_cancelled_registration(world: W
     result = await world.reminders.plan()
     assert await world.rows("pending") == set()
     assert {label for _, _, label in await world.rows()} == {"cancelled:no_longer_applies"}
-    assert result.cancelled == 5
+    assert result.cancelled == 4
 
 
 async def test_plan_drops_payment_reminders_once_paid_and_plans_the_exam_ones(
@@ -192,7 +189,6 @@ async def test_plan_drops_payment_reminders_once_paid_and_plans_the_exam_ones(
         "exam:-7d",
         "exam:-1d",
         "exam:-2h",
-        "results_released:0h",
     }
 
 
@@ -209,7 +205,7 @@ async def test_plan_follows_a_registration_moved_to_another_session(world: World
         ("exam:-1d", "2027-03-12"),
         ("exam:-2h", "2027-03-12"),
     }
-    assert len(await world.rows("cancelled")) == 5
+    assert len(await world.rows("cancelled")) == 4
 
 
 async def test_plan_within_the_horizon_only(database: Database) -> None:

@@ -342,6 +342,17 @@ class Payment(Base):
     # A staff member who chose "other reason" on this receipt and owes the typed reason.
     pending_reason_by: Mapped[int | None] = mapped_column(BigInteger)
     pending_reason_at: Mapped[datetime | None]  # when "other reason" was pressed; it expires
+    # Refunds (issue 14; docs/payments.md "Refunds"): a RefundStatus (due → refunded |
+    # refused), why the money goes back, the external reference of the refund (or the
+    # Stars charge refunded), a refusal's reason, who asked and who decided.
+    refund_status: Mapped[str | None] = mapped_column(String(16), index=True)
+    refund_reason: Mapped[str | None] = mapped_column(Text)
+    refund_reference: Mapped[str | None] = mapped_column(String(128))
+    refund_note: Mapped[str | None] = mapped_column(Text)
+    refund_requested_at: Mapped[datetime | None]
+    refund_requested_by: Mapped[str | None] = mapped_column(String(64))
+    refund_decided_at: Mapped[datetime | None]
+    refund_decided_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class StatementImport(Base):
@@ -708,3 +719,63 @@ class LookupThrottle(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     window_started_at: Mapped[datetime]
     failures: Mapped[int] = mapped_column(default=0)
+
+
+# --- the staff desk (issue 14; docs/staff.md) ----------------------------------------------
+
+
+class StaffRole(Base):
+    """A role (`bot.domain.roles.Role`) held by a staff member; EXAMDESK_ADMIN_IDS are
+    admins without a row."""
+
+    __tablename__ = "staff_roles"
+
+    telegram_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    granted_by: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SupportThread(Base):
+    """A candidate's conversation with the exam centre ("Ask the exam centre")."""
+
+    __tablename__ = "support_threads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | answered
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SupportMessage(Base):
+    """One message of a thread: from the candidate (`in`) or from staff (`out`).
+
+    `staff_chat_message_id` is the message in the staff chat that carries it, so a staff
+    member's reply to that message finds the thread.
+    """
+
+    __tablename__ = "support_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    thread_id: Mapped[int] = mapped_column(ForeignKey("support_threads.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(8))  # in | out
+    text: Mapped[str | None] = mapped_column(Text)
+    file_id: Mapped[str | None] = mapped_column(String(256))
+    file_kind: Mapped[str | None] = mapped_column(String(16))  # photo | document
+    staff_chat_message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    candidate_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    staff_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Attendance(Base):
+    """A candidate checked in at the door on exam day; the first scan wins."""
+
+    __tablename__ = "attendance"
+
+    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id"), primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("exam_sessions.id"), index=True)
+    checked_in_at: Mapped[datetime]
+    checked_in_by: Mapped[int] = mapped_column(BigInteger)

@@ -35,6 +35,7 @@ from storage.repositories import (
     ReviewRepository,
     SessionRepository,
     SetAsideRepository,
+    StaffRepository,
     StandingRepository,
     StatementImportRepository,
     TicketRepository,
@@ -78,6 +79,7 @@ class UnitOfWork:
         self.standing = StandingRepository(self.session)
         self.remarks = RemarkRepository(self.session)
         self.verification = VerificationRepository(self.session)
+        self.staff = StaffRepository(self.session)
         return self
 
     async def __aexit__(

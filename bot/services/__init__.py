@@ -32,6 +32,7 @@ from bot.services.remarks import RemarkService
 from bot.services.reminders import RemindersService
 from bot.services.results import ResultsService
 from bot.services.results_release import ResultsReleaseService
+from bot.services.staff import StaffService
 from bot.services.staff_files import StaffFileService
 from bot.services.standing import StandingService
 from bot.services.tickets import TicketService
@@ -68,6 +69,7 @@ class Services:
     staff_files: StaffFileService
     standing: StandingService
     verification: VerificationService
+    staff: StaffService
     # Not a service: the lease on singleton work (planning, sweeps) among instances.
     leader: LeaderLock
     # Not a service: this process's presence, the owner of the updates it stores.
@@ -124,6 +126,7 @@ def build_services(
         staff_files=StaffFileService(uow, clock),
         standing=StandingService(uow, clock, catalog),
         verification=VerificationService(uow, clock, vault, site_zone=site_zone),
+        staff=StaffService(uow, clock, staff_ids),
         leader=LeaderLock(database.engine),
         instance=instance,
     )

@@ -23,6 +23,7 @@ One module per aggregate; every public name is re-exported here, so
 - `certificates`: `CertificateRepository` (certificates, their number counter, staged
   batches)
 - `remarks`: `RemarkRepository` (re-mark requests and the decision's rescore)
+- `staff`: `StaffRepository` (staff roles)
 - `standing`: `StandingRepository` (a candidate's certificates, read only)
 - `verification`: `VerificationRepository` (certificate look-ups, the look-up throttle)
 - `_sql`: private helpers shared by the modules above (`_is_postgresql`, `_insert`,
@@ -47,6 +48,7 @@ from storage.repositories.remarks import RemarkRepository
 from storage.repositories.reminders import ReminderRepository
 from storage.repositories.results import ResultRepository
 from storage.repositories.set_aside import SetAsideRepository
+from storage.repositories.staff import StaffRepository
 from storage.repositories.standing import StandingRepository
 from storage.repositories.tickets import TicketRepository
 from storage.repositories.verification import VerificationRepository
@@ -68,6 +70,7 @@ __all__ = [
     "ReviewRepository",
     "SessionRepository",
     "SetAsideRepository",
+    "StaffRepository",
     "StandingRepository",
     "StatementImportRepository",
     "TicketRepository",

@@ -35,9 +35,11 @@ from bot.services.errors import CatalogMissing
 from bot.services.outbox import OutboxService
 from bot.services.payments import PaymentConfig
 from bot.services.payments_provider import HmacJsonAdapter
+from handlers import charts
 from handlers.broadcasts import render_progress
 from handlers.context import BotData, ExamContext
 from handlers.render import LevelNames
+from handlers.staff_roles import refresh_staff
 from storage.db import Database
 from storage.models import utcnow
 from storage.uow import UnitOfWork
@@ -54,6 +56,7 @@ COMMANDS = (
     ("results", N_("My exam results")),
     ("certificate", N_("My certificate (PDF)")),
     ("verify", N_("Check a certificate number")),
+    ("ask", N_("Ask the exam centre a question")),
     ("help", N_("What this bot does")),
     ("language", N_("中文 / English")),
     ("cancel", N_("Stop the current step (answers stay saved)")),
@@ -209,6 +212,7 @@ class Runtime:
         await self.services.instance.acquire()
         await self.application.initialize()
         await self.application.start()
+        await refresh_staff(self.application)  # before the first update: who is staff
         await self._set_commands()
         await self._refresh_level_names()
         await self._recover(ignore_leases=self.database.is_sqlite)
@@ -237,6 +241,8 @@ class Runtime:
                 self.i18n,
                 self.settings.timezone,
                 partial(render_progress, levels=self.level_names),
+                refresh_staff=partial(refresh_staff, self.application),
+                draw_chart=charts.draw,
             ).setup(job_queue)
         log.info("examdesk started in %s mode as @%s", self.mode, self.application.bot.username)
 

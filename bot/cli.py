@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.domain.catalog import CatalogError, load_catalog
-from bot.i18n import N_, I18n, Translator
+from bot.i18n import I18n, Translator
 
 if TYPE_CHECKING:
-    from bot.services.results import ImportPreview, RefusedRow
+    from bot.services.results import ImportPreview
 
 
 def run_sandbox(listen: str) -> int:
@@ -163,37 +163,6 @@ def i18n(action: str, path: str | None = None) -> int:
 
 # --- results import (docs/results.md) ---------------------------------------------------
 
-# What each refusal code of `bot.services.results` says, for the preview.
-_REFUSALS = {
-    "no_reference": N_("no ticket number or registration reference"),
-    "unknown_reference": N_("no registration has this ticket number or reference"),
-    "not_in_session": N_("the registration is for another session"),
-    "not_paid": N_("the registration is not paid"),
-    "id_missing": N_("the last 4 characters of the ID number are missing"),
-    "id_not_on_file": N_("the candidate has no ID number on file to check against"),
-    "id_mismatch": N_("the last 4 characters of the ID number do not match"),
-    "score_missing": N_("{component}: the score is missing"),
-    "component_not_booked": N_(
-        "{component}: the candidate did not book this component (carried over); "
-        "leave the cell empty"
-    ),
-    "score_not_a_number": N_("{component}: “{value}” is not a score"),
-    "score_out_of_range": N_("{component}: {value} is not between 0 and {max_score}"),
-    "score_too_many_decimals": N_("{component}: {value} has more than one decimal place"),
-}
-_FILE_PROBLEMS = {
-    "too_large": N_("The file is larger than {limit} MB."),
-    "encoding": N_("The file is neither UTF-8 nor GB18030 text."),
-    "unreadable": N_("The file is not a readable CSV or XLSX file."),
-    "empty": N_("The file has no result rows."),
-    "too_many_rows": N_("The file has more than {limit} rows."),
-}
-_HEADER_COLUMNS = {
-    "ticket_or_reference": N_("ticket number or registration reference"),
-    "id_last4": N_("last 4 characters of the ID number"),
-    "component": N_("a score column for a component"),
-}
-
 
 def results_import(
     settings: Settings, path: str, session_code: str, *, yes: bool, language: str | None
@@ -234,6 +203,7 @@ async def _results_preview(
 ) -> ImportPreview | None:
     from bot.services import build_services
     from bot.services.errors import ServiceError
+    from handlers import results_staff as words
     from storage.db import Database
 
     database = Database(settings.database_url)
@@ -274,23 +244,28 @@ async def _results_preview(
             )
         )
     for row in preview.refused:
-        print(tr.gettext("line {line}: {reason}", line=row.line, reason=_refusal(tr, row, names)))
-    return preview
-
-
-def _refusal(tr: Translator, row: RefusedRow, names: dict[str, str]) -> str:
-    if row.reason == "duplicate":
-        lines = row.params["lines"]
-        return tr.ngettext(
-            "the same registration is also on line {lines}",
-            "the same registration is also on lines {lines}",
-            len(lines),
-            lines=tr.join(str(line) for line in lines),
+        print(
+            tr.gettext(
+                "line {line}: {reason}", line=row.line, reason=words.refusal(tr, row, names)
+            )
         )
-    params = dict(row.params)
-    if "component" in params:
-        params["component"] = names.get(params["component"], params["component"])
-    return tr.gettext(_REFUSALS[row.reason], **params)
+    if preview.warnings:  # the same texts as handlers/results_staff.py's preview
+        print(
+            tr.ngettext(
+                "⚠️ {count} row disagrees with the check-in at the door (saved all the same):",
+                "⚠️ {count} rows disagree with the check-in at the door (saved all the same):",
+                len(preview.warnings),
+            )
+        )
+    for warning in preview.warnings:
+        print(
+            tr.gettext(
+                "line {line}: {reason}",
+                line=warning.line,
+                reason=words.warning(tr, warning, names),
+            )
+        )
+    return preview
 
 
 async def _results_decide(
@@ -298,6 +273,7 @@ async def _results_decide(
 ) -> int:
     from bot.services import build_services
     from bot.services.errors import ServiceError
+    from handlers import results_staff as words
     from storage.db import Database
 
     database = Database(settings.database_url)
@@ -312,56 +288,21 @@ async def _results_decide(
         return 1
     finally:
         await database.dispose()
-    print(
-        tr.gettext(
-            "Saved: {added} new, {replaced} replaced, {unchanged} unchanged, {removed} removed.",
-            added=saved.added,
-            replaced=saved.replaced,
-            unchanged=saved.unchanged,
-            removed=saved.removed,
-        )
-    )
-    if saved.skipped:
-        print(
-            tr.ngettext(
-                "{count} row was skipped: its registration changed since the preview.",
-                "{count} rows were skipped: their registrations changed since the preview.",
-                saved.skipped,
-            )
-        )
+    print(words.saved_text(tr, saved))
     return 0
 
 
 def _results_problem(tr: Translator, exc: Exception, session_code: str | None) -> str:
-    from bot.services.errors import (
-        AlreadyDecided,
-        CatalogMissing,
-        NotFound,
-        ResultsFileInvalid,
-        ResultsReleased,
-    )
+    """The same texts as the staff chat's (`handlers.results_staff.EXPLAIN`), but for an
+    unknown session, which the CLI names."""
+    from bot.services.errors import NotFound
+    from handlers import results_staff as words
 
-    if isinstance(exc, ResultsFileInvalid):
-        if exc.reason == "header":
-            missing = [tr.gettext(_HEADER_COLUMNS[c]) for c in exc.params["missing"]]
-            return tr.gettext("The header row lacks: {columns}.", columns=tr.join(missing))
-        limit = exc.params.get("limit", 0)
-        if exc.reason == "too_large":
-            limit = limit // (1024 * 1024)
-        return tr.gettext(_FILE_PROBLEMS[exc.reason], limit=limit)
-    if isinstance(exc, ResultsReleased):
-        return tr.gettext(
-            "The results of session {session} were released on {released_at}: "
-            "an import can no longer change them.",
-            session=exc.session_code,
-            released_at=tr.datetime(exc.released_at),
-        )
     if isinstance(exc, NotFound):
         return tr.gettext("There is no exam session {session}.", session=session_code)
-    if isinstance(exc, CatalogMissing):
-        return tr.gettext("No exam catalogue is loaded: run `examdesk catalog load FILE` first.")
-    if isinstance(exc, AlreadyDecided):
-        return tr.gettext("Someone else decided on this import first: nothing was saved.")
+    for kind, explain in words.EXPLAIN.items():
+        if isinstance(exc, kind):
+            return explain(tr, exc)
     raise exc
 
 

@@ -25,31 +25,39 @@ from bot.runtime.notifications import Rendered, Renderer, Templates
 from handlers import (
     broadcasts,
     certificates,
+    checkin,
     common,
     corrections,
     eligibility,
     errors,
+    find,
     flows,
     identity,
     notifications,
     payments,
     payments_staff,
+    refunds,
     registration,
     remarks,
     reminders,
     results,
     results_staff,
+    rosters,
+    staff,
     staff_files,
+    stats,
+    support,
     tickets,
     verify,
 )
 from handlers.context import FlowRouter, InputHandler
-from handlers.render import LevelNames, on_unknown_message
+from handlers.render import LevelNames
 
 #: Every flow module, in the order their handlers are registered.
 FLOW_MODULES: tuple[ModuleType, ...] = (
     notifications,
     verify,  # before common: its /start takes the verify_<code> deep link
+    checkin,  # before common: its /start takes the ci_<code> deep link (the ticket's QR)
     common,
     eligibility,
     registration,
@@ -64,6 +72,12 @@ FLOW_MODULES: tuple[ModuleType, ...] = (
     results,  # staff's /results_release, the candidate's /results
     results_staff,  # staff's results file (STAFF_FILES), /results_status, release report
     certificates,  # staff's import (STAFF_FILES), assign, revoke; the holder's /certificate
+    support,  # "Ask the exam centre": /ask, staff replies to cards (group 4), /message
+    staff,  # /staff: members and roles (admin); anyone else's /staff gets their id
+    rosters,  # staff's /roster, /signin, /export: documents only
+    stats,  # staff's /stats; the daily digest's templates
+    find,  # staff's /find, the candidate's card (desk:card, desk:fullid)
+    refunds,  # finance: /cancel_registration, /change_level, desk:cancel, /refunds (group 6)
 )
 
 
@@ -103,10 +117,13 @@ def _with_level_names(renderer: Renderer, levels: LevelNames) -> Renderer:
 def flow_router() -> FlowRouter:
     inputs: dict[str, InputHandler] = _collect("INPUTS")
     resumes: dict[str, InputHandler] = _collect("RESUMES")
-    return FlowRouter(inputs, resumes, fallback=on_unknown_message)
+    # Outside any flow, a message is offered to the exam centre (support.on_free_message).
+    return FlowRouter(inputs, resumes, fallback=support.on_free_message)
 
 
 def setup(application: Application) -> None:
+    # Who is staff until `staff_roles.refresh_staff` reads the roles at start-up.
+    application.bot_data.staff.user_ids = application.bot_data.settings.admin_ids
     identity.setup(application)
     # Each module's STAFF_FILES (`/<command>` + a file), routed by handlers.staff_files.
     application.bot_data.staff_files = _collect("STAFF_FILES")

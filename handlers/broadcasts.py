@@ -20,15 +20,24 @@ import logging
 from typing import Any
 
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
-from telegram.ext import Application, CommandHandler, MessageHandler, filters
+from telegram.ext import Application, CommandHandler, filters
 
+from bot.domain.roles import Role
 from bot.i18n import Translator
 from bot.runtime.live import edit_live_message
 from bot.runtime.notifications import Rendered
 from bot.services.broadcasts import FLOW, Draft, Preview, Progress
 from bot.services.errors import InvalidAnswer, InvalidState, NotFound, StaleStep
 from bot.services.notify import Template
-from handlers.callbacks import ID, WORD, Button, StaffCallbackQueryHandler, one_of, optional
+from handlers.callbacks import (
+    ID,
+    WORD,
+    Button,
+    StaffCallbackQueryHandler,
+    add_staff_chat_input,
+    one_of,
+    optional,
+)
 from handlers.context import ExamContext
 from handlers.render import (
     LevelNames,
@@ -39,6 +48,7 @@ from handlers.render import (
     rows,
     stale_button,
 )
+from handlers.staff_roles import requires
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +319,7 @@ def _prompt_markup(update: Update) -> ForceReply | None:
     return ForceReply(selective=True) if update.effective_chat.type != "private" else None
 
 
+@requires(Role.ADMIN)
 async def cmd_broadcast(update: Update, context: ExamContext) -> None:
     """Staff: start a broadcast, privately or in the staff chat."""
     tr, private = context.tr, update.effective_chat.type == "private"
@@ -373,6 +384,7 @@ async def _on_content(update: Update, context: ExamContext) -> None:
     )
 
 
+@requires(Role.ADMIN, quiet=True)
 async def on_staff_chat_input(update: Update, context: ExamContext) -> None:
     """A staff member's message in the staff chat counts only while they compose there."""
     if context.candidate is not None and context.candidate.flow == FLOW:
@@ -452,6 +464,7 @@ AUDIENCES = ("all", "session", "level", "state", "menu")
 AUDIENCE = Button("bc:aud", ID, one_of(*AUDIENCES), optional(WORD))
 
 
+@requires(Role.ADMIN)
 async def on_audience(update: Update, context: ExamContext) -> None:
     """`bc:aud:<id>:<kind>[:<value>]`: a sub-list for sessions and levels, else the preview."""
     query, tr = update.callback_query, context.tr
@@ -497,6 +510,7 @@ async def on_audience(update: Update, context: ExamContext) -> None:
     await _preview(update, context, preview)
 
 
+@requires(Role.ADMIN)
 async def on_ask_schedule(update: Update, context: ExamContext) -> None:
     """`bc:when:<id>`: ask for the time (site time zone)."""
     query, tr = update.callback_query, context.tr
@@ -519,6 +533,7 @@ async def on_ask_schedule(update: Update, context: ExamContext) -> None:
     )
 
 
+@requires(Role.ADMIN)
 async def on_confirm(update: Update, context: ExamContext) -> None:
     """`bc:now:<id>` / `bc:at:<id>`: queue it; this message becomes the progress message."""
     query, tr = update.callback_query, context.tr
@@ -550,6 +565,7 @@ CONTROLS = ("pause", "resume", "stop", "stop!", "keep", "drop")
 CONTROL = Button("bc", one_of(*CONTROLS), ID)
 
 
+@requires(Role.ADMIN)
 async def on_control(update: Update, context: ExamContext) -> None:
     """Progress buttons: pause, resume, cancel (asked first), or drop a draft."""
     query, tr = update.callback_query, context.tr
@@ -604,6 +620,7 @@ def _cell(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
+@requires(Role.ADMIN)
 async def on_csv(update: Update, context: ExamContext) -> None:
     """`bc:csv:<id>`: everyone not reached, as a CSV file (opens in a spreadsheet)."""
     query, tr = update.callback_query, context.tr
@@ -653,27 +670,16 @@ RESUMES = {FLOW: resume}
 
 def setup(application: Application) -> None:
     settings = application.bot_data.settings
-    staff_ids = settings.admin_ids
-    staff = filters.User(user_id=staff_ids)
+    staff = application.bot_data.staff
     where = filters.ChatType.PRIVATE
     if settings.staff_chat_id is not None:
         where = where | filters.Chat(chat_id=settings.staff_chat_id)
-        # Its own group (payments uses 1 for typed reasons): runs beside the other staff-chat
-        # handlers; acts only while the sender composes a broadcast in this chat.
-        application.add_handler(
-            MessageHandler(
-                filters.UpdateType.MESSAGE
-                & filters.Chat(chat_id=settings.staff_chat_id)
-                & staff
-                & ~filters.COMMAND
-                & (filters.TEXT | filters.PHOTO | filters.Document.ALL),
-                on_staff_chat_input,
-            ),
-            group=2,
-        )
+    # Its own group (payments uses 1 for typed reasons): acts only while the sender composes
+    # a broadcast in the staff chat.
+    add_staff_chat_input(application, on_staff_chat_input, group=2, media=True)
     application.add_handler(CommandHandler("broadcast", cmd_broadcast, staff & where))
-    application.add_handler(StaffCallbackQueryHandler(on_audience, AUDIENCE, staff_ids))
-    application.add_handler(StaffCallbackQueryHandler(on_confirm, CONFIRM, staff_ids))
-    application.add_handler(StaffCallbackQueryHandler(on_ask_schedule, ASK_SCHEDULE, staff_ids))
-    application.add_handler(StaffCallbackQueryHandler(on_control, CONTROL, staff_ids))
-    application.add_handler(StaffCallbackQueryHandler(on_csv, NOT_REACHED_CSV, staff_ids))
+    application.add_handler(StaffCallbackQueryHandler(on_audience, AUDIENCE, staff))
+    application.add_handler(StaffCallbackQueryHandler(on_confirm, CONFIRM, staff))
+    application.add_handler(StaffCallbackQueryHandler(on_ask_schedule, ASK_SCHEDULE, staff))
+    application.add_handler(StaffCallbackQueryHandler(on_control, CONTROL, staff))
+    application.add_handler(StaffCallbackQueryHandler(on_csv, NOT_REACHED_CSV, staff))

@@ -19,20 +19,23 @@ catch-all (`handlers.common.on_unknown_button`). Well-formed parts are still onl
 the service re-checks ownership and state against the database. No handler uses a regex
 of its own (`tests/unit/test_callbacks.py` checks every registered pattern).
 
-`StaffCallbackQueryHandler` matches presses by staff (EXAMDESK_ADMIN_IDS) only, so a forged
-or forwarded staff button falls through to the catch-all ("this button is no longer
-valid") and the service is never called.
+`StaffCallbackQueryHandler` matches presses by staff only (`bot_data.staff`: the
+EXAMDESK_ADMIN_IDS and everyone with a role, kept current by `handlers.staff_roles`), so a
+forged or forwarded staff button pressed by anyone else falls through to the catch-all
+("this button is no longer valid") and the service is never called. Which role a button
+needs is its handler's `@requires(...)` (`handlers.staff_roles`). `add_staff_chat_input`
+is the same gate for what staff type (or send) in the staff chat after a button.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from telegram import Update
-from telegram.ext import CallbackQueryHandler
+from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filters
 
 #: Row ids in buttons are primary keys of Integer columns (storage/models.py): on
 #: PostgreSQL a larger number would fail in the query instead of finding nothing.
@@ -167,15 +170,45 @@ class Button:
 
 
 class StaffCallbackQueryHandler(CallbackQueryHandler):  # type: ignore[type-arg]
-    """A CallbackQueryHandler that does not match presses by anyone but staff."""
+    """A CallbackQueryHandler that does not match presses by anyone but staff.
 
-    def __init__(self, callback: Any, button: Button, staff_ids: Collection[int]) -> None:
+    `staff` is the live staff filter, `application.bot_data.staff`: its ids change while
+    the bot runs (a frozen id list would miss a member granted a role later).
+    """
+
+    def __init__(self, callback: Any, button: Button, staff: filters.User) -> None:
+        if not isinstance(staff, filters.User):
+            raise TypeError("pass the live staff filter: application.bot_data.staff")
         super().__init__(callback, pattern=button.matches)
-        self.staff_ids = frozenset(staff_ids)
+        self.staff = staff
 
     def check_update(self, update: object) -> Any:
         if not isinstance(update, Update) or update.effective_user is None:
             return None
-        if update.effective_user.id not in self.staff_ids:
+        if update.effective_user.id not in self.staff.user_ids:
             return None
         return super().check_update(update)
+
+
+def add_staff_chat_input(
+    application: Application, callback: Any, *, group: int, media: bool = False
+) -> None:
+    """Messages from staff in the staff chat that are not commands (text; with `media`,
+    photos and documents too) go to `callback`, in its own handler `group` so it runs
+    beside the other flows' staff-chat handlers; the callback acts only while the sender
+    owes it an answer. Nothing without a staff chat."""
+    chat_id = application.bot_data.settings.staff_chat_id
+    if chat_id is None:
+        return
+    kinds = filters.TEXT | filters.PHOTO | filters.Document.ALL if media else filters.TEXT
+    application.add_handler(
+        MessageHandler(
+            filters.UpdateType.MESSAGE
+            & filters.Chat(chat_id=chat_id)
+            & application.bot_data.staff
+            & ~filters.COMMAND
+            & kinds,
+            callback,
+        ),
+        group=group,
+    )

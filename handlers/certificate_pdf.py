@@ -14,14 +14,11 @@ printed beneath it too.
 
 from __future__ import annotations
 
-import io
 from zoneinfo import ZoneInfo
 
 from reportlab.graphics import renderPDF
 from reportlab.lib.colors import Color, black
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
-from reportlab.pdfgen.canvas import Canvas
 
 from bot.i18n import N_, Translator
 from bot.services.certificates import CertificateRecord
@@ -34,8 +31,8 @@ from handlers.pdf import (
     QR_SIZE,
     Page,
     both,
+    new_document,
     qr_drawing,
-    register_fonts,
 )
 
 RED = Color(0.75, 0.1, 0.1)
@@ -43,21 +40,17 @@ RED = Color(0.75, 0.1, 0.1)
 
 def render_certificate_record(record: CertificateRecord, zh: Translator, en: Translator) -> bytes:
     """The holder's certificate record as PDF bytes."""
-    register_fonts()
-    buffer = io.BytesIO()
-    canvas = Canvas(buffer, pagesize=A4, invariant=True, pageCompression=1)
-    canvas.setTitle(f"{zh.gettext('Certificate record')} {record.number}")
-    canvas.setAuthor(both(record.organisation_names)[0])
-    canvas.setCreator("examdesk")
+    buffer, canvas = new_document(
+        f"{zh.gettext('Certificate record')} {record.number}",
+        author=both(record.organisation_names)[0],
+    )
     page = Page(canvas)
 
     def label(msgid: str, **params: object) -> tuple[str, str]:
         return zh.gettext(msgid, **params), en.gettext(msgid, **params)
 
     # --- heading: what this is, and what it is not
-    title_zh, title_en = label(N_("Certificate record"))
-    page.text(PAGE_W / 2, page.y - 20, title_zh, 26, align="center")
-    page.text(PAGE_W / 2, page.y - 38, title_en, 12, bold=True, align="center")
+    page.heading(*label(N_("Certificate record")))
     note_zh, note_en = label(
         N_("This is a record of the certificate, not the certificate itself.")
     )
@@ -104,21 +97,11 @@ def render_certificate_record(record: CertificateRecord, zh: Translator, en: Tra
         (label(N_("Status")), status),
         (label(N_("Evaluation organisation")), both(record.organisation_names)),
     ]
-    label_x, value_x = MARGIN, MARGIN + 40 * mm
-    label_width = value_x - label_x - 3 * mm
-    value_width = PAGE_W - MARGIN - value_x
-    for (name_zh, name_en), (value_zh, value_en) in rows:
-        used_label = page.pair(label_x, page.y, name_zh, name_en, 10, width=label_width)
-        used_value = page.pair(
-            value_x,
-            page.y,
-            value_zh,
-            value_en,
-            12,
-            width=value_width,
-            bold=value_zh == record.number,
+    value_x = MARGIN + 40 * mm
+    for name, value in rows:
+        page.field(
+            name, value, value_x, PAGE_W - MARGIN - value_x, bold=value[0] == record.number, gap=7
         )
-        page.y -= max(used_label, used_value) + 7
 
     # --- where to check it
     page.y -= 6
@@ -143,8 +126,7 @@ def render_certificate_record(record: CertificateRecord, zh: Translator, en: Tra
 
     # --- footer
     made_zh, made_en = label(N_("Made by the exam centre's bot from its own records."))
-    page.text(MARGIN, MARGIN - 4, made_zh, 7.5, color=GREY)
-    page.text(MARGIN, MARGIN - 13, made_en, 7, color=GREY)
+    page.footer(made_zh, made_en)
     canvas.showPage()
     canvas.save()
     return buffer.getvalue()

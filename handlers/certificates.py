@@ -22,6 +22,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
 from telegram.ext import Application, CommandHandler, filters
 
+from bot.domain.roles import Role
 from bot.i18n import N_, Translator
 from bot.runtime.notifications import Rendered
 from bot.services.certificates import (
@@ -40,23 +41,25 @@ from bot.services.errors import (
     ResultsFileInvalid,
 )
 from bot.services.notify import Template
-from bot.services.results_file import MAX_BYTES
 from handlers.callbacks import ID, Button, StaffCallbackQueryHandler, one_of
 from handlers.certificate_pdf import render_certificate_record
 from handlers.context import ExamContext, FileCommand
+from handlers.files import StaffFile
 from handlers.render import (
     LevelNames,
     edit_message,
     group_tr,
     level_label,
     level_names,
+    no_catalog,
+    no_session,
     refusals,
     stale_button,
 )
+from handlers.staff_roles import requires
 
 DECISION = Button("ct", one_of("ok", "no"), ID)  # ct:ok|no:<batch id>
 PREVIEW_LINES = 25
-EXTENSIONS = (".csv", ".xlsx", ".xlsm")
 
 # What each refusal code of `bot.services.certificates` says.
 REFUSALS = {
@@ -72,41 +75,46 @@ REFUSALS = {
     "other_number": N_("the registration already has certificate {number}"),
     "number_taken": N_("another certificate has this number"),
 }
-FILE_PROBLEMS = {
-    "too_large": N_("The file is larger than {limit} MB."),
-    "encoding": N_("The file is neither UTF-8 nor GB18030 text."),
-    "unreadable": N_("The file is not a readable CSV or XLSX file."),
-    "empty": N_("The file has no certificate rows."),
-    "too_many_rows": N_("The file has more than {limit} rows."),
-}
-HEADER_COLUMNS = {
-    "ticket_or_reference": N_("ticket number or registration reference"),
-    "number": N_("certificate number"),
-    "issue_date": N_("issue date"),
-}
+FILE = StaffFile(
+    not_a_file=N_(
+        "Send the certificate numbers as a file (CSV or XLSX) with the caption "
+        "/certificates_import."
+    ),
+    not_a_spreadsheet=N_(
+        "“{name}” is not a CSV or XLSX file. Save the certificate numbers as .csv or "
+        ".xlsx and send that."
+    ),
+    empty=N_("The file has no certificate rows."),
+    header_columns={
+        "ticket_or_reference": N_("ticket number or registration reference"),
+        "number": N_("certificate number"),
+        "issue_date": N_("issue date"),
+    },
+)
+file_problem = FILE.invalid
 
 
 # --- staff: import (a file) and assign (a command), then decide
 
 
+@requires(Role.RESULTS)
 async def on_certificates_file(update: Update, context: ExamContext, args: list[str]) -> None:
     """The file of `/certificates_import`: check it, show the preview with buttons."""
-    message, tr = update.effective_message, group_tr(update, context)
-    document = message.document
-    problem = _document_problem(tr, document)
-    if problem:
-        await message.reply_text(problem)
+    tr = group_tr(update, context)
+    sent = await FILE.download(update, context, tr)
+    if sent is None:
         return
-    data = bytes(await (await context.bot.get_file(document.file_id)).download_as_bytearray())
+    name, data = sent
     async with refusals(update, tr, EXPLAIN) as refused:
         preview = await context.services.certificates.preview_import(
-            document.file_name or "", data, update.effective_user.id
+            name, data, update.effective_user.id
         )
     if refused.error:
         return
     await _show_preview(update, context, tr, preview)
 
 
+@requires(Role.RESULTS)
 async def cmd_certificates_assign(update: Update, context: ExamContext) -> None:
     """Staff: `/certificates_assign SESSION YYYY-MM-DD`: who gets a number, with buttons."""
     tr, args = group_tr(update, context), context.args or []
@@ -152,6 +160,7 @@ async def _show_preview(
     )
 
 
+@requires(Role.RESULTS)
 async def on_batch_decision(update: Update, context: ExamContext) -> None:
     """`ct:ok|no:<batch id>`: record the previewed certificates, or drop them; once."""
     query, tr = update.callback_query, group_tr(update, context)
@@ -250,35 +259,6 @@ def confirmed_text(tr: Translator, confirmed: BatchConfirmed) -> str:
     return "\n".join([text, skipped])
 
 
-def file_problem(tr: Translator, exc: ResultsFileInvalid) -> str:
-    if exc.reason == "header":
-        missing = [tr.gettext(HEADER_COLUMNS[c]) for c in exc.params["missing"]]
-        return tr.gettext("The header row lacks: {columns}.", columns=tr.join(missing))
-    limit = exc.params.get("limit", 0)
-    if exc.reason == "too_large":
-        limit = int(limit) // (1024 * 1024)
-    return tr.gettext(FILE_PROBLEMS[exc.reason], limit=limit)
-
-
-def _document_problem(tr: Translator, document: Any) -> str | None:
-    """Why the message cannot be a certificates file, before downloading it."""
-    if document is None:
-        return tr.gettext(
-            "Send the certificate numbers as a file (CSV or XLSX) with the caption "
-            "/certificates_import."
-        )
-    name = document.file_name or ""
-    if not name.lower().endswith(EXTENSIONS):
-        return tr.gettext(
-            "“{name}” is not a CSV or XLSX file. Save the certificate numbers as .csv or "
-            ".xlsx and send that.",
-            name=name,
-        )
-    if document.file_size and document.file_size > MAX_BYTES:
-        return tr.gettext(FILE_PROBLEMS["too_large"], limit=MAX_BYTES // (1024 * 1024))
-    return None
-
-
 def _day(text: str) -> date | None:
     try:
         return datetime.strptime(text, "%Y-%m-%d").date()
@@ -292,10 +272,6 @@ def _decided(tr: Translator, exc: AlreadyDecided) -> str:
     return tr.gettext("Someone else cancelled this first: nothing was recorded.")
 
 
-def _no_session(tr: Translator, _exc: NotFound) -> str:
-    return tr.gettext("There is no such session.")
-
-
 def _no_format(tr: Translator, _exc: NoNumberFormat) -> str:
     return tr.gettext(
         "The catalogue sets no certificate number format: import the numbers instead "
@@ -303,22 +279,19 @@ def _no_format(tr: Translator, _exc: NoNumberFormat) -> str:
     )
 
 
-def _no_catalog(tr: Translator, _exc: CatalogMissing) -> str:
-    return tr.gettext("No exam catalogue is loaded: run `examdesk catalog load FILE` first.")
-
-
 EXPLAIN = {
     ResultsFileInvalid: file_problem,
     AlreadyDecided: _decided,
-    NotFound: _no_session,
+    NotFound: no_session,
     NoNumberFormat: _no_format,
-    CatalogMissing: _no_catalog,
+    CatalogMissing: no_catalog,
 }
 
 
 # --- staff: /certificate_revoke NUMBER REASON
 
 
+@requires(Role.RESULTS)
 async def cmd_certificate_revoke(update: Update, context: ExamContext) -> None:
     """Staff: revoke a certificate, with a reason (audited; the holder is told)."""
     tr, args = group_tr(update, context), context.args or []
@@ -485,11 +458,10 @@ STAFF_FILES = {"certificates_import": FileCommand(on_certificates_file)}
 
 
 def setup(application: Application) -> None:
-    staff_ids = application.bot_data.settings.admin_ids
-    staff = filters.User(user_id=staff_ids)
+    staff = application.bot_data.staff
     application.add_handler(CommandHandler("certificates_assign", cmd_certificates_assign, staff))
     application.add_handler(CommandHandler("certificate_revoke", cmd_certificate_revoke, staff))
-    application.add_handler(StaffCallbackQueryHandler(on_batch_decision, DECISION, staff_ids))
+    application.add_handler(StaffCallbackQueryHandler(on_batch_decision, DECISION, staff))
     application.add_handler(
         CommandHandler("certificate", cmd_certificate, filters.ChatType.PRIVATE)
     )

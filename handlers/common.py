@@ -1,6 +1,8 @@
 """Common flow: /start (with deep links), /help, /language, /cancel and the catch-all.
 
-Entry points: `setup(application)`; handlers `cmd_start`, `cmd_help`, `cmd_language`,
+Entry points: `setup(application)`; handlers `cmd_start`, `cmd_help` (with the exam
+centre's contact and the exam site under the commands: `reply_with_contact`, and
+`on_show_map` for its `place:map` button, which sends the site as a venue), `cmd_language`,
 `on_language_chosen`, `cmd_cancel`, `on_unknown_message`, `on_unknown_button`.
 """
 
@@ -9,16 +11,20 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot.services.errors import UnsupportedLanguage
+from bot.domain.catalog import Catalog
+from bot.i18n import Translator
+from bot.services.errors import CatalogMissing, UnsupportedLanguage
 from handlers.callbacks import WORD, Button
 from handlers.context import ExamContext
 from handlers.render import edit_message, on_unknown_message, refusals, stale_button, start_menu
+from handlers.staff_roles import send_staff_help
 
 LANGUAGE_NAMES = {"zh_Hans": "中文", "en": "English"}
 
 LANGUAGE = Button("lang", WORD)  # lang:<language code>
 MENU_LANGUAGE = Button("menu:language")
 MENU_HELP = Button("menu:help")
+MAP = Button("place:map")  # the exam site as a venue (the /help contact block)
 
 
 def language_keyboard() -> InlineKeyboardMarkup:
@@ -35,7 +41,8 @@ def language_keyboard() -> InlineKeyboardMarkup:
 
 async def cmd_start(update: Update, context: ExamContext) -> None:
     """Greet the candidate and show the main menu; a deep-link payload is accepted
-    (`verify_<code>` never reaches here: handlers/verify.py, registered first, takes it)."""
+    (`verify_<code>` and `ci_<code>` never reach here: handlers/verify.py and
+    handlers/checkin.py, registered first, take them)."""
     tr = context.tr
     name = update.effective_user.first_name if update.effective_user else ""
     await update.effective_message.reply_text(
@@ -64,7 +71,9 @@ async def on_help_button(update: Update, context: ExamContext) -> None:
 
 async def _send_help(update: Update, context: ExamContext) -> None:
     tr = context.tr
-    await update.effective_message.reply_text(
+    await reply_with_contact(
+        update,
+        context,
         tr.gettext(
             "I help you take the Smart Manufacturing Engineering Technician exam:\n"
             "/start: main menu\n"
@@ -76,12 +85,75 @@ async def _send_help(update: Update, context: ExamContext) -> None:
             "/results: your exam results, once released\n"
             "/certificate: your certificate (PDF), once issued\n"
             "/verify: check whether a certificate number is genuine\n"
+            "/ask: ask the exam centre a question (the staff answer here)\n"
             "/language: switch between 中文 and English\n"
             "/cancel: stop what you are doing (your answers stay saved)\n"
             "/help: this message\n\n"
-            "If you are stuck, write to the exam centre staff."
+            "If you are stuck, press “Ask the exam centre” or send /ask."
         ),
         reply_markup=start_menu(tr),
+    )
+    await send_staff_help(update, context)  # staff: the commands their roles allow
+
+
+def contact_text(tr: Translator, catalog: Catalog) -> str:
+    """The exam centre's contact and the exam site, as the catalogue gives them."""
+    contact, site, language = catalog.contact, catalog.site, tr.language
+    lines = [tr.gettext("📞 How to reach the exam centre")]
+    if contact is not None and contact.phone:
+        lines.append(tr.gettext("Phone: {phone}", phone=contact.phone))
+    if contact is not None and contact.email:
+        lines.append(tr.gettext("E-mail: {email}", email=contact.email))
+    if contact is not None and contact.hours is not None:
+        lines.append(tr.gettext("Office hours: {hours}", hours=contact.hours.get(language)))
+    lines.append(
+        tr.gettext(
+            "📍 Exam site: {site}\nAddress: {address}",
+            site=site.name.get(language),
+            address=site.address.get(language),
+        )
+    )
+    if contact is not None and contact.placeholder:
+        lines.append(tr.gettext("⚠️ These contact details are not final yet."))
+    return "\n".join(lines)
+
+
+async def reply_with_contact(
+    update: Update, context: ExamContext, text: str, *, reply_markup: InlineKeyboardMarkup
+) -> None:
+    """/help's text with the contact block under it, and "📍 Show on the map" under the menu
+    when the site has a location: one message, whose last lines and last button are the
+    place (nothing added while no catalogue is loaded)."""
+    try:
+        catalog = await context.services.catalog.current()
+    except CatalogMissing:
+        catalog = None
+    if catalog is not None:
+        tr = context.tr
+        text = "\n\n".join((text, contact_text(tr, catalog)))
+        if catalog.site.location is not None:
+            show = InlineKeyboardButton(tr.gettext("📍 Show on the map"), callback_data=MAP.prefix)
+            reply_markup = InlineKeyboardMarkup([*reply_markup.inline_keyboard, [show]])
+    await update.effective_message.reply_text(text, reply_markup=reply_markup)
+
+
+async def on_show_map(update: Update, context: ExamContext) -> None:
+    """The exam site as a venue: tapped on a phone, it opens the map app with directions."""
+    query = update.callback_query
+    try:
+        site = (await context.services.catalog.current()).site
+    except CatalogMissing:
+        site = None
+    if site is None or site.location is None:
+        await stale_button(query, context.tr)
+        return
+    await query.answer()
+    language = context.tr.language
+    await update.effective_message.reply_venue(
+        latitude=site.location.latitude,
+        longitude=site.location.longitude,
+        title=site.name.get(language),
+        address=site.address.get(language),
     )
 
 
@@ -141,6 +213,7 @@ def setup(application: Application) -> None:
     application.add_handler(CommandHandler("cancel", cmd_cancel, filters.ChatType.PRIVATE))
     application.add_handler(CallbackQueryHandler(cmd_language, pattern=MENU_LANGUAGE.matches))
     application.add_handler(CallbackQueryHandler(on_help_button, pattern=MENU_HELP.matches))
+    application.add_handler(CallbackQueryHandler(on_show_map, pattern=MAP.matches))
     application.add_handler(CallbackQueryHandler(on_language_chosen, pattern=LANGUAGE.matches))
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from telegram import Update
-from telegram.ext import Application, CallbackContext, ExtBot
+from telegram.ext import Application, CallbackContext, ExtBot, filters
 
 from bot.i18n import Translator
 
@@ -27,6 +27,11 @@ class BotData:
     i18n: I18n | None = None
     settings: Settings | None = None
     flows: FlowRouter | None = None  # set by handlers.setup
+    # Who is staff: EXAMDESK_ADMIN_IDS and everyone with a role. One filter, shared by every
+    # staff handler and StaffCallbackQueryHandler, so refreshing its ids (at start, by a
+    # tick, at once after /staff changes a role: handlers.staff_roles.refresh_staff)
+    # reroutes them all. Empty, it matches nobody.
+    staff: filters.User = field(default_factory=lambda: filters.User(allow_empty=False))
     # staff file commands (`/<command> args` + a file), collected from each flow module's
     # STAFF_FILES by handlers.setup; handlers.staff_files routes to them
     staff_files: dict[str, FileCommand] = field(default_factory=dict)
@@ -76,7 +81,10 @@ class ExamContext(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: 
 
     @property
     def is_staff(self) -> bool:
-        return self.candidate is not None and self.candidate.telegram_id in self.settings.admin_ids
+        return (
+            self.candidate is not None
+            and self.candidate.telegram_id in self.bot_data.staff.user_ids
+        )
 
 
 InputHandler = Callable[[Update, ExamContext], Awaitable[None]]

@@ -14,8 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
+from bot.domain.roles import Role
 from bot.i18n import Translator
 from bot.runtime.notifications import Rendered
 from bot.services.corrections import FIELDS, FLOW
@@ -32,6 +33,7 @@ from handlers.render import (
     state_label,
     ticket_button,
 )
+from handlers.staff_roles import requires
 
 
 def request_prompt(tr: Translator) -> str:
@@ -146,6 +148,7 @@ def _no_such_registration(tr: Translator, _exc: NotFound) -> str:
     return tr.gettext("No registration with that reference.")
 
 
+@requires(Role.ADMIN)
 async def cmd_correct(update: Update, context: ExamContext) -> None:
     """Staff: correct a candidate's name or ID number, with a reason (audited)."""
     tr = group_tr(update, context)
@@ -240,6 +243,6 @@ RESUMES = {FLOW: resume_request}
 
 
 def setup(application: Application) -> None:
-    staff = filters.User(user_id=application.bot_data.settings.admin_ids)
+    staff = application.bot_data.staff
     application.add_handler(CallbackQueryHandler(on_request_button, pattern=REQUEST.matches))
     application.add_handler(CommandHandler("correct", cmd_correct, staff))

@@ -18,6 +18,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
 from bot.domain.catalog import Catalog
+from bot.domain.roles import Role
 from bot.i18n import Translator
 from bot.services.eligibility import AUTO_LEVEL, FLOW, NONE, Answer, Outcome, Question
 from bot.services.errors import AlreadyDecided, InvalidAnswer, NotFound, StaleStep
@@ -34,6 +35,7 @@ from handlers.render import (
     stale_button,
     verdict_label,
 )
+from handlers.staff_roles import requires
 
 REJECT_REASONS = ("major_not_related", "documents_missing", "experience_not_proven", "other")
 
@@ -364,6 +366,7 @@ def _decided(tr: Translator, exc: AlreadyDecided) -> str:
     )
 
 
+@requires(Role.REVIEWER)
 async def on_staff_decision(update: Update, context: ExamContext) -> None:
     """A staff member approves or rejects a review; the first decision wins."""
     query, tr = update.callback_query, context.tr
@@ -419,6 +422,7 @@ def _no_such_candidate(tr: Translator, _exc: NotFound) -> str:
     return tr.gettext("No candidate with that Telegram id.")
 
 
+@requires(Role.REVIEWER)
 async def cmd_override(update: Update, context: ExamContext) -> None:
     """Staff: /override <telegram id> <level> <yes|no> <reason>."""
     tr = context.tr
@@ -448,8 +452,7 @@ RESUMES = {FLOW: resume}
 
 
 def setup(application: Application) -> None:
-    staff_ids = application.bot_data.settings.admin_ids
-    staff = filters.User(user_id=staff_ids)
+    staff = application.bot_data.staff
     application.add_handler(
         CommandHandler("eligibility", cmd_eligibility, filters.ChatType.PRIVATE)
     )
@@ -461,5 +464,5 @@ def setup(application: Application) -> None:
     application.add_handler(CallbackQueryHandler(on_answer_button, pattern=ANSWER.matches))
     application.add_handler(CallbackQueryHandler(on_request_review, pattern=REVIEW.matches))
     # Staff-only: a non-staff press does not match and falls through to "no longer valid".
-    application.add_handler(StaffCallbackQueryHandler(on_staff_decision, DECISION, staff_ids))
+    application.add_handler(StaffCallbackQueryHandler(on_staff_decision, DECISION, staff))
     application.add_handler(CommandHandler("override", cmd_override, staff))

@@ -22,6 +22,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
+from bot.domain.roles import Role
 from bot.i18n import Translator
 from bot.runtime.notifications import Rendered
 from bot.services.broadcasts import FLOW as BROADCAST_FLOW
@@ -30,11 +31,19 @@ from bot.services.notify import Template
 from bot.services.payments import REJECT_REASONS, HistoryEntry
 from bot.services.payments_bank import StatementPreview
 from bot.services.staff_files import FLOW as STAFF_FILE_FLOW
-from handlers.callbacks import ID, Button, StaffCallbackQueryHandler, one_of, optional
+from handlers.callbacks import (
+    ID,
+    Button,
+    StaffCallbackQueryHandler,
+    add_staff_chat_input,
+    one_of,
+    optional,
+)
 from handlers.context import ExamContext
 from handlers.render import (
     action_label,
     actor_label,
+    already_decided,
     amount_text,
     edit_message,
     group_tr,
@@ -47,6 +56,7 @@ from handlers.render import (
     state_label,
     why_label,
 )
+from handlers.staff_roles import requires
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +70,13 @@ MAX_CSV_BYTES = 2 * 1024 * 1024
 
 
 def decided_text(tr: Translator, exc: AlreadyDecided) -> str:
-    status = payment_status_label(tr, exc.status)
-    if exc.decided_by is None:  # settled by a payment, not by a person
-        return tr.gettext("Already settled ({status}).", status=status)
-    return tr.gettext(
-        "Already decided ({status}) by user {user}.", status=status, user=exc.decided_by
-    )
+    return already_decided(tr, exc, payment_status_label(tr, exc.status))
 
 
 # --- receipt review ------------------------------------------------------------------------------
 
 
+@requires(Role.REVIEWER)
 async def on_staff_decision(update: Update, context: ExamContext) -> None:
     """`pay:ok:<id>` / `pay:no:<id>[:<reason>]`: the first staff decision wins."""
     query, tr = update.callback_query, context.tr
@@ -138,6 +144,7 @@ async def on_staff_decision(update: Update, context: ExamContext) -> None:
     )
 
 
+@requires(Role.REVIEWER)
 async def on_staff_back(update: Update, context: ExamContext) -> None:
     """`pay:back:<id>`: the approve / reject buttons again."""
     query = update.callback_query
@@ -149,6 +156,7 @@ async def on_staff_back(update: Update, context: ExamContext) -> None:
     await edit_message(query, reply_markup=review_keyboard(group_tr(update, context), payment_id))
 
 
+@requires(Role.REVIEWER, quiet=True)
 async def on_staff_reason_text(update: Update, context: ExamContext) -> None:
     """Text in the staff chat: the typed reason of a staff member who chose "other"."""
     decision = await context.services.payments.reject_with_typed_reason(
@@ -216,8 +224,8 @@ def _unreadable_statement(tr: Translator, _exc: InvalidAnswer) -> str:
 
 
 async def on_statement_file(update: Update, context: ExamContext) -> None:
-    """A staff member sent a bank-statement CSV: classify the rows, ask for confirmation."""
-    message, tr = update.effective_message, group_tr(update, context)
+    """A staff member sent a CSV: a broadcast's attachment, a waiting file command's file,
+    else a bank statement (`preview_statement`)."""
     if context.candidate is not None and context.candidate.flow == BROADCAST_FLOW:
         # A staff member composing a broadcast with a CSV attachment: the file is the
         # announcement, not a bank statement.
@@ -228,6 +236,13 @@ async def on_statement_file(update: Update, context: ExamContext) -> None:
         # `/results_import CODE` (or another file command) came first: the file is for it.
         await context.flows.on_private_message(update, context)
         return
+    await preview_statement(update, context)
+
+
+@requires(Role.FINANCE)
+async def preview_statement(update: Update, context: ExamContext) -> None:
+    """The statement itself: only finance reads it (the routing above is anyone's)."""
+    message, tr = update.effective_message, group_tr(update, context)
     document = message.document
     if document.file_size and document.file_size > MAX_CSV_BYTES:
         await message.reply_text(
@@ -264,6 +279,7 @@ async def on_statement_file(update: Update, context: ExamContext) -> None:
     )
 
 
+@requires(Role.FINANCE)
 async def on_statement_decision(update: Update, context: ExamContext) -> None:
     """`pay:csv:ok|no:<id>`: record the matched rows, or drop the preview; once."""
     query, tr = update.callback_query, group_tr(update, context)
@@ -308,6 +324,7 @@ def _no_such_registration(tr: Translator, _exc: NotFound) -> str:
     return tr.gettext("No registration with that reference.")
 
 
+@requires(Role.FINANCE, Role.REVIEWER)
 async def cmd_history(update: Update, context: ExamContext) -> None:
     """Staff: /history <reference>: every state change of a registration and its payments."""
     tr = group_tr(update, context)
@@ -468,13 +485,11 @@ TEMPLATES = {
 
 
 def setup(application: Application) -> None:
-    settings = application.bot_data.settings
-    staff_ids = settings.admin_ids
-    staff = filters.User(user_id=staff_ids)
+    staff = application.bot_data.staff
     # Staff-only: a press by anyone else falls through to "no longer valid".
-    application.add_handler(StaffCallbackQueryHandler(on_staff_decision, DECISION, staff_ids))
-    application.add_handler(StaffCallbackQueryHandler(on_staff_back, BACK, staff_ids))
-    application.add_handler(StaffCallbackQueryHandler(on_statement_decision, STATEMENT, staff_ids))
+    application.add_handler(StaffCallbackQueryHandler(on_staff_decision, DECISION, staff))
+    application.add_handler(StaffCallbackQueryHandler(on_staff_back, BACK, staff))
+    application.add_handler(StaffCallbackQueryHandler(on_statement_decision, STATEMENT, staff))
     application.add_handler(CommandHandler("history", cmd_history, staff))
     # Before flows.setup: a CSV from staff is a bank statement, not a typed answer.
     application.add_handler(
@@ -483,17 +498,5 @@ def setup(application: Application) -> None:
             on_statement_file,
         )
     )
-    if (
-        settings.staff_chat_id is not None
-    ):  # its own group: other staff-chat text handlers still run
-        application.add_handler(
-            MessageHandler(
-                filters.UpdateType.MESSAGE
-                & filters.Chat(chat_id=settings.staff_chat_id)
-                & staff
-                & filters.TEXT
-                & ~filters.COMMAND,
-                on_staff_reason_text,
-            ),
-            group=1,
-        )
+    # Its own group: other staff-chat text handlers still run.
+    add_staff_chat_input(application, on_staff_reason_text, group=1)

@@ -1,9 +1,11 @@
-"""PDF helpers shared by the documents the bot renders (admission ticket, certificate record).
+"""PDF helpers shared by the documents the bot renders (admission ticket, certificate record,
+sign-in sheet).
 
-Entry points: `register_fonts()` (once per process), `Page` (a canvas with a cursor and
-`text` / `pair`: Chinese line, English beneath in grey), `qr_drawing(payload, size)`,
-`both(names)` (a catalogue name as its Chinese and English text), and the page's
-measures and colours.
+Entry points: `register_fonts()` (once per process), `new_document(title, ...)` (an A4
+canvas writing into a buffer, fonts registered), `Page` (a canvas with a cursor and
+`text` / `pair`: Chinese line, English beneath in grey; `heading`, `field`, `photo`,
+`footer`), `qr_drawing(payload, size)`, `both(names)` (a catalogue name as its Chinese
+and English text), and the page's measures and colours.
 
 Text with any character beyond Latin-1 uses WenQuanYi Micro Hei (`handlers/fonts/`,
 Apache-2.0), embedded as a TrueType subset of the glyphs used, so every viewer shows the
@@ -13,6 +15,8 @@ Latin-1 uses Helvetica.
 
 from __future__ import annotations
 
+import io
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from reportlab.graphics.shapes import Drawing
 from reportlab.lib.colors import Color, black
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
@@ -38,6 +43,8 @@ PAGE_W, PAGE_H = A4
 MARGIN = 18 * mm
 QR_SIZE = 34 * mm
 
+log = logging.getLogger(__name__)
+
 _registered = False
 
 
@@ -46,6 +53,22 @@ def register_fonts() -> None:
     if not _registered:
         pdfmetrics.registerFont(TTFont(CJK, str(CJK_FILE), subfontIndex=0))
         _registered = True
+
+
+def new_document(
+    title: str, *, author: str | None = None, subject: str | None = None
+) -> tuple[io.BytesIO, Canvas]:
+    """An A4 canvas (reproducible: `invariant`) writing into the returned buffer."""
+    register_fonts()
+    buffer = io.BytesIO()
+    canvas = Canvas(buffer, pagesize=A4, invariant=True, pageCompression=1)
+    canvas.setTitle(title)
+    if author is not None:
+        canvas.setAuthor(author)
+    if subject is not None:
+        canvas.setSubject(subject)
+    canvas.setCreator("examdesk")
+    return buffer, canvas
 
 
 def font_for(text: str, bold: bool = False) -> str:
@@ -135,6 +158,48 @@ class Page:
                 self.text(x, y - used, line, small, color=GREY)
                 used += small * 1.25
         return used
+
+    def heading(self, zh: str, en: str) -> None:
+        """The document's title, centred: Chinese large, English beneath."""
+        self.text(PAGE_W / 2, self.y - 20, zh, 26, align="center")
+        self.text(PAGE_W / 2, self.y - 38, en, 12, bold=True, align="center")
+
+    def field(
+        self,
+        label: tuple[str, str],
+        value: tuple[str, str],
+        value_x: float,
+        value_width: float,
+        *,
+        size: float = 12,
+        bold: bool = False,
+        gap: float = 5,
+    ) -> None:
+        """A label at the margin and its value from `value_x`, each Chinese over English;
+        the cursor moves below the taller of the two, and `gap` more."""
+        used_label = self.pair(MARGIN, self.y, *label, 10, width=value_x - MARGIN - 3 * mm)
+        used_value = self.pair(value_x, self.y, *value, size, width=value_width, bold=bold)
+        self.y -= max(used_label, used_value) + gap
+
+    def photo(self, photo: bytes | None, x: float, y: float, w: float, h: float) -> bool:
+        """The photo fitted in a framed box; False (nothing drawn) when there is none or
+        it cannot be read, for the caller to draw its empty box."""
+        if not photo:
+            return False
+        try:
+            self.c.drawImage(
+                ImageReader(io.BytesIO(photo)), x, y, w, h, preserveAspectRatio=True, anchor="c"
+            )
+        except Exception:
+            log.warning("a photo could not be drawn; leaving its box empty")
+            return False
+        self.c.rect(x, y, w, h, stroke=1, fill=0)
+        return True
+
+    def footer(self, zh: str, en: str) -> None:
+        """The small grey lines at the foot of the page, Chinese over English."""
+        self.text(MARGIN, MARGIN - 4, zh, 7.5, color=GREY)
+        self.text(MARGIN, MARGIN - 13, en, 7, color=GREY)
 
 
 def both(names: dict[str, str] | None) -> tuple[str, str]:

@@ -25,8 +25,9 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
+from bot.domain.roles import Role
 from bot.i18n import Translator
 from bot.runtime.notifications import Rendered
 from bot.services.errors import AlreadyDecided, InvalidAnswer, InvalidState, NotFound
@@ -42,9 +43,10 @@ from bot.services.remarks import (
     RemarkSubmitted,
     RemarkWindowClosed,
 )
-from handlers.callbacks import ID, Button, StaffCallbackQueryHandler
+from handlers.callbacks import ID, Button, StaffCallbackQueryHandler, add_staff_chat_input
 from handlers.context import ExamContext
 from handlers.render import (
+    already_decided,
     answer_error,
     edit_message,
     group_tr,
@@ -53,6 +55,7 @@ from handlers.render import (
     refusals,
     stale_button,
 )
+from handlers.staff_roles import requires
 
 log = logging.getLogger(__name__)
 
@@ -372,12 +375,7 @@ async def on_stop(update: Update, context: ExamContext) -> None:
 
 
 def decided_text(tr: Translator, exc: AlreadyDecided) -> str:
-    status = status_label(tr, exc.status)
-    if exc.decided_by is None:
-        return tr.gettext("Already settled ({status}).", status=status)
-    return tr.gettext(
-        "Already decided ({status}) by user {user}.", status=status, user=exc.decided_by
-    )
+    return already_decided(tr, exc, status_label(tr, exc.status))
 
 
 def _fee_first(tr: Translator, _exc: InvalidState) -> str:
@@ -400,6 +398,7 @@ def _told(tr: Translator, notified: bool) -> str:
     return tr.gettext("The candidate has no chat with the bot: tell them another way.")
 
 
+@requires(Role.RESULTS)
 async def cmd_remarks(update: Update, context: ExamContext) -> None:
     """Staff: `/remarks`, the requests waiting for the fee or a decision, oldest first."""
     tr = group_tr(update, context)
@@ -428,6 +427,7 @@ async def cmd_remarks(update: Update, context: ExamContext) -> None:
     await update.effective_message.reply_text("\n".join([header, *lines]))
 
 
+@requires(Role.RESULTS)
 async def on_fee(update: Update, context: ExamContext) -> None:
     """`rmk:fee:<id>`: the fee arrived; the card gets the decision buttons."""
     query, tr = update.callback_query, group_tr(update, context)
@@ -448,6 +448,7 @@ async def on_fee(update: Update, context: ExamContext) -> None:
     )
 
 
+@requires(Role.RESULTS)
 async def on_unchanged(update: Update, context: ExamContext) -> None:
     """`rmk:same:<id>`: the score stays; the first decision wins."""
     query, tr = update.callback_query, group_tr(update, context)
@@ -475,6 +476,7 @@ async def on_unchanged(update: Update, context: ExamContext) -> None:
     )
 
 
+@requires(Role.RESULTS)
 async def on_new_score(update: Update, context: ExamContext) -> None:
     """`rmk:new:<id>`: the presser's next message in this chat is the new score."""
     query, tr = update.callback_query, group_tr(update, context)
@@ -508,6 +510,7 @@ async def on_new_score(update: Update, context: ExamContext) -> None:
     )
 
 
+@requires(Role.RESULTS)
 async def on_skip_score(update: Update, context: ExamContext) -> None:
     """`rmk:skip`: no new score after all (the card keeps its buttons)."""
     query, tr = update.callback_query, group_tr(update, context)
@@ -516,6 +519,7 @@ async def on_skip_score(update: Update, context: ExamContext) -> None:
     await edit_message(query, tr.gettext("No new score typed: the request stays open."))
 
 
+@requires(Role.RESULTS, quiet=True)
 async def on_score_text(update: Update, context: ExamContext) -> None:
     """Text in the staff chat: the score of a staff member who pressed "new score"."""
     if context.candidate is None or context.candidate.flow != SCORE_FLOW:
@@ -671,9 +675,7 @@ RESUMES = {FLOW: resume}
 
 
 def setup(application: Application) -> None:
-    settings = application.bot_data.settings
-    staff_ids = settings.admin_ids
-    staff = filters.User(user_id=staff_ids)
+    staff = application.bot_data.staff
     private = filters.ChatType.PRIVATE
     application.add_handler(CommandHandler("remark", cmd_remark, private))
     application.add_handler(CommandHandler("remarks", cmd_remarks, staff))
@@ -681,21 +683,9 @@ def setup(application: Application) -> None:
     application.add_handler(CallbackQueryHandler(on_ask, pattern=ASK.matches))
     application.add_handler(CallbackQueryHandler(on_send, pattern=SEND.matches))
     application.add_handler(CallbackQueryHandler(on_stop, pattern=STOP.matches))
-    application.add_handler(StaffCallbackQueryHandler(on_fee, FEE, staff_ids))
-    application.add_handler(StaffCallbackQueryHandler(on_unchanged, UNCHANGED, staff_ids))
-    application.add_handler(StaffCallbackQueryHandler(on_new_score, NEW_SCORE, staff_ids))
-    application.add_handler(StaffCallbackQueryHandler(on_skip_score, SKIP_SCORE, staff_ids))
-    if settings.staff_chat_id is not None:
-        # Its own group (payments uses 1, broadcasts 2): runs beside the other staff-chat
-        # text handlers; acts only while the sender owes a score.
-        application.add_handler(
-            MessageHandler(
-                filters.UpdateType.MESSAGE
-                & filters.Chat(chat_id=settings.staff_chat_id)
-                & staff
-                & filters.TEXT
-                & ~filters.COMMAND,
-                on_score_text,
-            ),
-            group=3,
-        )
+    application.add_handler(StaffCallbackQueryHandler(on_fee, FEE, staff))
+    application.add_handler(StaffCallbackQueryHandler(on_unchanged, UNCHANGED, staff))
+    application.add_handler(StaffCallbackQueryHandler(on_new_score, NEW_SCORE, staff))
+    application.add_handler(StaffCallbackQueryHandler(on_skip_score, SKIP_SCORE, staff))
+    # Its own group (payments uses 1, broadcasts 2): acts only while the sender owes a score.
+    add_staff_chat_input(application, on_score_text, group=3)

@@ -1,7 +1,9 @@
 """Reminders flow: the reminder template (rendered at send time), "I have read the rules",
 and the staff list of who has not acknowledged them.
 
-Entry points: `setup(application)`; template `reminder` (`render_reminder`); handlers
+Entry points: `setup(application)`; templates `reminder` (`render_reminder`) and `venue`
+(`render_venue`: the exam site's map pin that follows the ticket notice and the last exam
+reminders, one outbox row of its own); handlers
 `on_acknowledge`, `cmd_unacknowledged`, `on_unacknowledged_page`.
 Callback data: `rem:ack:<registration id>` (the service checks it is the presser's own
 PAID registration), staff `rem:un:<session code>:<page>`.
@@ -13,10 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
+from bot.domain.roles import Role
 from bot.i18n import Translator
-from bot.runtime.notifications import Rendered
+from bot.runtime.notifications import Rendered, Venue
 from bot.services.errors import InvalidState, NotFound
 from bot.services.notify import Template
 from bot.services.reminders import UnacknowledgedPage
@@ -30,6 +33,7 @@ from handlers.render import (
     refusals,
     stale_button,
 )
+from handlers.staff_roles import requires
 
 ACKNOWLEDGE = Button("rem:ack", ID)  # rem:ack:<registration id>
 UNACKNOWLEDGED_PAGE = Button("rem:un", WORD, ID)  # rem:un:<session code>:<page> (staff)
@@ -204,6 +208,7 @@ def unacknowledged_keyboard(
     return InlineKeyboardMarkup([buttons]) if buttons else None
 
 
+@requires(Role.ADMIN)
 async def cmd_unacknowledged(update: Update, context: ExamContext) -> None:
     """Staff: /unacknowledged <session code> [page]."""
     tr = context.tr
@@ -227,6 +232,7 @@ async def cmd_unacknowledged(update: Update, context: ExamContext) -> None:
     await update.effective_message.reply_text(text, reply_markup=unacknowledged_keyboard(tr, page))
 
 
+@requires(Role.ADMIN)
 async def on_unacknowledged_page(update: Update, context: ExamContext) -> None:
     """Staff: another page of the list, in place."""
     query, tr = update.callback_query, context.tr
@@ -244,15 +250,27 @@ async def on_unacknowledged_page(update: Update, context: ExamContext) -> None:
     await edit_message(query, text, reply_markup=unacknowledged_keyboard(tr, page))
 
 
-TEMPLATES = {Template.REMINDER: render_reminder}
+def render_venue(params: dict[str, Any], tr: Translator) -> Rendered:
+    """The exam site as a map pin, named in the recipient's language (the planner put the
+    catalogue's site and point in the params)."""
+    return Rendered(
+        "",
+        venue=Venue(
+            latitude=float(params["latitude"]),
+            longitude=float(params["longitude"]),
+            title=_localized(tr, params.get("title", {})),
+            address=_localized(tr, params.get("address", {})),
+        ),
+    )
+
+
+TEMPLATES = {Template.REMINDER: render_reminder, Template.VENUE: render_venue}
 
 
 def setup(application: Application) -> None:
-    staff_ids = application.bot_data.settings.admin_ids
+    staff = application.bot_data.staff
     application.add_handler(CallbackQueryHandler(on_acknowledge, pattern=ACKNOWLEDGE.matches))
+    application.add_handler(CommandHandler("unacknowledged", cmd_unacknowledged, staff))
     application.add_handler(
-        CommandHandler("unacknowledged", cmd_unacknowledged, filters.User(user_id=staff_ids))
-    )
-    application.add_handler(
-        StaffCallbackQueryHandler(on_unacknowledged_page, UNACKNOWLEDGED_PAGE, staff_ids)
+        StaffCallbackQueryHandler(on_unacknowledged_page, UNACKNOWLEDGED_PAGE, staff)
     )

@@ -24,6 +24,7 @@ from bot.domain.catalog import Catalog, Route
 from bot.i18n import Translator
 from bot.services.eligibility import Outcome
 from bot.services.errors import (
+    AlreadyDecided,
     AlreadyPaid,
     CatalogMissing,
     InvalidAnswer,
@@ -53,6 +54,11 @@ def start_menu(tr: Translator) -> InlineKeyboardMarkup:
                 InlineKeyboardButton(
                     tr.gettext("📋 My registrations"), callback_data="menu:status"
                 ),
+            ],
+            [
+                InlineKeyboardButton(
+                    tr.gettext("💬 Ask the exam centre"), callback_data="menu:ask"
+                )  # handlers.support
             ],
             [
                 InlineKeyboardButton(tr.gettext("🌐 Language"), callback_data="menu:language"),
@@ -162,6 +168,12 @@ def action_label(tr: Translator, action: str) -> str:
         "ticket_reissued": tr.gettext("admission ticket re-issued"),
         "correction_requested": tr.gettext("correction of name or ID requested"),
         "identity_corrected": tr.gettext("name or ID corrected"),
+        "staff_cancel": tr.gettext("cancelled by staff"),
+        "level_change": tr.gettext("cancelled by staff for a change of level"),
+        "refund_requested": tr.gettext("refund due"),
+        "refunded": tr.gettext("refunded"),
+        "refund_refused": tr.gettext("refund refused"),
+        "refund_failed": tr.gettext("refund attempt failed"),
     }.get(action, action)
 
 
@@ -601,6 +613,16 @@ def offer_keyboard(tr: Translator, o: PaymentOffer) -> InlineKeyboardMarkup | No
     return InlineKeyboardMarkup([[b] for b in buttons]) if buttons else None
 
 
+def already_decided(tr: Translator, exc: AlreadyDecided, status: str) -> str:
+    """A staff decision someone made first: by whom, or settled by itself (`status`: the
+    flow's label for `exc.status`)."""
+    if exc.decided_by is None:  # settled by a payment or a sweep, not by a person
+        return tr.gettext("Already settled ({status}).", status=status)
+    return tr.gettext(
+        "Already decided ({status}) by user {user}.", status=status, user=exc.decided_by
+    )
+
+
 def refusal_text(tr: Translator, exc: Exception) -> str:
     if isinstance(exc, AlreadyPaid):
         return tr.gettext("This registration is already paid. See /status.")
@@ -669,6 +691,15 @@ def why_label(tr: Translator, why: str | None) -> str:
             "registration is {state}", state=state_label(tr, why.removeprefix("registration_"))
         )
     return labels.get(why or "", why or "")
+
+
+def no_session(tr: Translator, _exc: NotFound) -> str:
+    """A staff command's session code that names no session."""
+    return tr.gettext("There is no such session.")
+
+
+def no_catalog(tr: Translator, _exc: CatalogMissing) -> str:
+    return tr.gettext("No exam catalogue is loaded: run `examdesk catalog load FILE` first.")
 
 
 def _no_longer_valid(tr: Translator, _exc: NotFound) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CommandHandler, filters
 
+from bot.domain.roles import Role
 from bot.domain.scoring import ComponentStatus, LevelStanding, SittingResult
 from bot.i18n import Translator
 from bot.runtime.notifications import Rendered
@@ -28,9 +29,11 @@ from handlers.render import (
     edit_message,
     level_label,
     level_names,
+    no_session,
     refusals,
     stale_button,
 )
+from handlers.staff_roles import requires
 
 CONFIRM = Button("rr:ok", WORD, number(0, 2**40))  # rr:ok:<session>:<unix seconds | 0>
 
@@ -38,6 +41,7 @@ CONFIRM = Button("rr:ok", WORD, number(0, 2**40))  # rr:ok:<session>:<unix secon
 # --- staff: /results_release CODE [YYYY-MM-DD HH:MM]
 
 
+@requires(Role.RESULTS)
 async def cmd_results_release(update: Update, context: ExamContext) -> None:
     """Staff: preview a session's release (how many, when) with a confirm button."""
     tr, args = context.tr, context.args or []
@@ -62,6 +66,7 @@ async def cmd_results_release(update: Update, context: ExamContext) -> None:
     )
 
 
+@requires(Role.RESULTS)
 async def on_release_confirm(update: Update, context: ExamContext) -> None:
     """`rr:ok:<session>:<seconds>`: schedule the release previewed."""
     query, tr = update.callback_query, context.tr
@@ -127,11 +132,7 @@ def _released(tr: Translator, exc: ResultsReleased) -> str:
     )
 
 
-def _no_session(tr: Translator, _exc: NotFound) -> str:
-    return tr.gettext("There is no such session.")
-
-
-EXPLAIN = {ResultsReleased: _released, NotFound: _no_session}
+EXPLAIN = {ResultsReleased: _released, NotFound: no_session}
 
 
 # --- candidate: /results
@@ -294,8 +295,7 @@ TEMPLATES = {Template.RESULTS_RELEASED: results_released}
 
 
 def setup(application: Application) -> None:
-    staff_ids = application.bot_data.settings.admin_ids
-    staff = filters.User(user_id=staff_ids)
+    staff = application.bot_data.staff
     application.add_handler(CommandHandler("results_release", cmd_results_release, staff))
-    application.add_handler(StaffCallbackQueryHandler(on_release_confirm, CONFIRM, staff_ids))
+    application.add_handler(StaffCallbackQueryHandler(on_release_confirm, CONFIRM, staff))
     application.add_handler(CommandHandler("results", cmd_results, filters.ChatType.PRIVATE))

@@ -3,41 +3,63 @@ preview and decision, and a release's progress (docs/results.md).
 
 Entry points: `setup(application)`; `STAFF_FILES["results_import"]` = `results_import`
 (`/results_import SESSION` + a CSV or XLSX file, routed by `handlers.staff_files`);
-handlers `on_import_decision` (staff only), `cmd_results_status` (staff only); template
-`results_release_report` (the staff chat, when a release's messages are all settled).
+handlers `on_import_decision` (staff only), `cmd_results_status` (staff only),
+`cmd_results_correct` (role results: `/results_correct <ticket|reference> <component>
+<score|absent|disqualified> <reason…>`); templates `results_release_report` (the staff
+chat, when a release's messages are all settled) and `result_corrected` (the candidate,
+after a correction of a released result).
 Callback data: `ri:ok:<import id>` (save), `ri:no:<import id>` (discard); the first
 decision wins, the service says who was first.
-The preview lists refused rows with their spreadsheet line and reason, as
-`examdesk results import` does (same texts), cut to fit one Telegram message.
+The preview lists refused rows with their spreadsheet line and reason, then the rows that
+disagree with the door's check-ins (warnings), as `examdesk results import` does (same
+texts), cut to fit one Telegram message.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import Application, CommandHandler, filters
+from telegram.ext import Application, CommandHandler
 
+from bot.domain.roles import Role
 from bot.i18n import N_, Translator
 from bot.runtime.notifications import Rendered
 from bot.services.errors import (
     AlreadyDecided,
     CatalogMissing,
+    InvalidAnswer,
     NotFound,
     ResultsFileInvalid,
     ResultsReleased,
 )
 from bot.services.notify import Template
-from bot.services.results import ImportConfirmed, ImportPreview, RefusedRow
-from bot.services.results_file import MAX_BYTES
+from bot.services.results import (
+    Correction,
+    ImportConfirmed,
+    ImportPreview,
+    RefusedRow,
+    RowWarning,
+    UnknownComponent,
+)
 from bot.services.results_release import ReleaseProgress, Unreached
 from handlers.callbacks import ID, Button, StaffCallbackQueryHandler, one_of
 from handlers.context import ExamContext, FileCommand
-from handlers.render import edit_message, group_tr, refusals, stale_button
+from handlers.files import StaffFile
+from handlers.render import (
+    edit_message,
+    group_tr,
+    level_label,
+    no_catalog,
+    no_session,
+    refusals,
+    stale_button,
+)
+from handlers.staff_roles import requires
 
 DECISION = Button("ri", one_of("ok", "no"), ID)  # ri:ok|no:<import id>
 MESSAGE_LIMIT = 4096  # Telegram's, in characters
-EXTENSIONS = (".csv", ".xlsx", ".xlsm")
 UNREACHED_LINES = 30  # names listed by /results_status; the rest counted
 
 # What each refusal code of `bot.services.results` says (the same texts as the CLI's).
@@ -58,40 +80,42 @@ REFUSALS = {
     "score_out_of_range": N_("{component}: {value} is not between 0 and {max_score}"),
     "score_too_many_decimals": N_("{component}: {value} has more than one decimal place"),
 }
-FILE_PROBLEMS = {
-    "too_large": N_("The file is larger than {limit} MB."),
-    "encoding": N_("The file is neither UTF-8 nor GB18030 text."),
-    "unreadable": N_("The file is not a readable CSV or XLSX file."),
-    "empty": N_("The file has no result rows."),
-    "too_many_rows": N_("The file has more than {limit} rows."),
-}
-HEADER_COLUMNS = {
-    "ticket_or_reference": N_("ticket number or registration reference"),
-    "id_last4": N_("last 4 characters of the ID number"),
-    "component": N_("a score column for a component"),
-}
+FILE = StaffFile(
+    not_a_file=N_(
+        "Send the results as a file (CSV or XLSX), not as a photo or a video: "
+        "📎 → File, with the caption /results_import SESSION."
+    ),
+    not_a_spreadsheet=N_(
+        "“{name}” is not a CSV or XLSX file. Save the results as .csv or .xlsx and send that."
+    ),
+    empty=N_("The file has no result rows."),
+    header_columns={
+        "ticket_or_reference": N_("ticket number or registration reference"),
+        "id_last4": N_("last 4 characters of the ID number"),
+        "component": N_("a score column for a component"),
+    },
+)
 
 
 # --- /results_import SESSION + a file
 
 
+@requires(Role.RESULTS)
 async def results_import(update: Update, context: ExamContext, args: list[str]) -> None:
     """The file of `/results_import SESSION`: check it, show the preview with buttons."""
     message, tr = update.effective_message, group_tr(update, context)
-    document = message.document
     if len(args) != 1:
         await message.reply_text(
             tr.gettext("Send the results file with the caption /results_import SESSION.")
         )
         return
-    problem = _file_problem(tr, document)
-    if problem:
-        await message.reply_text(problem)
+    sent = await FILE.download(update, context, tr)
+    if sent is None:
         return
-    data = bytes(await (await context.bot.get_file(document.file_id)).download_as_bytearray())
+    name, data = sent
     async with refusals(update, tr, EXPLAIN) as refused:
         preview = await context.services.results.preview(
-            args[0], document.file_name or "", data, update.effective_user.id
+            args[0], name, data, update.effective_user.id
         )
         catalog = await context.services.catalog.current()
     if refused.error:
@@ -116,24 +140,6 @@ async def results_import(update: Update, context: ExamContext, args: list[str]) 
     await message.reply_text(
         preview_text(tr, preview, names, footer), reply_markup=InlineKeyboardMarkup([buttons])
     )
-
-
-def _file_problem(tr: Translator, document: Any) -> str | None:
-    """Why the message cannot be a results file, before downloading it."""
-    if document is None:
-        return tr.gettext(
-            "Send the results as a file (CSV or XLSX), not as a photo or a video: "
-            "📎 → File, with the caption /results_import SESSION."
-        )
-    name = document.file_name or ""
-    if not name.lower().endswith(EXTENSIONS):
-        return tr.gettext(
-            "“{name}” is not a CSV or XLSX file. Save the results as .csv or .xlsx and send that.",
-            name=name,
-        )
-    if document.file_size and document.file_size > MAX_BYTES:
-        return tr.gettext(FILE_PROBLEMS["too_large"], limit=MAX_BYTES // (1024 * 1024))
-    return None
 
 
 def preview_text(
@@ -169,7 +175,35 @@ def preview_text(
         tr.gettext("line {line}: {reason}", line=row.line, reason=refusal(tr, row, names))
         for row in preview.refused
     ]
+    if preview.warnings:
+        lines.append(
+            tr.ngettext(
+                "⚠️ {count} row disagrees with the check-in at the door (saved all the same):",
+                "⚠️ {count} rows disagree with the check-in at the door (saved all the same):",
+                len(preview.warnings),
+            )
+        )
+        lines += [
+            tr.gettext("line {line}: {reason}", line=w.line, reason=warning(tr, w, names))
+            for w in preview.warnings
+        ]
     return _fit(tr, head, lines, [footer])
+
+
+def warning(tr: Translator, w: RowWarning, names: dict[str, str]) -> str:
+    """A row that disagrees with the door: scored but never checked in, or checked in but
+    marked absent."""
+    components = tr.join(names.get(c, c) for c in w.params.get("components", []))
+    if w.reason == "checked_in_absent":
+        return tr.gettext(
+            "{components}: marked absent, but checked in at the door at {time}",
+            components=components,
+            time=tr.time(datetime.fromisoformat(w.params["at"])),
+        )
+    return tr.gettext(
+        "{components}: a score or disqualification, but never checked in at the door",
+        components=components,
+    )
 
 
 def _fit(tr: Translator, head: list[str], lines: list[str], tail: list[str]) -> str:
@@ -202,6 +236,7 @@ def refusal(tr: Translator, row: RefusedRow, names: dict[str, str]) -> str:
     return tr.gettext(REFUSALS[row.reason], **params)
 
 
+@requires(Role.RESULTS)
 async def on_import_decision(update: Update, context: ExamContext) -> None:
     """`ri:ok|no:<import id>`: save the previewed results, or discard them; once."""
     query, tr = update.callback_query, group_tr(update, context)
@@ -245,16 +280,6 @@ def saved_text(tr: Translator, saved: ImportConfirmed) -> str:
 # --- refusals of the whole file or request
 
 
-def _invalid(tr: Translator, exc: ResultsFileInvalid) -> str:
-    if exc.reason == "header":
-        missing = [tr.gettext(HEADER_COLUMNS[c]) for c in exc.params["missing"]]
-        return tr.gettext("The header row lacks: {columns}.", columns=tr.join(missing))
-    limit = exc.params.get("limit", 0)
-    if exc.reason == "too_large":
-        limit = int(limit) // (1024 * 1024)
-    return tr.gettext(FILE_PROBLEMS[exc.reason], limit=limit)
-
-
 def _released(tr: Translator, exc: ResultsReleased) -> str:
     return tr.gettext(
         "The results of session {session} were released on {released_at}: "
@@ -268,26 +293,19 @@ def _decided(tr: Translator, _exc: AlreadyDecided) -> str:
     return tr.gettext("Someone else decided on this import first: nothing was saved.")
 
 
-def _no_session(tr: Translator, _exc: NotFound) -> str:
-    return tr.gettext("There is no such session.")
-
-
-def _no_catalog(tr: Translator, _exc: CatalogMissing) -> str:
-    return tr.gettext("No exam catalogue is loaded: run `examdesk catalog load FILE` first.")
-
-
 EXPLAIN = {
-    ResultsFileInvalid: _invalid,
+    ResultsFileInvalid: FILE.invalid,
     ResultsReleased: _released,
     AlreadyDecided: _decided,
-    NotFound: _no_session,
-    CatalogMissing: _no_catalog,
+    NotFound: no_session,
+    CatalogMissing: no_catalog,
 }
 
 
 # --- /results_status SESSION
 
 
+@requires(Role.RESULTS)
 async def cmd_results_status(update: Update, context: ExamContext) -> None:
     """Staff: a release's time and state, and who its messages did not reach."""
     tr, args = group_tr(update, context), context.args or []
@@ -391,12 +409,160 @@ def results_release_report(params: dict[str, Any], tr: Translator) -> Rendered:
     return Rendered("\n".join(lines))
 
 
+# --- /results_correct <ticket|reference> <component> <score|absent|disqualified> <reason…>
+
+
+@requires(Role.RESULTS)
+async def cmd_results_correct(update: Update, context: ExamContext) -> None:
+    """Staff: correct one component result by hand, with a reason (audited)."""
+    tr, args = group_tr(update, context), context.args or []
+    if len(args) < 4:
+        await update.effective_message.reply_text(_correct_usage(tr))
+        return
+    code, component, value = args[:3]
+    async with refusals(update, tr, CORRECT_REFUSALS) as refused:
+        done = await context.services.results.correct(
+            update.effective_user.id, code, component, value, " ".join(args[3:])
+        )
+    if refused.error:
+        return
+    await update.effective_message.reply_text(correction_text(tr, done))
+
+
+def _correct_usage(tr: Translator) -> str:
+    return tr.gettext(
+        "Usage: /results_correct <ticket number or reference> <component> "
+        "<score, absent or disqualified> <reason>\n"
+        "For example: /results_correct 2027-01-J-0007 theory 65 marking error on question 12"
+    )
+
+
+def _mark_text(tr: Translator, mark: str, score: str | None) -> str:
+    if mark == "absent":
+        return tr.gettext("absent")
+    if mark == "disqualified":
+        return tr.gettext("disqualified")
+    return score or "-"
+
+
+def correction_text(tr: Translator, c: Correction) -> str:
+    values = {
+        "component": _name(tr, c.component_names),
+        "who": c.ticket_number or c.reference,
+        "old": _mark_text(tr, c.old_mark, c.old_score),
+        "new": _mark_text(tr, c.new_mark, c.new_score),
+    }
+    if not c.changed:
+        return tr.gettext("{component} of {who} already is {new}: nothing was changed.", **values)
+    if not c.released:
+        return tr.gettext(
+            "✏️ {component} of {who}: {old} → {new} (not released yet: the candidate sees it "
+            "at the release). Recorded with your reason.",
+            **values,
+        )
+    lines = [
+        tr.gettext(
+            "✏️ {component} of {who}: {old} → {new}, after release. Recorded with your reason.",
+            **values,
+        )
+    ]
+    if c.level_passed and not c.level_passed_before:
+        lines.append(tr.gettext("The level is now passed."))
+    elif c.level_passed_before and not c.level_passed:
+        lines.append(
+            tr.gettext(
+                "The level is no longer passed. If a certificate was issued for it, "
+                "revoke it with /certificate_revoke."
+            )
+        )
+    lines.append(
+        tr.gettext("The candidate is told.")
+        if c.notified
+        else tr.gettext("The candidate could not be told in the bot (no private chat).")
+    )
+    return "\n".join(lines)
+
+
+def _name(tr: Translator, names: dict[str, str]) -> str:
+    return names.get(tr.language) or names.get("en") or ""
+
+
+def _no_result(tr: Translator, exc: NotFound) -> str:
+    if str(exc) == "result":
+        return tr.gettext(
+            "This registration has no result for that component yet: import the results first."
+        )
+    return tr.gettext("No registration has this ticket number or reference.")
+
+
+def _unknown_component(tr: Translator, exc: UnknownComponent) -> str:
+    return tr.gettext(
+        "“{text}” is not a component. Use its code, e.g. theory or practical.", text=exc.text
+    )
+
+
+def _bad_value(tr: Translator, exc: InvalidAnswer) -> str:
+    if exc.step == "reason":
+        if exc.reason == "too_long":
+            return tr.gettext(
+                "The reason is too long: keep it to {limit} characters.",
+                limit=exc.params.get("limit", 500),
+            )
+        return _correct_usage(tr)
+    return tr.gettext(
+        "That is not a result. Type a score from 0 to {max} with at most one decimal, "
+        "or absent, or disqualified.",
+        max=exc.params.get("max", 100),
+    )
+
+
+CORRECT_REFUSALS = {
+    NotFound: _no_result,
+    UnknownComponent: _unknown_component,
+    InvalidAnswer: _bad_value,
+    CatalogMissing: no_catalog,
+}
+
+
+def result_corrected(params: dict[str, Any], tr: Translator) -> Rendered:
+    """The candidate's message: the corrected result and what it means for the level."""
+    level = level_label(tr, params.get("level_code", ""), params.get("level_names"))
+    outcome = tr.gettext("passed") if params.get("component_passed") else tr.gettext("not passed")
+    lines = [
+        tr.gettext(
+            "✏️ The exam centre corrected your result for {component}, session {session}: "
+            "{old} → {new} ({outcome}).",
+            component=_name(tr, params.get("component_names") or {}),
+            session=params.get("session_code", ""),
+            old=_mark_text(tr, params.get("old_mark", ""), params.get("old")),
+            new=_mark_text(tr, params.get("new_mark", ""), params.get("new")),
+            outcome=outcome,
+        )
+    ]
+    if params.get("level_passed") and not params.get("level_passed_before"):
+        lines.append(tr.gettext("✅ You have now passed {level}; see /results.", level=level))
+    elif params.get("level_passed_before") and not params.get("level_passed"):
+        lines.append(
+            tr.gettext(
+                "With this result {level} is no longer passed: see /results for what to sit "
+                "again.",
+                level=level,
+            )
+        )
+    else:
+        lines.append(tr.gettext("See /results for all your results."))
+    return Rendered("\n".join(lines))
+
+
 STAFF_FILES = {"results_import": FileCommand(results_import, needs_args=True)}
-TEMPLATES = {Template.RESULTS_RELEASE_REPORT: results_release_report}
+TEMPLATES = {
+    Template.RESULTS_RELEASE_REPORT: results_release_report,
+    Template.RESULT_CORRECTED: result_corrected,
+}
 
 
 def setup(application: Application) -> None:
-    staff_ids = application.bot_data.settings.admin_ids
-    staff = filters.User(user_id=staff_ids)
-    application.add_handler(StaffCallbackQueryHandler(on_import_decision, DECISION, staff_ids))
+    staff = application.bot_data.staff
+    application.add_handler(StaffCallbackQueryHandler(on_import_decision, DECISION, staff))
     application.add_handler(CommandHandler("results_status", cmd_results_status, staff))
+    application.add_handler(CommandHandler("results_correct", cmd_results_correct, staff))

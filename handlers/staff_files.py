@@ -13,6 +13,9 @@ Order (handlers/__init__.py): this module registers before `payments_staff`, so 
 file is never taken for a bank statement; a CSV without a caption while a command waits
 is handed back here by `payments_staff.on_statement_file` through the flow router.
 
+Roles: each handler checks its own (`@requires`, `handlers.staff_roles`) before it reads
+the file; `cmd_file_command` checks the same roles before it waits for one.
+
 Entry points: `setup(application)`; handlers `cmd_file_command`, `on_captioned_file`,
 `on_pending_file` (the flow input), `resume`.
 """
@@ -27,6 +30,7 @@ from telegram.ext import Application, CommandHandler, MessageHandler, filters
 from bot.services.results_file import MAX_BYTES
 from bot.services.staff_files import FLOW, PENDING_FOR
 from handlers.context import ExamContext
+from handlers.staff_roles import allowed, required_roles
 
 _CAPTION = r"^/({commands})(?:@\w+)?(?:\s+(.*))?$"
 
@@ -41,6 +45,9 @@ async def cmd_file_command(update: Update, context: ExamContext) -> None:
     tr, message = context.tr, update.effective_message
     command = (message.text or "").split()[0].lstrip("/").split("@")[0].lower()
     args = context.args or []
+    roles = required_roles(context.bot_data.staff_files[command].handle)
+    if roles is not None and not await allowed(update, context, roles):
+        return  # refused before the member sends a file the handler would refuse
     if not args and context.bot_data.staff_files[command].needs_args:
         await message.reply_text(
             tr.gettext(
@@ -137,7 +144,7 @@ def setup(application: Application) -> None:
     commands = list(application.bot_data.staff_files)
     if not commands:
         return
-    staff = filters.User(user_id=application.bot_data.settings.admin_ids)
+    staff = application.bot_data.staff
     # Any message with such a caption: a photo or a video too, so its handler can say
     # that the file must be sent as a file.
     application.add_handler(

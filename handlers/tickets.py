@@ -19,6 +19,7 @@ from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
+from bot.domain.roles import Role
 from bot.i18n import Translator
 from bot.runtime.notifications import Rendered
 from bot.services.errors import NotFound, NotPaid, TicketNotYetAvailable
@@ -34,6 +35,7 @@ from handlers.render import (
     stale_button,
     ticket_button,
 )
+from handlers.staff_roles import requires
 from handlers.tickets_pdf import render_ticket
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,7 @@ async def _photo(context: ExamContext, data: TicketData) -> bytes | None:
         return None
 
 
+@requires(Role.CHECKIN)
 async def cmd_checkticket(update: Update, context: ExamContext) -> None:
     """Staff: /checkticket <reference or check URL> — is this ticket genuine, and whose is it?"""
     tr = context.tr
@@ -206,7 +209,7 @@ TEMPLATES = {Template.TICKET_READY: ticket_ready}
 
 
 def setup(application: Application) -> None:
-    staff = filters.User(user_id=application.bot_data.settings.admin_ids)
+    staff = application.bot_data.staff
     application.add_handler(CommandHandler("ticket", cmd_ticket, filters.ChatType.PRIVATE))
     application.add_handler(CallbackQueryHandler(on_ticket_button, pattern=GET_TICKET.matches))
     application.add_handler(CommandHandler("checkticket", cmd_checkticket, staff))

@@ -15,16 +15,11 @@ carries it); the reference is also printed beneath it so staff can type it into
 
 from __future__ import annotations
 
-import io
-import logging
 from zoneinfo import ZoneInfo
 
 from reportlab.graphics import renderPDF
 from reportlab.lib.colors import black, white
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
-from reportlab.lib.utils import ImageReader
-from reportlab.pdfgen.canvas import Canvas
 
 from bot.i18n import N_, Translator
 from bot.services.tickets import TicketData
@@ -37,11 +32,9 @@ from handlers.pdf import (
     QR_SIZE,
     Page,
     both,
+    new_document,
     qr_drawing,
-    register_fonts,
 )
-
-log = logging.getLogger(__name__)
 
 PHOTO_W, PHOTO_H = 35 * mm, 49 * mm  # the 2-inch photo
 __all__ = ["qr_drawing", "render_ticket"]
@@ -51,22 +44,18 @@ def render_ticket(
     data: TicketData, zh: Translator, en: Translator, *, photo: bytes | None = None
 ) -> bytes:
     """The ticket as PDF bytes; `photo` is the candidate's photo (JPEG/PNG) or None."""
-    register_fonts()
-    buffer = io.BytesIO()
-    canvas = Canvas(buffer, pagesize=A4, invariant=True, pageCompression=1)
-    canvas.setTitle(f"{zh.gettext('Admission ticket')} {data.ticket_number}")
-    canvas.setAuthor(both(data.organisation_name)[0])
-    canvas.setSubject(data.signed_reference)
-    canvas.setCreator("examdesk")
+    buffer, canvas = new_document(
+        f"{zh.gettext('Admission ticket')} {data.ticket_number}",
+        author=both(data.organisation_name)[0],
+        subject=data.signed_reference,
+    )
     page = Page(canvas)
 
     def label(msgid: str, **params: object) -> tuple[str, str]:
         return zh.gettext(msgid, **params), en.gettext(msgid, **params)
 
     # --- heading
-    title_zh, title_en = label(N_("Admission ticket"))
-    page.text(PAGE_W / 2, page.y - 20, title_zh, 26, align="center")
-    page.text(PAGE_W / 2, page.y - 38, title_en, 12, bold=True, align="center")
+    page.heading(*label(N_("Admission ticket")))
     occupation_zh, occupation_en = both(data.occupation_name)
     level_zh, level_en = both(data.level_name)
     page.text(PAGE_W / 2, page.y - 56, f"{occupation_zh} · {level_zh}", 11, align="center")
@@ -102,21 +91,10 @@ def render_ticket(
             (zh.date(data.exam_date), en.date(data.exam_date)),
         ),
     ]
-    label_x, value_x = MARGIN, MARGIN + 34 * mm
-    label_width = value_x - label_x - 3 * mm
+    value_x = MARGIN + 34 * mm
     value_width = photo_x - value_x - 6 * mm
-    for (name_zh, name_en), (value_zh, value_en) in rows:
-        used_label = page.pair(label_x, page.y, name_zh, name_en, 10, width=label_width)
-        used_value = page.pair(
-            value_x,
-            page.y,
-            value_zh,
-            value_en,
-            12,
-            width=value_width,
-            bold=(value_zh == data.ticket_number),
-        )
-        page.y -= max(used_label, used_value) + 5
+    for name, value in rows:
+        page.field(name, value, value_x, value_width, bold=value[0] == data.ticket_number)
     page.y = min(page.y, top - PHOTO_H - 10)
 
     # --- components: date, time, room and seat
@@ -165,19 +143,12 @@ def render_ticket(
     page.y -= 10
 
     # --- where, and who evaluates
-    site_zh, site_en = both(data.site_name)
-    address_zh, address_en = both(data.site_address)
-    org_zh, org_en = both(data.organisation_name)
-    for (name_zh, name_en), (value_zh, value_en) in (
-        (label(N_("Exam site")), (site_zh, site_en)),
-        (label(N_("Address")), (address_zh, address_en)),
-        (label(N_("Evaluation organisation")), (org_zh, org_en)),
+    for name, value in (
+        (label(N_("Exam site")), both(data.site_name)),
+        (label(N_("Address")), both(data.site_address)),
+        (label(N_("Evaluation organisation")), both(data.organisation_name)),
     ):
-        used_label = page.pair(label_x, page.y, name_zh, name_en, 10, width=label_width)
-        used_value = page.pair(
-            value_x, page.y, value_zh, value_en, 11, width=PAGE_W - MARGIN - value_x
-        )
-        page.y -= max(used_label, used_value) + 5
+        page.field(name, value, value_x, PAGE_W - MARGIN - value_x, size=11)
 
     # --- rules (left) and the QR code (right)
     page.y -= 8
@@ -215,8 +186,7 @@ def render_ticket(
     # --- footer
     issued_zh = zh.gettext("Issued on {date}", date=zh.datetime(data.issued_at, data.timezone))
     issued_en = en.gettext("Issued on {date}", date=en.datetime(data.issued_at, data.timezone))
-    page.text(MARGIN, MARGIN - 4, issued_zh, 7.5, color=GREY)
-    page.text(MARGIN, MARGIN - 13, issued_en, 7, color=GREY)
+    page.footer(issued_zh, issued_en)
     canvas.showPage()
     canvas.save()
     return buffer.getvalue()
@@ -225,22 +195,9 @@ def render_ticket(
 def _photo(
     page: Page, photo: bytes | None, x: float, y: float, zh: Translator, en: Translator
 ) -> None:
+    if page.photo(photo, x, y, PHOTO_W, PHOTO_H):
+        return
     canvas = page.c
-    if photo:
-        try:
-            canvas.drawImage(
-                ImageReader(io.BytesIO(photo)),
-                x,
-                y,
-                PHOTO_W,
-                PHOTO_H,
-                preserveAspectRatio=True,
-                anchor="c",
-            )
-            canvas.rect(x, y, PHOTO_W, PHOTO_H, stroke=1, fill=0)
-            return
-        except Exception:
-            log.warning("the candidate's photo could not be drawn on the ticket; leaving the box")
     canvas.setFillColor(white)
     canvas.rect(x, y, PHOTO_W, PHOTO_H, stroke=1, fill=1)
     page.text(x + PHOTO_W / 2, y + PHOTO_H / 2 + 2, zh.gettext("Photo on file"), 9, align="center")

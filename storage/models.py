@@ -92,6 +92,17 @@ class Candidate(Base):
     """A person talking to the bot (candidate or staff), keyed by Telegram user id."""
 
     __tablename__ = "candidates"
+    # `/find` (issue 14): partial matches on names, phone and the masked ID number. On
+    # PostgreSQL trigram GIN indexes (pg_trgm) serve LIKE '%…%'; SQLite gets plain ones.
+    __table_args__ = tuple(
+        Index(
+            f"ix_candidates_{column}_trgm",
+            column,
+            postgresql_using="gin",
+            postgresql_ops={column: "gin_trgm_ops"},
+        )
+        for column in ("full_name", "first_name", "phone", "id_number_masked")
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     telegram_id: Mapped[int] = mapped_column(BigInteger, unique=True)

@@ -24,6 +24,8 @@ from storage.repositories import (
     CandidateRepository,
     CatalogRepository,
     CertificateRepository,
+    CheckinRepository,
+    FindRepository,
     FlowStateRepository,
     InboxRepository,
     OutboxRepository,
@@ -33,11 +35,14 @@ from storage.repositories import (
     ReminderRepository,
     ResultRepository,
     ReviewRepository,
+    RosterRepository,
     SessionRepository,
     SetAsideRepository,
     StaffRepository,
     StandingRepository,
     StatementImportRepository,
+    StatsRepository,
+    SupportRepository,
     TicketRepository,
     VerificationRepository,
 )
@@ -75,11 +80,16 @@ class UnitOfWork:
         self.statements = StatementImportRepository(self.session)
         self.tickets = TicketRepository(self.session)
         self.results = ResultRepository(self.session)
+        self.rosters = RosterRepository(self.session)
         self.certificates = CertificateRepository(self.session)
         self.standing = StandingRepository(self.session)
         self.remarks = RemarkRepository(self.session)
         self.verification = VerificationRepository(self.session)
         self.staff = StaffRepository(self.session)
+        self.checkin = CheckinRepository(self.session)
+        self.find = FindRepository(self.session)
+        self.stats = StatsRepository(self.session)
+        self.support = SupportRepository(self.session)
         return self
 
     async def __aexit__(

@@ -35,7 +35,14 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "BankAccount",
@@ -45,6 +52,7 @@ __all__ = [
     "Component",
     "ComponentSlot",
     "Conditions",
+    "Contact",
     "Direction",
     "EducationLevel",
     "Eligibility",
@@ -53,6 +61,7 @@ __all__ = [
     "Level",
     "LevelFee",
     "LocalizedText",
+    "Location",
     "Major",
     "Payment",
     "Problem",
@@ -62,6 +71,7 @@ __all__ = [
     "Session",
     "SessionComponent",
     "SessionTimeline",
+    "StaffDigest",
     "Timeline",
     "TimelineOverrides",
     "Title",
@@ -149,12 +159,69 @@ def parse_offset(text: str) -> timedelta:
 # --- sections ---------------------------------------------------------------------------
 
 
+class Location(_Model):
+    """A point on the map in WGS-84 decimal degrees, as Telegram's sendVenue takes it
+    (north and east positive; e.g. 37.1650, 122.4250)."""
+
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
 class Site(_Model):
     name: LocalizedText
     address: LocalizedText
     time_zone: str = "Asia/Shanghai"
+    location: Location | None = None  # absent: no map pin is sent
 
     _zone = field_validator("time_zone")(_check_time_zone)
+
+    def venue(self) -> dict[str, Any] | None:
+        """The site as a map pin, JSON-ready (outbox payloads): name and address in both
+        languages and the point; None without a location."""
+        if self.location is None:
+            return None
+        return {
+            "latitude": self.location.latitude,
+            "longitude": self.location.longitude,
+            "title": self.name.model_dump(),
+            "address": self.address.model_dump(),
+        }
+
+
+_PHONE_RE = re.compile(r"\+?[0-9][0-9 ()-]{4,30}")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+class Contact(_Model):
+    """How candidates reach the exam centre: at least a phone or an e-mail address."""
+
+    placeholder: bool = False  # true: the details are not final; the bot says so
+    phone: str | None = None
+    email: str | None = None
+    hours: LocalizedText | None = None  # office hours, as staff write them
+
+    @field_validator("phone", mode="before")
+    @classmethod
+    def _phone_shape(cls, value: Any) -> Any:
+        # YAML reads an unquoted 0631… as a number; say what to write instead.
+        if value is not None and not (isinstance(value, str) and _PHONE_RE.fullmatch(value)):
+            raise ValueError(
+                'write it in quotes: digits, spaces, + - ( ), e.g. "+86 631 1234 5678"'
+            )
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email_shape(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL_RE.fullmatch(value):
+            raise ValueError("not an e-mail address (name@example.edu.cn)")
+        return value
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Contact:
+        if self.phone is None and self.email is None:
+            raise ValueError("give a phone or an email (or both)")
+        return self
 
 
 class Organisation(_Model):
@@ -352,6 +419,15 @@ class Payment(_Model):
     bank_account: BankAccount | None = None
 
 
+class StaffDigest(_Model):
+    """The day's figures posted to the staff chat once a day at `time` (the site's zone)."""
+
+    enabled: bool = True
+    time: dt.time = dt.time(8, 0)
+
+    _clock = field_validator("time", mode="before")(_parse_clock)
+
+
 class Certificates(_Model):
     number_pattern: str
     # How examdesk assigns numbers itself when the centre asks it to (`examdesk
@@ -492,6 +568,7 @@ class ReminderTime:
 class Catalog(_Model):
     version: str = Field(min_length=1)
     site: Site
+    contact: Contact | None = None  # the exam centre's phone, e-mail and office hours
     evaluation_organisation: Organisation
     occupation: Occupation
     levels: tuple[Level, ...] = Field(min_length=1)
@@ -507,6 +584,7 @@ class Catalog(_Model):
     fees: Fees
     payment: Payment
     certificates: Certificates
+    staff_digest: StaffDigest = StaffDigest()
     sessions: tuple[Session, ...] = ()
 
     @field_validator("version", mode="before")

@@ -17,9 +17,11 @@ the state:
     SUBMITTED / AWAITING_PAYMENT ──payment deadline passed──▶ EXPIRED
     WAITLISTED / OFFERED / SUBMITTED / AWAITING_PAYMENT ──candidate cancels──▶ CANCELLED
     PAID ──results released, a retake of the level booked──▶ COMPLETED
+    any ACTIVE state ──staff (finance) cancel with a reason──▶ CANCELLED
 
-Staff do not cancel registrations in the bot: once money is paid or a receipt is being
-checked, cancelling means a refund, which the exam centre handles outside it.
+Once money is paid or a receipt is being checked, the candidate cannot cancel alone:
+finance staff cancel (`bot/services/refunds.py`) and the money paid becomes a refund
+with its own states on the payment (`RefundStatus`: due → refunded | refused).
 
 Pure: no I/O, imports nothing from storage or services.
 """
@@ -48,6 +50,7 @@ __all__ = [
     "DuplicateActiveRegistration",
     "OutboxStatus",
     "PaymentStatus",
+    "RefundStatus",
     "RegistrationState",
 ]
 
@@ -152,6 +155,21 @@ _P = PaymentStatus
 PAYMENT_ACCEPTED: tuple[PaymentStatus, ...] = (_P.PAID, _P.APPROVED)
 #: Money that matched no registration or not its fee: kept, flagged, and refused to the sender.
 PAYMENT_UNMATCHED: tuple[PaymentStatus, ...] = (_P.MISMATCH, _P.UNMATCHED)
+
+
+class RefundStatus(StrEnum):
+    """States of a refund on a payment (`payments.refund_status`; None: nothing to refund).
+
+    DUE when staff cancel a paid registration, or when money arrives that nothing can take
+    (`Payment.needs_refund`: late, duplicate, wrong amount); then finance decides once:
+    REFUNDED (Stars through the Bot API, other methods with the external reference) or
+    REFUSED with a reason. A flagged payment from before refunds had states has
+    `needs_refund` and no status: it counts as DUE.
+    """
+
+    DUE = "due"
+    REFUNDED = "refunded"
+    REFUSED = "refused"
 
 
 # --- broadcasts -------------------------------------------------------------------------

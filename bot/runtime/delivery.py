@@ -582,6 +582,16 @@ class OutboxSender:
             sent = await self.bot.send_document(
                 msg.chat_id, rendered.document, caption=rendered.text or None, **kwargs
             )
+        elif rendered.venue:
+            venue = rendered.venue
+            sent = await self.bot.send_venue(
+                msg.chat_id,
+                latitude=venue.latitude,
+                longitude=venue.longitude,
+                title=venue.title,
+                address=venue.address,
+                **kwargs,
+            )
         else:
             sent = await self.bot.send_message(msg.chat_id, rendered.text, **kwargs)
         return sent.message_id

@@ -6,15 +6,18 @@ Singleton work (planning, sweeps) still runs on one instance at a time: `_leads`
 leader lease (`storage.locks`, a PostgreSQL advisory lock; always granted on SQLite), and
 another instance takes over within one tick when the leader dies.
 
-Entry point: `Jobs(services, bot, i18n, zone, render_progress).setup(job_queue)`. What the
-ticks need from the Telegram edge (how a broadcast's progress message looks) is handed
-in by the composition root; this module never imports `handlers`.
+Entry point: `Jobs(services, bot, i18n, zone, render_progress, refresh_staff=...,
+draw_chart=...).setup(job_queue)`. What the ticks need from the Telegram edge (how a
+broadcast's progress message looks, how the staff filter is refreshed, how the staff
+digest's chart is drawn) is handed in by the composition root; this module never imports
+`handlers`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Bot
@@ -25,6 +28,7 @@ from bot.runtime.live import edit_live_message
 from bot.runtime.notifications import Rendered
 from bot.services import Services
 from bot.services.broadcasts import Progress
+from bot.services.stats import Figures
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +38,13 @@ BROADCAST_TICK_SECONDS = 4  # progress edits: often enough to watch, far below e
 REMINDER_PLAN_SECONDS = 60  # cheap when nothing changed (two aggregate queries)
 RESULTS_RELEASE_SECONDS = 60
 THROTTLE_PURGE_SECONDS = 3600  # certificate look-up counters past their window
+# A role granted on another instance routes here within this; a revocation needs no tick
+# (every staff handler reads the member's roles from the database).
+STAFF_REFRESH_SECONDS = 30
+STAFF_DIGEST_SECONDS = 60  # the digest goes out within a minute of the catalogue's time
 
 ProgressRenderer = Callable[[Progress, Translator, str], Rendered]
+ChartDrawer = Callable[[Figures, Translator], bytes]  # the figures' chart as PNG (CPU work)
 
 
 class Jobs:
@@ -48,12 +57,17 @@ class Jobs:
         i18n: I18n,
         zone: str,
         render_progress: ProgressRenderer,
+        *,
+        refresh_staff: Callable[[], Awaitable[None]] | None = None,
+        draw_chart: ChartDrawer | None = None,
     ) -> None:
         self.services = services
         self.bot = bot
         self.i18n = i18n
         self.zone = zone
         self.render_progress = render_progress
+        self.refresh_staff = refresh_staff
+        self.draw_chart = draw_chart
 
     async def _leads(self) -> bool:
         """True on the one instance that runs singleton work now."""
@@ -116,8 +130,36 @@ class Jobs:
         if changed:
             log.debug("edited %d broadcast progress message(s)", len(changed))
 
+    async def refresh_staff_filter(self, _context: Any = None) -> None:
+        """Every instance: route staff updates by the current staff directory."""
+        if self.refresh_staff is not None:
+            await self.refresh_staff()
+
+    async def staff_digest(self, _context: Any = None) -> None:
+        """Once a day at the catalogue's time: the day's figures and chart to the staff chat
+        (outbox key `digest:<date>`: a second tick, a restart or another instance queue
+        nothing more)."""
+        if not await self._leads():
+            return
+        digest = await self.services.stats.digest_due()
+        if digest is None:
+            return
+        chart = None
+        if self.draw_chart is not None:
+            # The staff chat reads the site's language (what the sender renders it in).
+            tr = self.i18n.translator(self.i18n.default_language)
+            chart = await asyncio.to_thread(self.draw_chart, digest.figures, tr)
+        if await self.services.stats.queue_digest(digest, chart):
+            log.info("queued the staff digest for %s", digest.day)
+
     def setup(self, job_queue: JobQueue) -> None:  # type: ignore[type-arg]
         every = job_queue.run_repeating
+        every(
+            self.refresh_staff_filter,
+            interval=STAFF_REFRESH_SECONDS,
+            first=STAFF_REFRESH_SECONDS,
+            name="refresh_staff_filter",
+        )
         every(
             self.expire_waitlist_offers,
             interval=OFFER_SWEEP_SECONDS,
@@ -149,6 +191,7 @@ class Jobs:
             first=60,
             name="purge_lookup_throttle",
         )
+        every(self.staff_digest, interval=STAFF_DIGEST_SECONDS, first=20, name="staff_digest")
         every(
             self.broadcast_progress,
             interval=BROADCAST_TICK_SECONDS,

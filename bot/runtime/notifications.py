@@ -4,7 +4,9 @@ An outbox payload is `{"template": "<name>", "params": {...}}`. Rendering happen
 row is sent, in the recipient's language of that moment, so a candidate who switched to
 English after a reminder was planned still gets it in English. A payload may instead
 carry literal `{"text": ...}` (staff broadcasts: the staff member's own words, sent as
-written).
+written). A `Rendered` is one Telegram message: text, a photo or document with a caption,
+or a venue (map pin); a notification followed by a pin is two rows with two keys, so a
+crash between the two sends repeats neither.
 
 There is no global registry: each handler module declares `TEMPLATES = {name: renderer}`,
 `handlers.templates()` collects them, and the composition root hands the resulting
@@ -24,11 +26,22 @@ from bot.i18n import Translator
 
 
 @dataclass(frozen=True)
+class Venue:
+    """A map pin (Telegram `sendVenue`): WGS-84 degrees, the place's name and address."""
+
+    latitude: float
+    longitude: float
+    title: str
+    address: str
+
+
+@dataclass(frozen=True)
 class Rendered:
     text: str
     reply_markup: InlineKeyboardMarkup | None = None
-    photo: str | None = None  # file_id
+    photo: str | bytes | None = None  # file_id, or the image itself (a chart drawn earlier)
     document: str | None = None  # file_id
+    venue: Venue | None = None  # sent as a venue message; `text` is not used
 
 
 Renderer = Callable[[dict[str, Any], Translator], Rendered]

@@ -20,21 +20,27 @@ from bot.services.broadcasts import BroadcastService
 from bot.services.candidates import CandidateService
 from bot.services.catalog import CatalogService
 from bot.services.certificates import CertificateService
+from bot.services.checkin import CheckinService
 from bot.services.corrections import CorrectionService
 from bot.services.eligibility import EligibilityService
+from bot.services.find import FindService
 from bot.services.inbox import InboxService
 from bot.services.payments import PaymentConfig, PaymentService
 from bot.services.payments_bank import StatementService
 from bot.services.payments_provider import ProviderPaymentService
+from bot.services.refunds import RefundService
 from bot.services.registration import RegistrationService
 from bot.services.registration_form import RegistrationFormService
 from bot.services.remarks import RemarkService
 from bot.services.reminders import RemindersService
 from bot.services.results import ResultsService
 from bot.services.results_release import ResultsReleaseService
+from bot.services.rosters import RosterService
 from bot.services.staff import StaffService
 from bot.services.staff_files import StaffFileService
 from bot.services.standing import StandingService
+from bot.services.stats import StatsService
+from bot.services.support import SupportService
 from bot.services.tickets import TicketService
 from bot.services.verification import VerificationService
 from storage.db import Database
@@ -64,12 +70,18 @@ class Services:
     reminders: RemindersService
     results: ResultsService
     results_release: ResultsReleaseService
+    rosters: RosterService
+    refunds: RefundService
     certificates: CertificateService
     remarks: RemarkService
     staff_files: StaffFileService
     standing: StandingService
     verification: VerificationService
     staff: StaffService
+    checkin: CheckinService
+    stats: StatsService
+    support: SupportService
+    find: FindService
     # Not a service: the lease on singleton work (planning, sweeps) among instances.
     leader: LeaderLock
     # Not a service: this process's presence, the owner of the updates it stores.
@@ -99,6 +111,10 @@ def build_services(
     catalog = CatalogService(uow, clock)
     registration = RegistrationService(uow, clock, catalog=catalog)
     instance = InstanceLock(database.engine)
+    staff = StaffService(uow, clock, staff_ids)  # broadcasts check the admin role with it
+    tickets = TicketService(
+        uow, clock, catalog, vault, public_url=public_url, bot_username=bot_username
+    )
     return Services(
         candidates=CandidateService(uow, clock),
         inbox=InboxService(uow, clock, vault, instance),
@@ -111,9 +127,9 @@ def build_services(
         statements=StatementService(uow, clock, catalog, payment_config),
         provider_payments=ProviderPaymentService(uow, clock, catalog, payment_config),
         broadcasts=BroadcastService(
-            uow, clock, staff_ids=staff_ids, site_zone=site_zone, paid_allowed=paid_broadcasts
+            uow, clock, staff=staff, site_zone=site_zone, paid_allowed=paid_broadcasts
         ),
-        tickets=TicketService(uow, clock, catalog, vault, public_url=public_url),
+        tickets=tickets,
         reminders=RemindersService(uow, clock, catalog),
         results=ResultsService(uow, clock, catalog, vault),
         results_release=ResultsReleaseService(
@@ -126,7 +142,23 @@ def build_services(
         staff_files=StaffFileService(uow, clock),
         standing=StandingService(uow, clock, catalog),
         verification=VerificationService(uow, clock, vault, site_zone=site_zone),
-        staff=StaffService(uow, clock, staff_ids),
+        staff=staff,
+        checkin=CheckinService(uow, clock, catalog, vault, tickets),
+        stats=StatsService(
+            uow,
+            clock,
+            catalog,
+            site_zone=site_zone,
+            staff_chat_id=(payment_config or PaymentConfig()).staff_chat_id,
+        ),
+        support=SupportService(
+            uow, clock, staff_chat_id=(payment_config or PaymentConfig()).staff_chat_id
+        ),
+        find=FindService(uow, clock, StaffService(uow, clock, staff_ids), vault),
+        refunds=RefundService(uow, clock, catalog, staff),
+        rosters=RosterService(
+            uow, clock, catalog, vault, StaffService(uow, clock, staff_ids), site_zone=site_zone
+        ),
         leader=LeaderLock(database.engine),
         instance=instance,
     )

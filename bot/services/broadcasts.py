@@ -1,6 +1,6 @@
 """Broadcasts flow: staff compose an announcement, choose the audience, preview, confirm, watch.
 
-Entry points (each one re-checks that the actor is staff, so forged buttons change nothing):
+Entry points (each one re-checks that the actor is an admin, so forged buttons change nothing):
 - `start(actor_id, chat_id, language)`: a new draft; the actor's flow state becomes `broadcast`.
 - `set_content(actor_id, chat_id, text, photo, document)`: the announcement (text, or a photo
   or document with a caption); sent again while choosing the audience, it replaces the first.
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -38,9 +38,11 @@ from bot.domain.lifecycle import (
     BroadcastStatus,
     OutboxStatus,
 )
+from bot.domain.roles import Role
 from bot.services.errors import InvalidAnswer, InvalidState, NotFound, NotStaff, StaleStep
 from bot.services.notify import Template, audit, notify_staff
 from bot.services.outbox import check_payload
+from bot.services.staff import NotAllowed, StaffService
 from storage.models import Broadcast
 from storage.uow import UnitOfWork, UowFactory
 
@@ -142,13 +144,13 @@ class BroadcastService:
         uow: UowFactory,
         clock: Callable[[], datetime],
         *,
-        staff_ids: Collection[int],
+        staff: StaffService,
         site_zone: str = "Asia/Shanghai",
         paid_allowed: bool = False,
     ) -> None:
         self._uow = uow
         self._clock = clock
-        self._staff = frozenset(staff_ids)
+        self._staff = staff
         self._zone = ZoneInfo(site_zone)
         self._paid = paid_allowed
 
@@ -156,7 +158,7 @@ class BroadcastService:
 
     async def start(self, actor_id: int, chat_id: int, language: str) -> Draft:
         """A new draft composed in `chat_id`; the actor is asked for the announcement."""
-        self._check_staff(actor_id)
+        await self._check_staff(actor_id)
         async with self._uow() as uow:
             broadcast = Broadcast(
                 created_by=actor_id,
@@ -190,7 +192,7 @@ class BroadcastService:
         document: str | None = None,
     ) -> Draft:
         """The announcement: text, or a photo or document with an optional caption."""
-        self._check_staff(actor_id)
+        await self._check_staff(actor_id)
         text = (text or "").strip() or None
         if photo is None and document is None and text is None:
             raise InvalidAnswer("content", "empty")
@@ -222,7 +224,7 @@ class BroadcastService:
         self, actor_id: int, broadcast_id: int, kind: str, value: str | None
     ) -> Preview:
         """Set the audience of a draft and count it exactly."""
-        self._check_staff(actor_id)
+        await self._check_staff(actor_id)
         async with self._uow() as uow:
             broadcast = await self._draft(uow, broadcast_id)
             if broadcast.text is None and broadcast.photo is None and broadcast.document is None:
@@ -239,7 +241,7 @@ class BroadcastService:
 
     async def ask_schedule(self, actor_id: int, broadcast_id: int) -> Draft:
         """The actor will type the time (site time zone) in the chat the draft belongs to."""
-        self._check_staff(actor_id)
+        await self._check_staff(actor_id)
         async with self._uow() as uow:
             broadcast = await self._draft(uow, broadcast_id)
             if not broadcast.audience:
@@ -250,7 +252,7 @@ class BroadcastService:
 
     async def set_schedule(self, actor_id: int, chat_id: int, when: str | None) -> Preview:
         """Parse `YYYY-MM-DD HH:MM` in the site time zone; it must lie ahead (at most a year)."""
-        self._check_staff(actor_id)
+        await self._check_staff(actor_id)
         now = self._clock()
         try:
             at = datetime.strptime((when or "").strip(), SCHEDULE_FORMAT).replace(
@@ -286,7 +288,7 @@ class BroadcastService:
     ) -> Progress:
         """Queue one outbox row per recipient, now or for the scheduled
         time; the first press wins."""
-        self._check_staff(actor_id)
+        await self._check_staff(actor_id)
         now = self._clock()
         async with self._uow() as uow:
             broadcast = await self._get(uow, broadcast_id)
@@ -424,7 +426,7 @@ class BroadcastService:
         from_states: Sequence[str],
         target: Callable[[Broadcast, datetime], str],
     ) -> Progress:
-        self._check_staff(actor_id)
+        await self._check_staff(actor_id)
         now = self._clock()
         async with self._uow() as uow:
             broadcast = await self._get(uow, broadcast_id)
@@ -488,7 +490,7 @@ class BroadcastService:
 
     async def not_reached(self, actor_id: int, broadcast_id: int) -> list[NotReached]:
         """Every recipient the broadcast did not reach (unreachable, failed, cancelled)."""
-        self._check_staff(actor_id)
+        await self._check_staff(actor_id)
         async with self._uow() as uow:
             await self._get(uow, broadcast_id)
             return [
@@ -497,9 +499,12 @@ class BroadcastService:
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _check_staff(self, actor_id: int) -> None:
-        if actor_id not in self._staff:
-            raise NotStaff(actor_id)
+    async def _check_staff(self, actor_id: int) -> None:
+        """Broadcasts are the admin role's (issue 14); the handlers check it first."""
+        try:
+            await self._staff.require(actor_id, Role.ADMIN)
+        except NotAllowed:
+            raise NotStaff(actor_id) from None
 
     @staticmethod
     async def _get(uow: UnitOfWork, broadcast_id: int) -> Broadcast:

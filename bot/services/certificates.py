@@ -48,7 +48,6 @@ from zoneinfo import ZoneInfo
 from bot.crypto import Vault
 from bot.domain.catalog import Catalog
 from bot.domain.certificates import CertificateStatus, new_verify_code, number_key
-from bot.domain.idcard import mask_id_number
 from bot.domain.scoring import ImportStatus, ScoringRules, SittingResult
 from bot.services.catalog import CatalogService
 from bot.services.certificates_file import CertificateLine, read_certificates_file
@@ -58,7 +57,10 @@ from bot.services.errors import (
     NotFound,
     ServiceError,
 )
+from bot.services.file_rows import RowRefused as _Refused
+from bot.services.file_rows import identify
 from bot.services.notify import Template, audit, notify_candidate
+from bot.services.tickets import masked_id
 from storage.models import (
     Candidate,
     Certificate,
@@ -182,13 +184,6 @@ class _Pass:
     passed_on: date  # the pass date in the session's zone
 
 
-class _Refused(Exception):
-    def __init__(self, reason: str, **params: Any) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.params = params
-
-
 class CertificateService:
     def __init__(
         self,
@@ -245,7 +240,7 @@ class CertificateService:
             "params": {},
         }
         try:
-            registration = await _identify(uow, line.ticket, line.reference)
+            registration = await identify(uow, line.ticket, line.reference)
             row["registration_id"] = registration.id
             if not line.number:
                 raise _Refused("number_missing")
@@ -553,11 +548,7 @@ class CertificateService:
         )
 
     def _masked_id(self, candidate: Candidate) -> str | None:
-        if candidate.id_number_masked:
-            return candidate.id_number_masked
-        if candidate.id_number_encrypted:
-            return mask_id_number(self._vault.decrypt(candidate.id_number_encrypted))
-        return None
+        return masked_id(self._vault, candidate) or None
 
 
 # --- checks against the database -------------------------------------------------------
@@ -626,17 +617,6 @@ class _Checker:
         if await self._uow.certificates.get_by_number_key(key) is not None:
             raise _Refused("number_taken")
         return "new"
-
-
-async def _identify(uow: UnitOfWork, ticket: str, reference: str) -> Registration:
-    codes = [code.upper() for code in (ticket, reference) if code]
-    if not codes:
-        raise _Refused("no_reference")
-    for code in codes:
-        registration = await uow.results.find_registration(code)
-        if registration is not None:
-            return registration
-    raise _Refused("unknown_reference")
 
 
 async def _draw_number(

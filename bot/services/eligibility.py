@@ -600,7 +600,8 @@ class EligibilityService:
     async def override(
         self, staff_id: int, candidate_telegram_id: int, level: str, *, eligible: bool, reason: str
     ) -> None:
-        """Staff set the result for a level by hand; the reason is required and recorded."""
+        """Staff set the result for a level by hand; the reason is required and recorded,
+        and the candidate is told (with the reason) through the outbox."""
         catalog = await self._catalog.current()
         parse_choice("level", level, [lv.code for lv in catalog.levels])
         reason = parse_text("reason", reason, max_length=500, min_length=3)
@@ -622,6 +623,15 @@ class EligibilityService:
                 from_state=old,
                 reason=reason,
                 to_state="eligible" if eligible else "not_eligible",
+            )
+            now = self._clock()
+            await notify_candidate(  # a staff decision is told to the candidate
+                uow,
+                candidate.id,
+                now,
+                key=f"eligibility_override:{candidate.id}:{level}:{now.isoformat()}",
+                template=Template.ELIGIBILITY_OVERRIDDEN,
+                params={"level_code": level, "eligible": eligible, "reason": reason},
             )
             await uow.commit()
 

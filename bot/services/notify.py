@@ -46,6 +46,17 @@ class Template(enum.StrEnum):
     REMARK_FEE_CONFIRMED = "remark_fee_confirmed"
     REMARK_DECIDED = "remark_decided"
     RESULTS_RELEASE_REPORT = "results_release_report"
+    RESULT_CORRECTED = "result_corrected"
+    SUPPORT_QUESTION = "support_question"  # the candidate's message, a card in the staff chat
+    SUPPORT_ANSWER = "support_answer"  # staff's message to the candidate
+    ELIGIBILITY_OVERRIDDEN = "eligibility_overridden"  # /override, told to the candidate
+    REGISTRATION_CANCELLED_BY_STAFF = "registration_cancelled_by_staff"  # refunds flow
+    REFUND_REFUNDED = "refund_refunded"
+    REFUND_REFUSED = "refund_refused"
+    VENUE = "venue"  # the exam site as a map pin, after a ticket notice or an exam reminder
+    STAFF_ROLE_GRANTED = "staff_role_granted"
+    STAFF_DIGEST = "staff_digest"  # the day's figures, to the staff chat
+    STAFF_DIGEST_CHART = "staff_digest_chart"  # their chart (a PNG in the params)
 
 
 def payload(template: Template, params: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,9 @@ Registration states (docs/payments.md); money is taken once eligibility is settl
   SUBMITTED / AWAITING_PAYMENT ──deadline (due + grace) passed──▶ EXPIRED (seat released)
 A receipt under review is never expired: staff have not looked at it. A rejection after
 the deadline expires the registration at once. Money that arrives for a registration that
-is EXPIRED, CANCELLED or already PAID is recorded with `needs_refund` and flagged to staff.
+is EXPIRED, CANCELLED or already PAID is recorded with `needs_refund` and flagged to staff;
+its refund is DUE at once (`refund_fields`), so finance find it in /refunds
+(`bot/services/refunds.py`) beside the refunds of registrations staff cancelled.
 
 Idempotency: every payment is unique on (method, external_id): the Telegram charge id,
 the provider's transaction id, the bank row's hash, or the receipt's file for a
@@ -30,7 +32,13 @@ from decimal import Decimal
 from typing import Any
 
 from bot.domain.catalog import Catalog, Fee
-from bot.domain.lifecycle import PAYABLE, SETTLEABLE, PaymentStatus, RegistrationState
+from bot.domain.lifecycle import (
+    PAYABLE,
+    SETTLEABLE,
+    PaymentStatus,
+    RefundStatus,
+    RegistrationState,
+)
 from bot.services.catalog import CatalogService
 from bot.services.errors import (
     AlreadyDecided,
@@ -213,6 +221,17 @@ async def tickets_from_of(
     return (session.tickets_from_at if now < session.tickets_from_at else None), session.timezone
 
 
+def refund_fields(why: str, actor: str, now: datetime) -> dict[str, Any]:
+    """The columns that put money nothing can take on the refund list (refund DUE)."""
+    return {
+        "needs_refund": True,
+        "refund_status": RefundStatus.DUE,
+        "refund_reason": why,
+        "refund_requested_at": now,
+        "refund_requested_by": actor,
+    }
+
+
 def audit_settlement(
     uow: UnitOfWork,
     actor: str,
@@ -382,7 +401,12 @@ async def record_payment(
         )
 
     await uow.payments.decide(
-        payment_id, P.RECEIVED, status=status, needs_refund=True, decided_at=now, reason=why
+        payment_id,
+        P.RECEIVED,
+        status=status,
+        decided_at=now,
+        reason=why,
+        **refund_fields(why, actor, now),
     )
     audit(
         uow,
@@ -823,7 +847,12 @@ class PaymentService:
                 )
             else:  # expired, cancelled or paid meanwhile: the money goes back
                 needs_refund = True
-                await uow.payments.decide(payment_id, P.APPROVED, needs_refund=True)
+                why = (
+                    "double_payment"
+                    if registration.state == S.PAID
+                    else f"registration_{registration.state}"
+                )
+                await uow.payments.decide(payment_id, P.APPROVED, **refund_fields(why, actor, now))
                 audit_settlement(
                     uow,
                     actor,
@@ -843,9 +872,7 @@ class PaymentService:
                     amount_minor=payment.amount_minor,
                     currency=payment.currency,
                     expected=payment.amount_minor,
-                    why="double_payment"
-                    if registration.state == S.PAID
-                    else f"registration_{registration.state}",
+                    why=why,
                 )
         else:  # past the deadline the registration expires, else it waits for money again
             late = now >= deadline_of(session)

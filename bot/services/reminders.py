@@ -26,6 +26,10 @@ Rules (docs/reminders.md):
   `reminder:c<candidate id>:…` for registration_closing. The time is part of the key, so
   a moved session plans new rows (and its old pending rows are cancelled), and a
   reminder already sent goes again, with the new time, when its moment changed.
+- Map pin: an `exam` reminder within `VENUE_WITHIN` (48 h) of the start is followed by an
+  `exam_venue` row (template `venue`: the catalogue's site name, address and point), its
+  own key and the reminder's times, so it is planned, moved, dropped and expired with it;
+  none when the catalogue's site has no `location`.
 - Whom each kind concerns: `AUDIENCE`. Kinds the code does not know are skipped (there
   is no text for them) and logged.
 - `results_released` is about the release itself: its anchor and moment are the time
@@ -41,7 +45,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -60,6 +64,10 @@ REGISTRATION_PREFIX = "reminder:"
 CANDIDATE_PREFIX = "reminder:c"
 CANDIDATE_KIND = "registration_closing"
 RESULTS_KIND = "results_released"
+#: The map pin that follows an exam reminder: its own row (own key), so a crash between the
+#: reminder and the pin repeats neither. Only for exam reminders this close to the start.
+VENUE_KIND = "exam_venue"
+VENUE_WITHIN = timedelta(hours=48)
 #: Eligibility statuses that let a candidate register (see EligibilityService.standing).
 ALLOWED_VERDICTS = ("eligible", "approved", "overridden")
 #: Registration states each reminder kind concerns. None: candidates without a registration.
@@ -71,6 +79,7 @@ AUDIENCE: dict[str, tuple[str, ...] | None] = {
     # Unpaid registrations have expired by then (payment deadline before E−7).
     "ticket_available": (RegistrationState.PAID,),
     "exam": (RegistrationState.PAID,),
+    VENUE_KIND: (RegistrationState.PAID,),
     "results_released": (RegistrationState.PAID,),
 }
 #: A full reconcile at least this often, even when the fingerprint did not change.
@@ -162,6 +171,7 @@ def session_slots(
     if any(s.code == session.code for s in catalog.sessions):
         timeline = catalog.session_timeline(session.code)
     starts = exam_start(session)
+    pinned = catalog.site.location is not None
     anchors: dict[str, datetime | None] = {
         "registration_opens": session.registration_opens_at,
         "registration_closes": session.registration_closes_at,
@@ -179,7 +189,7 @@ def session_slots(
     }
     slots: list[ReminderSlot] = []
     for reminder in catalog.reminders:
-        if reminder.kind not in AUDIENCE:
+        if reminder.kind not in AUDIENCE or reminder.kind == VENUE_KIND:
             log.warning("reminder kind %r has no audience or text; skipped", reminder.kind)
             continue
         if reminder.kind == RESULTS_KIND and released:
@@ -194,19 +204,22 @@ def session_slots(
             moment = moments[reminder.kind]
             expires = min(moment, times[index + 1][0]) if index + 1 < len(times) else moment
             if at < expires:  # a reminder at or after its moment could never go out
-                slots.append(
-                    ReminderSlot(
-                        session.id,
-                        session.code,
-                        session.timezone,
-                        reminder.kind,
-                        offset,
-                        at,
-                        moment,
-                        expires,
-                    )
+                slot = ReminderSlot(
+                    session.id,
+                    session.code,
+                    session.timezone,
+                    reminder.kind,
+                    offset,
+                    at,
+                    moment,
+                    expires,
                 )
-    return sorted(slots, key=lambda s: (s.at, s.kind))
+                slots.append(slot)
+                if reminder.kind == "exam" and pinned and moment - at <= VENUE_WITHIN:
+                    slots.append(replace(slot, kind=VENUE_KIND))
+    # The pin right after its reminder: rows are sent by (not_before, id) and planned in
+    # this order, so in the chat the reminder comes first.
+    return sorted(slots, key=lambda s: (s.at, s.kind == VENUE_KIND, s.kind))
 
 
 class RemindersService:
@@ -263,7 +276,12 @@ class RemindersService:
             created = 0
             for slot in horizon:
                 created += await self._insert(
-                    uow, slot, levels[slot.session_id], components[slot.session_id], now
+                    uow,
+                    slot,
+                    levels[slot.session_id],
+                    components[slot.session_id],
+                    catalog.site.venue(),
+                    now,
                 )
             if created:
                 uow.queued = True  # rows planned in bulk, past `notify.queue`: wake the sender
@@ -308,6 +326,7 @@ class RemindersService:
         slot: ReminderSlot,
         levels: tuple[str, ...],
         components: list[dict[str, Any]],
+        venue: dict[str, Any] | None,
         now: datetime,
     ) -> int:
         params: dict[str, Any] = {
@@ -320,10 +339,16 @@ class RemindersService:
         }
         if slot.kind == "exam":
             params["components"] = components
+        template = Template.REMINDER
+        if slot.kind == VENUE_KIND:
+            if venue is None:
+                return 0
+            params |= venue
+            template = Template.VENUE
         common = {
             "suffix": slot.suffix,
             "session_id": slot.session_id,
-            "payload": payload(Template.REMINDER, params),
+            "payload": payload(template, params),
             "not_before": slot.at,
             "expires_at": slot.expires_at,
             "now": now,

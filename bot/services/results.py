@@ -10,6 +10,16 @@ Entry points (`ResultsService`):
   the file, the file is the whole truth about the session: earlier unreleased results
   it changes are replaced and those it no longer lists are removed, each change audited.
 * `cancel(import_id, staff_id)` drops a preview.
+* `correct(staff_id, code, component, value, reason)` changes one component result by
+  hand (`/results_correct`, `examdesk results correct`): before release it replaces the
+  unreleased value; after release it is a correction the candidate is told about (new
+  score, pass state, the level newly passed or no longer passed). Either way it is
+  audited (entity `component_result`, action `corrected`: actor, old, new, reason) and
+  written by the re-mark decision's statement (`uow.remarks.rescore`: `version + 1`).
+
+When the session has any check-in (`attendance`), the preview also warns, row by row
+(warnings, not refusals): a score or disqualification for a candidate never checked in
+(`not_checked_in`), and "absent" for one who was (`checked_in_absent`, with the time).
 
 `staff_id` is a Telegram user id, or None for the command line (`examdesk results
 import`). Once a session's results are released an import raises `ResultsReleased`:
@@ -26,7 +36,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -38,15 +48,67 @@ from bot.domain.scoring import (
     Outcome,
     ScoringRules,
     SittingResult,
+    from_tenths,
 )
 from bot.services.catalog import CatalogService
-from bot.services.errors import AlreadyDecided, NotFound, ResultsReleased
-from bot.services.notify import audit
+from bot.services.errors import (
+    AlreadyDecided,
+    InvalidAnswer,
+    NotFound,
+    ResultsReleased,
+    ServiceError,
+)
+from bot.services.file_rows import RowRefused as _Refused
+from bot.services.file_rows import identify, row_codes
+from bot.services.notify import Template, audit, notify_candidate
 from bot.services.results_file import FileRow, parse_mark, read_results_file
 from storage.models import Candidate, ComponentResult, ExamSession, Registration, ResultImport
 from storage.uow import UnitOfWork, UowFactory
 
 ENTITY = "result_import"  # the audit log's entity
+MAX_REASON = 500  # a correction's reason, in characters
+
+
+class UnknownComponent(ServiceError):
+    """No catalogue component has this code or name."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+@dataclass(frozen=True, slots=True)
+class RowWarning:
+    """A cross-check with the door's check-ins: `not_checked_in` (a score or a
+    disqualification for someone never checked in) or `checked_in_absent` (`at`: when)."""
+
+    line: int
+    reason: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """A component result corrected by hand. Marks are `Mark` values, scores text
+    ("72.5") or None. The standing fields are None before release (nothing to tell)."""
+
+    registration_id: int
+    reference: str
+    ticket_number: str | None
+    session_code: str
+    level_code: str
+    component: str
+    component_names: dict[str, str]
+    old_mark: str
+    old_score: str | None
+    new_mark: str
+    new_score: str | None
+    changed: bool  # False: the result already was this; nothing written
+    released: bool
+    component_passed: bool
+    level_passed_before: bool | None = None
+    level_passed: bool | None = None
+    notified: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +134,7 @@ class ImportPreview:
     refused: tuple[RefusedRow, ...]
     replaced: int
     removed: int
+    warnings: tuple[RowWarning, ...] = ()  # check-in cross-checks, in line order
 
     @property
     def accepted(self) -> int:
@@ -93,13 +156,6 @@ class ImportConfirmed:
 class _Seat:
     registration: Registration
     candidate: Candidate
-
-
-class _Refused(Exception):
-    def __init__(self, reason: str, **params: Any) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.params = params
 
 
 class ResultsService:
@@ -135,6 +191,10 @@ class ResultsService:
             for row in rows:
                 if row["status"] == "accepted":
                     row["outcome"] = _row_outcome(rules, row["results"], session.exam_date)
+            attended = await uow.checkin.for_session(session.id)
+            if attended:  # no check-in at all: the door did not use the bot; nothing to say
+                for row in rows:
+                    row["warnings"] = _attendance_warnings(row, attended)
             existing = await uow.results.list_for_session(session.id)
             replaced, removed = _changes(existing, rows, table.components)
             summary = {
@@ -146,6 +206,7 @@ class ResultsService:
                 "refused": sum(1 for r in rows if r["status"] == "refused"),
                 "replaced": replaced,
                 "removed": removed,
+                "warnings": sum(len(row.get("warnings", [])) for row in rows),
             }
             staged = ResultImport(
                 session_id=session.id,
@@ -204,16 +265,11 @@ class ResultsService:
     async def _identify(
         self, uow: UnitOfWork, ticket: str, reference: str, seats: dict[str, _Seat]
     ) -> _Seat:
-        codes = [code.upper() for code in (ticket, reference) if code]
-        if not codes:
-            raise _Refused("no_reference")
-        for code in codes:
+        for code in row_codes(ticket, reference):
             if code in seats:
                 return seats[code]
-        for code in codes:
-            if await uow.results.find_registration(code) is not None:
-                raise _Refused("not_in_session")
-        raise _Refused("unknown_reference")
+        await identify(uow, ticket, reference)  # no_reference, unknown_reference
+        raise _Refused("not_in_session")
 
     def _check_paid_and_id(self, seat: _Seat, last4: str) -> None:
         if seat.registration.state != RegistrationState.PAID:
@@ -330,6 +386,90 @@ class ResultsService:
             removed=removed,
             skipped=counts["skipped"],
         )
+
+    # --- a correction by hand
+
+    async def correct(
+        self, staff_id: int | None, code: str, component: str, value: str, reason: str
+    ) -> Correction:
+        """Set one component result of the registration a ticket number or reference names.
+
+        Raises NotFound ("registration", "result": nothing imported for that component),
+        UnknownComponent, InvalidAnswer ("score": not_a_number / out_of_range /
+        too_many_decimals with `max`; "reason": missing / too_long with `limit`),
+        CatalogMissing.
+        """
+        catalog = await self._catalog.current()
+        rules = ScoringRules.from_catalog(catalog)
+        component_code = _component_code(catalog, component)
+        why = " ".join(reason.split())
+        if not why:
+            raise InvalidAnswer("reason", "missing")
+        if len(why) > MAX_REASON:
+            raise InvalidAnswer("reason", "too_long", limit=MAX_REASON)
+        highest = rules.max_scores[component_code]
+        try:
+            mark, tenths = parse_mark(value, highest)
+        except InvalidScore as exc:
+            raise InvalidAnswer("score", exc.reason, max=highest) from None
+        now, actor = self._clock(), _actor(staff_id)
+        async with self._uow() as uow:
+            registration = await _registration(uow, code)
+            session = await uow.exam_sessions.get(registration.session_id)
+            assert session is not None
+            # Serialised with imports and the release tick, which lock the session too.
+            await uow.exam_sessions.lock(session.id)
+            current = await uow.remarks.get_result_for(registration.id, component_code)
+            if current is None:
+                raise NotFound("result")
+            ticket = await uow.tickets.get_for_registration(registration.id)
+            old, version = _value(current), current.version
+            new = {"mark": mark.value, "score_tenths": tenths}
+            released = current.released_at is not None
+            result = Correction(
+                registration_id=registration.id,
+                reference=registration.reference,
+                ticket_number=ticket.ticket_number if ticket else None,
+                session_code=session.code,
+                level_code=registration.level_code,
+                component=component_code,
+                component_names=_names_of(catalog, component_code),
+                old_mark=old["mark"],
+                old_score=_score_text(old["score_tenths"]),
+                new_mark=mark.value,
+                new_score=_score_text(tenths),
+                changed=new != old,
+                released=released,
+                component_passed=rules.passed(_sitting(component_code, new, session.exam_date)),
+            )
+            if not result.changed:
+                return result
+            before = await _level_standing(uow, rules, registration, now.date())
+            await uow.remarks.rescore(current.id, tenths, actor, now, mark=mark.value)
+            audit(
+                uow,
+                actor,
+                "component_result",
+                f"{registration.id}:{component_code}",
+                "corrected",
+                now,
+                reason=why,
+                details={"from": old, "to": new, "released": released},
+            )
+            if released:
+                after = await _level_standing(uow, rules, registration, now.date())
+                result = _told(result, before.passed, after.passed)
+                notified = await notify_candidate(
+                    uow,
+                    registration.candidate_id,
+                    now,
+                    key=f"result_corrected:{current.id}:{version + 1}",
+                    template=Template.RESULT_CORRECTED,
+                    params=_correction_params(result),
+                )
+                result = _told(result, before.passed, after.passed, notified)
+            await uow.commit()
+            return result
 
     # --- helpers
 
@@ -535,6 +675,11 @@ def _preview(staged: ResultImport, session_code: str) -> ImportPreview:
         ),
         replaced=s["replaced"],
         removed=s["removed"],
+        warnings=tuple(
+            RowWarning(r["line"], w["reason"], {k: v for k, v in w.items() if k != "reason"})
+            for r in staged.rows
+            for w in r.get("warnings", [])
+        ),
     )
 
 
@@ -556,3 +701,89 @@ def _staff_id(actor: str | None) -> int | None:
     if actor and actor.startswith("tg:") and actor[3:].lstrip("-").isdigit():
         return int(actor[3:])
     return None
+
+
+# --- check-in cross-checks and corrections -------------------------------------------------
+
+
+def _attendance_warnings(row: dict[str, Any], attended: dict[int, Any]) -> list[dict[str, Any]]:
+    """The row's disagreements with the door (only accepted rows have marks to compare)."""
+    if row["status"] != "accepted":
+        return []
+    marks = row["results"]
+    came = attended.get(row["registration_id"])
+    if came is None:
+        there = sorted(c for c, v in marks.items() if v["mark"] != "absent")
+        return [{"reason": "not_checked_in", "components": there}] if there else []
+    away = sorted(c for c, v in marks.items() if v["mark"] == "absent")
+    if not away:
+        return []
+    at = came.checked_in_at.isoformat()
+    return [{"reason": "checked_in_absent", "components": away, "at": at}]
+
+
+def _component_code(catalog: Any, text: str) -> str:
+    """The catalogue component a code or name (English or Chinese) names."""
+    wanted = _squash(text)
+    for c in catalog.components:
+        if wanted in {_squash(c.code), *(_squash(n) for n in c.name.model_dump().values() if n)}:
+            return str(c.code)
+    raise UnknownComponent(text)
+
+
+def _squash(text: str) -> str:
+    return "".join(text.lower().replace("_", " ").replace("-", " ").split())
+
+
+def _names_of(catalog: Any, code: str) -> dict[str, str]:
+    for c in catalog.components:
+        if c.code == code:
+            return {k: v for k, v in c.name.model_dump().items() if v}
+    return {"en": code}
+
+
+async def _registration(uow: UnitOfWork, code: str) -> Registration:
+    text = code.strip()
+    registration = await uow.results.find_registration(text)
+    if registration is None and text != text.upper():
+        registration = await uow.results.find_registration(text.upper())
+    if registration is None:
+        raise NotFound("registration")
+    return registration
+
+
+def _score_text(tenths: int | None) -> str | None:
+    return None if tenths is None else str(from_tenths(tenths))
+
+
+async def _level_standing(
+    uow: UnitOfWork, rules: ScoringRules, registration: Registration, today: date
+) -> Any:
+    """The level's standing from the candidate's released results as stored now."""
+    results = [
+        SittingResult.stored(r.component, r.mark, r.score_tenths, sitting.exam_date, r.released_at)
+        for r, reg, sitting in await uow.results.for_candidate(registration.candidate_id)
+        if reg.level_code == registration.level_code and r.released_at is not None
+    ]
+    return rules.standing(results, today)
+
+
+def _told(result: Correction, before: bool, after: bool, notified: bool = False) -> Correction:
+    return replace(result, level_passed_before=before, level_passed=after, notified=notified)
+
+
+def _correction_params(result: Correction) -> dict[str, Any]:
+    """The candidate's message (rendered in their language when sent)."""
+    return {
+        "session_code": result.session_code,
+        "level_code": result.level_code,
+        "component": result.component,
+        "component_names": result.component_names,
+        "old_mark": result.old_mark,
+        "old": result.old_score,
+        "new_mark": result.new_mark,
+        "new": result.new_score,
+        "component_passed": result.component_passed,
+        "level_passed_before": result.level_passed_before,
+        "level_passed": result.level_passed,
+    }

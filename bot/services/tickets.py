@@ -3,10 +3,12 @@
 Entry points: `TicketService.ticket(telegram_id, registration_id=None)` (a candidate's own
 ticket: NotFound, NotPaid, TicketNotYetAvailable), `issue_due_tickets()` (the scheduler:
 tickets for PAID registrations whose session's `tickets_from_at` has passed, and a
-`ticket_ready` notification in the outbox, key `ticket:{registration id}`) and
-`verify(signed_reference)` (staff and the public check page); `reissue_ticket(uow, …)`
-gives a ticket a new number inside another service's transaction (staff corrected the
-identity printed on it).
+`ticket_ready` notification in the outbox, key `ticket:{registration id}`, followed by the
+site's map pin, key `ticket:{registration id}:venue`) and
+`verify(signed_reference)` (staff and the public check page) and `check_number(number)` (a
+number typed at the door: no signature to check); `reissue_ticket(uow, …)` gives a ticket
+a new number inside another service's transaction (staff corrected the identity printed on
+it).
 
 Numbers: `{session code}-{level initial}-{seq:04d}`, e.g. `2027-01-J-0007`; the seat is a
 per-session sequence (`007`) used in the room of each component. Both are drawn from
@@ -14,7 +16,11 @@ per-session sequence (`007`) used in the room of each component. Both are drawn 
 both are unique in the database, so concurrent issuers (the job on two instances, a
 candidate's /ticket) never share one and never leave a gap.
 
-The QR code on the ticket carries `Vault.sign("tk:<ticket number>")`. A registration moved
+The QR code on the ticket carries `Vault.sign("tk:<ticket number>")`, written as the bot's
+check-in deep link `https://t.me/<bot>?start=ci_<ticket number>_<signature>` when the bot's
+username is known (`checkin_code`: the same signature, so a phone camera opens the bot at
+the door), else as the public check URL or bare. `extract_reference` reads every form
+back, so tickets printed before the deep link still check. A registration moved
 to another session is reissued (new number and seat), and one whose name or ID number staff
 corrected gets a new number (same seat): the old reference stops verifying and its check
 says "replaced" and by which number (`superseded_tickets` keeps every replaced number). A
@@ -35,7 +41,7 @@ from bot.domain.catalog import Catalog
 from bot.domain.idcard import mask_id_number
 from bot.domain.lifecycle import RegistrationState
 from bot.services.catalog import CatalogService
-from bot.services.errors import NotFound, NotPaid, TicketNotYetAvailable
+from bot.services.errors import CatalogMissing, NotFound, NotPaid, TicketNotYetAvailable
 from bot.services.notify import Template, audit, notify_candidate
 from storage.models import AdmissionTicket, Candidate, ExamSession, Registration
 from storage.uow import UnitOfWork, UowFactory
@@ -45,6 +51,11 @@ REFERENCE_PREFIX = "tk:"
 #: and digits, the signature is URL-safe base64. Anything else (non-ASCII, spaces, a long
 #: text) is forged before any signature check or query.
 _SIGNED_REFERENCE = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
+#: The check-in deep link's payload: `ci_<ticket number>_<signature>` (Telegram allows
+#: letters, digits, `_` and `-`, at most 64 characters, after `?start=`).
+CHECKIN_PREFIX = "ci_"
+_START_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_SIGNATURE_CHARS = 16  # `Vault.sign`: 12 bytes of HMAC in unpadded URL-safe base64
 SEAT_DIGITS = 3
 #: Registrations handled per job tick; the next tick takes the rest.
 ISSUE_BATCH = 200
@@ -124,6 +135,15 @@ def mask_name(name: str) -> str:
     return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
+def masked_id(vault: Vault, candidate: Candidate) -> str:
+    """The candidate's ID number masked as it may be shown ("" when none is on file)."""
+    if candidate.id_number_masked:
+        return candidate.id_number_masked
+    if candidate.id_number_encrypted:
+        return mask_id_number(vault.decrypt(candidate.id_number_encrypted))
+    return ""
+
+
 def level_initial(level_code: str) -> str:
     return level_code[:1].upper() or "X"
 
@@ -137,12 +157,14 @@ class TicketService:
         vault: Vault,
         *,
         public_url: str | None = None,
+        bot_username: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._catalog = catalog
         self._vault = vault
         self._public_url = public_url.rstrip("/") if public_url else None
+        self._bot_username = bot_username
 
     # --- a candidate's ticket ---------------------------------------------------------
 
@@ -202,6 +224,7 @@ class TicketService:
         """
         now = self._clock()
         queued = 0
+        venue = await self._site_venue()  # before the unit of work: one open at a time
         async with self._uow() as uow:
             for registration, _ in await uow.tickets.list_due(now, ISSUE_BATCH):
                 session = await uow.exam_sessions.get(registration.session_id)
@@ -213,7 +236,9 @@ class TicketService:
                 ticket.notified_at = now
                 if starts is not None and now >= starts:
                     continue  # the exam has begun: nothing useful to say any more
-                if await self._notify(uow, registration, session, ticket, now, starts, reissued):
+                if await self._notify(
+                    uow, registration, session, ticket, now, starts, reissued, venue
+                ):
                     queued += 1
             await uow.commit()
         return queued
@@ -227,9 +252,10 @@ class TicketService:
         now: datetime,
         expires_at: datetime | None,
         reissued: bool,
+        venue: dict[str, Any] | None,
     ) -> bool:
         key = f"ticket:{registration.id}" + (f":{ticket.ticket_number}" if reissued else "")
-        return await notify_candidate(
+        queued = await notify_candidate(
             uow,
             registration.candidate_id,
             now,
@@ -244,6 +270,26 @@ class TicketService:
             },
             expires_at=expires_at,
         )
+        if queued and venue is not None:
+            # The site's map pin right after the notice: a row of its own (one row, one
+            # message), queued after it in the same transaction, so sent after it.
+            await notify_candidate(
+                uow,
+                registration.candidate_id,
+                now,
+                key=f"{key}:venue",
+                template=Template.VENUE,
+                params={**venue, "registration_id": registration.id},
+                expires_at=expires_at,
+            )
+        return queued
+
+    async def _site_venue(self) -> dict[str, Any] | None:
+        """The exam site's map pin from the catalogue in force (None: no location set)."""
+        try:
+            return (await self._catalog.current()).site.venue()
+        except CatalogMissing:
+            return None
 
     # --- checking a scanned ticket ----------------------------------------------------
 
@@ -258,7 +304,13 @@ class TicketService:
         reference = self._vault.verify(signed)
         if reference is None or not reference.startswith(REFERENCE_PREFIX):
             return TicketCheck(valid=False, reason="forged")
-        number = reference.removeprefix(REFERENCE_PREFIX)
+        return await self.check_number(reference.removeprefix(REFERENCE_PREFIX))
+
+    async def check_number(self, number: str) -> TicketCheck:
+        """Check a ticket number as such (typed from the paper at the door, or the number a
+        verified reference carries): whose it is, and whether it still admits them."""
+        if not _START_PAYLOAD.fullmatch(number):
+            return TicketCheck(valid=False, reason="unknown")
         async with self._uow() as uow:
             ticket = await uow.tickets.get_by_number(number)
             if ticket is None:
@@ -365,14 +417,20 @@ class TicketService:
         return ticket, reissued
 
     def _masked_id(self, candidate: Candidate) -> str:
-        if candidate.id_number_masked:
-            return candidate.id_number_masked
-        if candidate.id_number_encrypted:
-            return mask_id_number(self._vault.decrypt(candidate.id_number_encrypted))
-        return ""
+        return masked_id(self._vault, candidate)
 
     def signed_reference(self, ticket_number: str) -> str:
         return self._vault.sign(REFERENCE_PREFIX + ticket_number)
+
+    def _qr_payload(self, signed: str) -> str:
+        """What the QR code carries: the check-in deep link (the camera opens the bot), else
+        the public check URL, else the bare reference."""
+        username, code = self._bot_username(), checkin_code(signed)
+        if username and code:
+            return f"https://t.me/{username}?start={code}"
+        if self._public_url:
+            return f"{self._public_url}/tickets/verify?ref={signed}"
+        return signed
 
     def _data(
         self,
@@ -401,9 +459,7 @@ class TicketService:
             registration_id=registration.id,
             ticket_number=ticket.ticket_number,
             signed_reference=signed,
-            qr_payload=f"{self._public_url}/tickets/verify?ref={signed}"
-            if self._public_url
-            else signed,
+            qr_payload=self._qr_payload(signed),
             full_name=candidate.full_name or "",
             gender=candidate.gender,
             id_number_masked=self._masked_id(candidate),
@@ -465,15 +521,40 @@ async def _draw_number(uow: UnitOfWork, session: ExamSession, level_code: str) -
 
 
 def extract_reference(text: str) -> str:
-    """The signed reference from what a scanner read: the bare reference or a check URL."""
+    """The signed reference from what a scanner read: the bare reference, a check URL
+    (`?ref=`), the check-in deep link (`?start=ci_…`) or its payload (`ci_…`)."""
     text = text.strip()
-    if "ref=" in text:
+    if "ref=" in text or "start=" in text:
         try:
-            values = parse_qs(urlsplit(text).query).get("ref")
+            query = parse_qs(urlsplit(text).query)
         except ValueError:  # not a URL after all (e.g. an unclosed "[" host)
             return ""
-        return values[0] if values else ""
+        if "ref" in query:
+            return query["ref"][0]
+        return reference_from_checkin(query.get("start", [""])[0]) or ""
+    if text.startswith(CHECKIN_PREFIX):
+        return reference_from_checkin(text) or ""
     return text
+
+
+def checkin_code(signed: str) -> str | None:
+    """`tk:<number>.<signature>` → `ci_<number>_<signature>`, the deep link's payload; None
+    when it would not be one (over 64 characters: a very long session code)."""
+    reference, _, signature = signed.rpartition(".")
+    code = f"{CHECKIN_PREFIX}{reference.removeprefix(REFERENCE_PREFIX)}_{signature}"
+    return code if _START_PAYLOAD.fullmatch(code) else None
+
+
+def reference_from_checkin(code: str) -> str | None:
+    """`ci_<number>_<signature>` → the signed reference it stands for (the signature is
+    checked by `verify`, not here); None when the text has not that shape."""
+    body = code.removeprefix(CHECKIN_PREFIX)
+    if not code.startswith(CHECKIN_PREFIX) or not _START_PAYLOAD.fullmatch(code):
+        return None
+    number, separator = body[: -_SIGNATURE_CHARS - 1], body[-_SIGNATURE_CHARS - 1 :][:1]
+    if not number or separator != "_":
+        return None
+    return f"{REFERENCE_PREFIX}{number}.{body[-_SIGNATURE_CHARS:]}"
 
 
 def _seat(seat: int) -> str:

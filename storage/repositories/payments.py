@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.lifecycle import PAYMENT_ACCEPTED, PaymentStatus, RegistrationState
+from bot.domain.lifecycle import PAYMENT_ACCEPTED, PaymentStatus, RefundStatus, RegistrationState
 from storage.models import Candidate, ExamSession, Payment, Registration, StatementImport
 from storage.repositories._sql import _insert
 
@@ -152,6 +152,50 @@ class PaymentRepository:
             .values(pending_reason_by=None)
             .execution_options(synchronize_session=False)
         )
+
+    # -- refunds (issue 14; bot/services/refunds.py)
+
+    async def list_open_refunds(
+        self, limit: int
+    ) -> list[tuple[Payment, Registration | None, Candidate | None]]:
+        """Refunds waiting for finance (`_REFUND_OPEN`), oldest first, with the registration
+        and candidate when the money named one."""
+        stmt = (
+            select(Payment, Registration, Candidate)
+            .outerjoin(Registration, Registration.id == Payment.registration_id)
+            .outerjoin(Candidate, Candidate.id == Registration.candidate_id)
+            .where(_REFUND_OPEN)
+            .order_by(Payment.id)
+            .limit(limit)
+        )
+        return [tuple(row) for row in (await self.session.execute(stmt)).all()]  # type: ignore[misc]
+
+    async def request_refund(self, payment_id: int, **values: Any) -> bool:
+        """Mark a payment to refund unless it already has a refund status (first wins)."""
+        stmt = (
+            update(Payment)
+            .where(Payment.id == payment_id, Payment.refund_status.is_(None))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool((await self.session.execute(stmt)).rowcount)
+
+    async def decide_refund(self, payment_id: int, **values: Any) -> bool:
+        """Compare-and-set on an open refund: True only for the first decision."""
+        stmt = (
+            update(Payment)
+            .where(Payment.id == payment_id, _REFUND_OPEN)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool((await self.session.execute(stmt)).rowcount)
+
+
+#: A refund waits for finance: DUE, or flagged for refund before refunds had states.
+_REFUND_OPEN = or_(
+    Payment.refund_status == RefundStatus.DUE,
+    and_(Payment.refund_status.is_(None), Payment.needs_refund.is_(True)),
+)
 
 
 class StatementImportRepository:

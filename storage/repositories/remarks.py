@@ -84,13 +84,22 @@ class RemarkRepository:
         )
         return bool((await self.session.execute(stmt)).rowcount)
 
-    async def rescore(self, result_id: int, score_tenths: int, actor: str, at: datetime) -> None:
-        """A new score for a component result (a re-mark decision): `version + 1`."""
+    async def rescore(
+        self,
+        result_id: int,
+        score_tenths: int | None,
+        actor: str,
+        at: datetime,
+        *,
+        mark: str = "scored",
+    ) -> None:
+        """A new score (or mark: a staff correction may write absent / disqualified, with no
+        score) for a component result, a re-mark decision or a correction: `version + 1`."""
         stmt = (
             update(ComponentResult)
             .where(ComponentResult.id == result_id)
             .values(
-                mark="scored",
+                mark=mark,
                 score_tenths=score_tenths,
                 version=ComponentResult.version + 1,
                 updated_by=actor,

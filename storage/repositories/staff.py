@@ -1,5 +1,6 @@
 """Staff roles: one `StaffRole` row per staff member and role (EXAMDESK_ADMIN_IDS are
-admins without a row)."""
+admins without a row); `names` reads the names staff members gave Telegram from
+`candidates` (everyone who talked to the bot has a row there)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import StaffRole
+from storage.models import Candidate, StaffRole
 from storage.repositories._sql import _insert
 
 
@@ -32,6 +33,18 @@ class StaffRepository:
     async def members(self) -> Sequence[StaffRole]:
         stmt = select(StaffRole).order_by(StaffRole.telegram_id, StaffRole.role)
         return (await self.session.scalars(stmt)).all()
+
+    async def names(self, telegram_ids: list[int]) -> dict[int, str]:
+        """Telegram id → first name (or @username) of those who talked to the bot."""
+        if not telegram_ids:
+            return {}
+        stmt = select(Candidate.telegram_id, Candidate.first_name, Candidate.username).where(
+            Candidate.telegram_id.in_(telegram_ids)
+        )
+        return {
+            telegram_id: first_name or (f"@{username}" if username else "")
+            for telegram_id, first_name, username in (await self.session.execute(stmt)).all()
+        }
 
     async def grant(self, row: StaffRole) -> bool:
         """True when the role was new (granting twice changes nothing)."""

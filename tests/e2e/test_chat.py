@@ -188,16 +188,16 @@ def test_make_png_has_id_photo_size() -> None:
 def test_chat_script_presses_a_button_of_an_earlier_message_by_its_number(
     tmp_path: Path,
 ) -> None:
-    script = "/start\n/language\n:messages\n:5@1\n:press 2@2\n:9@1\n"
+    script = "/start\n/language\n:messages\n:6@1\n:press 2@2\n:9@1\n"
     result = run_examdesk(["chat", "--script"], script, tmp_path)
 
     lines = result.stdout.splitlines()
     listed = lines.index("> :messages")
     assert lines[listed + 1 : listed + 3] == [
-        "#1 bot: Welcome, 考生! I am the registration desk of the Smart Manufa…  (5 buttons)",
+        "#1 bot: Welcome, 考生! I am the registration desk of the Smart Manufa…  (6 buttons)",
         "#2 bot: Choose your language:  (2 buttons)",
     ]
-    help_press, language_press = lines.index("> :5@1"), lines.index("> :press 2@2")
+    help_press, language_press = lines.index("> :6@1"), lines.index("> :press 2@2")
     assert lines[help_press + 1 : help_press + 3] == [
         "(pressed ❓ Help)",
         "bot: I help you take the Smart Manufacturing Engineering Technician exam:",
@@ -208,7 +208,7 @@ def test_chat_script_presses_a_button_of_an_earlier_message_by_its_number(
     ]
     assert (result.returncode, result.stderr.strip().splitlines()[-1]) == (
         1,
-        "examdesk chat: line 6: no button 9: message 1 has buttons 1-5",
+        "examdesk chat: line 6: no button 9: message 1 has buttons 1-6",
     )
 
 

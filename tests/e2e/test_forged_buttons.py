@@ -41,6 +41,9 @@ CANDIDATE_ID_BUTTONS = (
     "fix:{}",
     "rmk:ask:{}",
     "rmk:send:{}",
+    "sup:send:{}",
+    "sup:drop:{}",
+    "sup:reply:{}",
 )
 STAFF_ID_BUTTONS = (
     "elig:ok:{}",
@@ -72,6 +75,15 @@ STAFF_ID_BUTTONS = (
     "rmk:fee:{}",
     "rmk:same:{}",
     "rmk:new:{}",
+    "desk:card:{}",
+    "desk:fullid:{}",
+    "ci:ok:{}",
+    "desk:msg:{}",
+    "desk:cancel:{}",
+    "rf:go:{}",
+    "rf:star:{}",
+    "rf:done:{}",
+    "rf:no:{}",
 )
 # Buttons without an id: a forged word (empty, or one no keyboard offers).
 CANDIDATE_WORD_BUTTONS = (
@@ -97,11 +109,17 @@ STAFF_WORD_BUTTONS = (
     "rr:ok:2027-01:x",
     "rr:ok::0",
     "rr:ok:nosuch:0",
+    # /staff cards: a Telegram id (up to 2^52) is not a row id, so forged ones are listed here
+    "staff:grant::admin",
+    "staff:revoke:0:finance",
+    "staff:grant:x:checkin",
+    "staff:revoke:9999999999999999999:admin",
 )
 # No button has these shapes; staff buttons pressed by a candidate.
 CANDIDATE_UNKNOWN = (
     "menu:nothing",
     "menu:help:1",
+    "place:map:1",
     "menu:language:x",
     "menu:eligibility:1",
     "menu:register:2147483648",
@@ -118,8 +136,15 @@ CANDIDATE_UNKNOWN = (
     "rmk:list:x",
     "rmk:stop:x",
     "rmk:skip:x",
+    "menu:ask:x",
+    "rf:stop:x",
+    "place:map:x",
     "rmk:same:1",
     "ct:ok:1",
+    "staff:grant:1:admin",
+    "desk:card:1",
+    "desk:fullid:1",
+    "ci:ok:1",
 )
 
 

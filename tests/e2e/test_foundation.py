@@ -85,6 +85,7 @@ async def test_commands_menu_is_set_per_language(bot: Harness) -> None:
             "results",
             "certificate",
             "verify",
+            "ask",
             "help",
             "language",
             "cancel",
@@ -92,16 +93,24 @@ async def test_commands_menu_is_set_per_language(bot: Harness) -> None:
     )
 
 
-async def test_nonsense_and_sticker_get_a_hint_with_the_menu(bot: Harness) -> None:
+async def test_text_outside_a_flow_is_offered_to_the_centre_and_a_sticker_is_refused(
+    bot: Harness,
+) -> None:
     user = bot.sandbox.user(107, language_code="en")
     await user.send_text("asdfgh")
     first = await user.wait_for_message()
+    offer = [label for label, _ in user.inline_buttons()]
     await user.send_sticker()
     second = await user.wait_for_message()
     assert [
-        first["text"].startswith("Sorry, I did not understand"),
-        second["text"] == first["text"],
-    ] == [True, True]
+        first["text"].startswith("I am the exam centre's bot and cannot answer that myself"),
+        offer,
+        second["text"],
+    ] == [
+        True,
+        ["📨 Send to the exam centre", "✖️ No"],
+        "Please write text, or send a photo or a document.",
+    ]
 
 
 async def test_cancel_outside_a_flow_says_nothing_to_cancel(bot: Harness) -> None:

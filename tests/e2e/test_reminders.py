@@ -161,12 +161,16 @@ async def test_reminder_missed_during_downtime_is_sent_in_chinese_before_the_exa
     assert reminder["text"].startswith(
         "📝 您的初级考试（场次 2027-01）将于2027年1月9日（周六）09:00（北京时间）开始。"
     )
-    await _until_counts(bot.database_url, {"sent": 2, "cancelled": 1})
-    exam_rows = [row for row in await reminder_rows(bot.database_url) if row[0].startswith("exam")]
-    assert exam_rows == [
+    await _until_counts(bot.database_url, {"sent": 3, "cancelled": 2})
+    rows = await reminder_rows(bot.database_url)
+    assert [row for row in rows if row[0].startswith("exam:")] == [
         ("exam:-7d", "sent", None),
         ("exam:-1d", "cancelled", "expired"),
         ("exam:-2h", "sent", None),
+    ]
+    assert [row for row in rows if row[0].startswith("exam_venue:")] == [
+        ("exam_venue:-1d", "cancelled", "expired"),  # the map pin goes with its reminder
+        ("exam_venue:-2h", "sent", None),
     ]
 
 
@@ -209,13 +213,13 @@ async def test_two_instances_send_each_reminder_once_and_the_survivor_takes_over
     first.clock.now = utc("2027-01-07T22:00:00")  # −7 d is due; −1 d planned for 01-08 01:00
     await asyncio.gather(run_job(first, "plan_reminders"), run_job(second, "plan_reminders"))
     assert [h.runtime.services.leader.held for h in (first, second)].count(True) == 1
-    await _until_counts(first.database_url, {"sent": 20, "pending": 20})
+    await _until_counts(first.database_url, {"sent": 20, "pending": 40})  # −1 d and its pin
 
     await first.stop()  # whichever led, one instance is left to plan and send
     first.clock.now = utc("2027-01-08T23:05:00")  # −1 d missed (expired), −2 h due
     await run_job(second, "plan_reminders")
     assert second.runtime.services.leader.held
-    await _until_counts(first.database_url, {"sent": 40, "cancelled": 20})
+    await _until_counts(first.database_url, {"sent": 60, "cancelled": 40})  # −2 h and its pin
 
     per_chat = Counter(
         call.params["chat_id"]
@@ -225,6 +229,10 @@ async def test_two_instances_send_each_reminder_once_and_the_survivor_takes_over
         and call.params["text"].startswith("📝")
     )
     assert per_chat == dict.fromkeys(people, 2)  # 📝 −7 d and 📝 −2 h: each once
+    pins = Counter(
+        call.params["chat_id"] for call in sandbox.calls_of("sendVenue") if call.error is None
+    )
+    assert pins == dict.fromkeys(people, 1)  # the −2 h reminder's map pin, once
 
 
 async def _until_counts(url: str, expected: dict[str, int], timeout: float = 20.0) -> None:

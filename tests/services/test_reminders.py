@@ -117,9 +117,11 @@ async def test_plan_creates_each_reminder_once_for_whom_it_concerns(world: World
         ("ticket_available:0h", "2027-01-02T01:00", "pending"),
         ("exam:-7d", "2027-01-02T01:00", "pending"),
         ("exam:-1d", "2027-01-08T01:00", "pending"),
+        ("exam_venue:-1d", "2027-01-08T01:00", "pending"),  # the map pin after it
         ("exam:-2h", "2027-01-08T23:00", "pending"),
+        ("exam_venue:-2h", "2027-01-08T23:00", "pending"),
     }  # "results are out" (0h) is the release's own message, not a reminder
-    assert (first.created, second.created, second.skipped) == (6, 0, True)
+    assert (first.created, second.created, second.skipped) == (8, 0, True)
 
 
 async def test_plan_sets_not_before_to_the_reminder_and_expiry_to_the_next_one_or_the_moment(
@@ -148,15 +150,19 @@ async def test_plan_moves_pending_reminders_when_the_session_is_rescheduled(worl
         ("ticket_available:0h", "2027-01-09T01:00", "pending"),
         ("exam:-7d", "2027-01-09T01:00", "pending"),
         ("exam:-1d", "2027-01-15T01:00", "pending"),
+        ("exam_venue:-1d", "2027-01-15T01:00", "pending"),
         ("exam:-2h", "2027-01-15T23:00", "pending"),
+        ("exam_venue:-2h", "2027-01-15T23:00", "pending"),
     }
     assert await world.rows("cancelled") == {
         ("ticket_available:0h", "2027-01-02T01:00", "cancelled:rescheduled"),
         ("exam:-7d", "2027-01-02T01:00", "cancelled:rescheduled"),
         ("exam:-1d", "2027-01-08T01:00", "cancelled:rescheduled"),
+        ("exam_venue:-1d", "2027-01-08T01:00", "cancelled:rescheduled"),
         ("exam:-2h", "2027-01-08T23:00", "cancelled:rescheduled"),
+        ("exam_venue:-2h", "2027-01-08T23:00", "cancelled:rescheduled"),
     }
-    assert (result.created, result.cancelled) == (4, 4)
+    assert (result.created, result.cancelled) == (6, 6)
 
 
 async def test_plan_drops_pending_reminders_of_a_cancelled_registration(world: World) -> None:
@@ -166,7 +172,7 @@ async def test_plan_drops_pending_reminders_of_a_cancelled_registration(world: W
     result = await world.reminders.plan()
     assert await world.rows("pending") == set()
     assert {label for _, _, label in await world.rows()} == {"cancelled:no_longer_applies"}
-    assert result.cancelled == 4
+    assert result.cancelled == 6  # 4 reminders and the 2 map pins after exam −1 d and −2 h
 
 
 async def test_plan_drops_payment_reminders_once_paid_and_plans_the_exam_ones(
@@ -188,7 +194,9 @@ async def test_plan_drops_payment_reminders_once_paid_and_plans_the_exam_ones(
         "ticket_available:0h",
         "exam:-7d",
         "exam:-1d",
+        "exam_venue:-1d",
         "exam:-2h",
+        "exam_venue:-2h",
     }
 
 
@@ -203,9 +211,11 @@ async def test_plan_follows_a_registration_moved_to_another_session(world: World
     assert {(k, at[:10]) for k, at, _ in pending if k.startswith("exam")} == {
         ("exam:-7d", "2027-03-06"),
         ("exam:-1d", "2027-03-12"),
+        ("exam_venue:-1d", "2027-03-12"),
         ("exam:-2h", "2027-03-12"),
+        ("exam_venue:-2h", "2027-03-12"),
     }
-    assert len(await world.rows("cancelled")) == 4
+    assert len(await world.rows("cancelled")) == 6
 
 
 async def test_plan_within_the_horizon_only(database: Database) -> None:
@@ -219,7 +229,12 @@ async def test_plan_within_the_horizon_only(database: Database) -> None:
     }
     world.clock.now = utc("2027-01-07T02:00:00")
     await world.reminders.plan()
-    assert {k for k, _, _ in await world.rows()} == {"ticket_available:0h", "exam:-7d", "exam:-1d"}
+    assert {k for k, _, _ in await world.rows()} == {
+        "ticket_available:0h",
+        "exam:-7d",
+        "exam:-1d",
+        "exam_venue:-1d",
+    }
 
 
 async def test_downtime_missed_reminder_is_sent_when_its_moment_has_not_passed(
@@ -233,8 +248,9 @@ async def test_downtime_missed_reminder_is_sent_when_its_moment_has_not_passed(
     await world.reminders.plan()
     claimed = await world.outbox.claim(limit=50, lease=timedelta(minutes=1))
     due = {(m.payload["params"]["kind"], m.payload["params"]["offset"]) for m in claimed}
-    assert due == {("exam", "-2h"), ("ticket_available", "0h")}
+    assert due == {("exam", "-2h"), ("exam_venue", "-2h"), ("ticket_available", "0h")}
     assert ("exam:-1d", "2027-01-08T01:00", "cancelled:expired") in await world.rows()
+    assert ("exam_venue:-1d", "2027-01-08T01:00", "cancelled:expired") in await world.rows()
 
 
 async def test_downtime_missed_reminder_is_skipped_when_its_moment_has_passed(

@@ -309,7 +309,10 @@ async def test_issue_due_tickets_queues_one_notification_per_paid_registration(
     again = await services.tickets.issue_due_tickets()
 
     assert (before, first, again) == (0, 1, 0)
-    assert await _outbox(database) == [(f"ticket:{paid}", 513, "ticket_ready", paid)]
+    assert await _outbox(database) == [
+        (f"ticket:{paid}", 513, "ticket_ready", paid),
+        (f"ticket:{paid}:venue", 513, "venue", paid),  # the site's map pin, after the notice
+    ]
 
 
 async def test_issue_due_tickets_after_exam_start_queues_nothing(database: Database) -> None:

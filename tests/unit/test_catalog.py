@@ -43,7 +43,7 @@ def test_load_catalog_shipped_file_loads(catalog):
     )
 
     assert actual == (
-        "2026.11.1",
+        "2026.11.2",
         ["junior", "intermediate", "senior"],
         ["2027-01", "2027-03", "2027-06"],
     )

@@ -325,6 +325,40 @@ def send_message(sb: Sandbox, bot: BotState, p: Params) -> dict[str, Any]:
     return sb.store_bot_message(bot, chat, _common(sb, chat, p, content))
 
 
+def _point(p: Params) -> dict[str, float] | None:
+    """The Location of a sendLocation / sendVenue call; None when off the globe (WGS-84)."""
+    latitude, longitude = p["latitude"], p["longitude"]
+    if not (abs(latitude) <= 90 and abs(longitude) <= 180):  # NaN fails too
+        return None
+    return {"latitude": latitude, "longitude": longitude}
+
+
+@api("sendLocation")
+def send_location(sb: Sandbox, bot: BotState, p: Params) -> dict[str, Any]:
+    chat = sb.target_chat(p["chat_id"])
+    location = _point(p)
+    if location is None:
+        raise bad_request("wrong location specified")
+    if "horizontal_accuracy" in p and not 0 <= p["horizontal_accuracy"] <= 1500:
+        raise bad_request("wrong location specified")
+    return sb.store_bot_message(bot, chat, _common(sb, chat, p, {"location": location}))
+
+
+@api("sendVenue")
+def send_venue(sb: Sandbox, bot: BotState, p: Params) -> dict[str, Any]:
+    chat = sb.target_chat(p["chat_id"])
+    location = _point(p)
+    if location is None:
+        raise bad_request("wrong venue location specified")
+    venue: dict[str, Any] = {"location": location, "title": p["title"], "address": p["address"]}
+    for key in ("foursquare_id", "foursquare_type", "google_place_id", "google_place_type"):
+        if key in p:
+            venue[key] = p[key]
+    # Telegram sets `location` beside `venue` on the Message, for older clients.
+    content = {"venue": venue, "location": location}
+    return sb.store_bot_message(bot, chat, _common(sb, chat, p, content))
+
+
 @api("editMessageText")
 def edit_message_text(sb: Sandbox, bot: BotState, p: Params) -> dict[str, Any]:
     chat, msg = _edit_target(sb, p)
@@ -603,6 +637,25 @@ def answer_pre_checkout_query(sb: Sandbox, bot: BotState, p: Params) -> bool:
     if not p["ok"] and not p.get("error_message"):
         raise bad_request("ERROR_MESSAGE_EMPTY")
     future.set_result((bool(p["ok"]), p.get("error_message")))
+    return True
+
+
+@api("refundStarPayment")
+def refund_star_payment(sb: Sandbox, bot: BotState, p: Params) -> bool:
+    """Give a Stars payment back, once, to the user who paid it, as Telegram does: the
+    errors are Telegram's (an empty, unknown or other bot's charge, another user, a charge
+    refunded before). Telegram's `refunded_payment` service message is not emulated."""
+    charge_id = p["telegram_payment_charge_id"]
+    if not charge_id:
+        raise bad_request("CHARGE_ID_EMPTY")
+    charge = sb.star_charges.get(charge_id)
+    if charge is None or charge["token"] != bot.token:
+        raise bad_request("CHARGE_NOT_FOUND")
+    if charge["user_id"] != p["user_id"]:
+        raise bad_request("USER_ID_INVALID")
+    if charge["refunded"]:
+        raise bad_request("CHARGE_ALREADY_REFUNDED")
+    charge["refunded"] = True
     return True
 
 

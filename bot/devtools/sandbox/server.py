@@ -80,6 +80,9 @@ class Sandbox:
         self.files_by_path: dict[str, StoredFile] = {}
         self.photo_sets: dict[str, list[dict[str, Any]]] = {}  # any size's file_id -> sizes
         self.invoices: dict[tuple[int, int], dict[str, Any]] = {}
+        # Stars charges paid through `SandboxUser.pay`, by charge id: who paid, to which bot,
+        # how much, and whether `refundStarPayment` gave them back.
+        self.star_charges: dict[str, dict[str, Any]] = {}
         self.calls: list[RecordedCall] = []
         self.violations: list[RecordedCall] = []
         self.faults: list[Fault] = []

@@ -301,6 +301,13 @@ class SandboxUser:
             "telegram_payment_charge_id": "tg_" + secrets.token_hex(12),
             "provider_payment_charge_id": "sandbox_" + secrets.token_hex(12),
         }
+        if invoice["currency"] == "XTR":  # refundStarPayment finds it here
+            self.sandbox.star_charges[payment["telegram_payment_charge_id"]] = {
+                "user_id": self.id,
+                "token": self.bot.token,
+                "total_amount": amount,
+                "refunded": False,
+            }
         return self._send(state, {"successful_payment": payment})
 
     def block_bot(self) -> dict[str, Any]:

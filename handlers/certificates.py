@@ -151,7 +151,7 @@ async def _show_preview(
             callback_data=DECISION.example({0: "ok", 1: str(preview.batch_id)}),
         ),
         InlineKeyboardButton(
-            tr.gettext("✖️ Cancel"),
+            tr.gettext("✖️ Discard"),
             callback_data=DECISION.example({0: "no", 1: str(preview.batch_id)}),
         ),
     ]

@@ -71,6 +71,19 @@ async def on_help_button(update: Update, context: ExamContext) -> None:
 
 async def _send_help(update: Update, context: ExamContext) -> None:
     tr = context.tr
+    chat = update.effective_chat
+    if chat is not None and chat.type != chat.PRIVATE:
+        # A group (the staff chat): the candidate's help and menu would run candidate
+        # flows there. Staff get their commands; anyone else is sent to a private chat.
+        if update.effective_user is not None and (
+            update.effective_user.id in context.bot_data.staff.user_ids
+        ):
+            await send_staff_help(update, context)
+        else:
+            await update.effective_message.reply_text(
+                tr.gettext("Send me /help in a private chat: I answer candidates there.")
+            )
+        return
     await reply_with_contact(
         update,
         context,

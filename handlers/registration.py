@@ -58,7 +58,7 @@ from handlers.render import (
     ticket_availability,
     ticket_button,
 )
-from handlers.standing import status_lines
+from handlers.standing import standing_lines
 
 MENU_REGISTER = Button("menu:register")
 MENU_STATUS = Button("menu:status")
@@ -818,18 +818,24 @@ async def cmd_status(update: Update, context: ExamContext) -> None:
             tr.gettext("You have no registrations yet. Start with /register.")
         )
         return
-    results = await status_lines(update, context)  # results and certificate, per card
+    # Results and certificate, per card; a sitting whose results are out is over.
+    standings = await context.services.standing.for_candidate(update.effective_user.id)
     for r in registrations:
-        text, markup = registration_card(tr, catalog, r)
-        text = "\n".join([text, *results.get(r.id, [])])
-        await update.effective_message.reply_text(text, reply_markup=markup)
+        standing = standings.get(r.id)
+        text, markup = registration_card(
+            tr, catalog, r, sat=standing is not None and bool(standing.results)
+        )
+        lines = standing_lines(tr, standing) if standing is not None else []
+        await update.effective_message.reply_text("\n".join([text, *lines]), reply_markup=markup)
 
 
 def registration_card(
-    tr: Translator, catalog: Catalog, r: RegistrationView
+    tr: Translator, catalog: Catalog, r: RegistrationView, *, sat: bool = False
 ) -> tuple[str, InlineKeyboardMarkup | None]:
-    """One registration: state, next step, deadline; its pay, ticket, move, cancel buttons."""
+    """One registration: state, next step, deadline; its pay, ticket, move, cancel buttons.
+    `sat`: its results are released, so the sitting is over (no ticket to fetch)."""
     level = catalog.level(r.level_code).name.get(tr.language)
+    ticket = r.state == "paid" and not sat
     lines = [
         tr.gettext(
             "{level}, session {session} ({date})",
@@ -840,7 +846,7 @@ def registration_card(
         tr.gettext(
             "Reference: {reference}. State: {state}.",
             reference=r.reference,
-            state=state_label(tr, r.state),
+            state=state_label(tr, "completed" if sat and r.state == "paid" else r.state),
         ),
     ]
     if r.components and len(r.components) < len(catalog.components):
@@ -865,7 +871,7 @@ def registration_card(
         lines.append(
             tr.gettext("Payment due by {due}.", due=tr.datetime(r.payment_due_at, r.timezone))
         )
-    if r.state == "paid":
+    if ticket:
         lines.append(ticket_availability(tr, r.tickets_from_at, r.timezone))
     if r.can_cancel:
         lines.append(
@@ -883,7 +889,7 @@ def registration_card(
         )
     if r.state in ("submitted", "awaiting_payment"):
         buttons.append(InlineKeyboardButton(tr.gettext("💳 Pay"), callback_data=f"pay:{r.id}"))
-    if r.state == "paid":
+    if ticket:
         buttons.append(ticket_button(tr, r.id))
     if r.can_move:
         buttons.append(

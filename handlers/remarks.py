@@ -184,7 +184,7 @@ def confirm_keyboard(tr: Translator, draft: RemarkDraft) -> InlineKeyboardMarkup
                     tr.gettext("✅ Send the request"),
                     callback_data=SEND.example({0: str(draft.target.result_id)}),
                 ),
-                InlineKeyboardButton(tr.gettext("✖️ Cancel"), callback_data=STOP.prefix),
+                InlineKeyboardButton(tr.gettext("✖️ Don't send"), callback_data=STOP.prefix),
             ]
         ]
     )
@@ -505,7 +505,7 @@ async def on_new_score(update: Update, context: ExamContext) -> None:
             max=prompt.max_score,
         ),
         reply_markup=InlineKeyboardMarkup(
-            [[InlineKeyboardButton(tr.gettext("✖️ Cancel"), callback_data=SKIP_SCORE.prefix)]]
+            [[InlineKeyboardButton(tr.gettext("✖️ Stop"), callback_data=SKIP_SCORE.prefix)]]
         ),
     )
 

@@ -176,7 +176,10 @@ def results_text(tr: Translator, mine: CandidateResults, names: LevelNames) -> s
     for level in mine.levels:
         label = level_label(tr, level.level_code, names.get(level.level_code))
         lines = [_level_line(tr, label, level.standing)]
-        lines += [_sitting_line(tr, s, mine.names) for s in level.sittings]
+        lines += [
+            _sitting_line(tr, s, passed, mine.names)
+            for s, passed in zip(level.sittings, level.passed, strict=True)
+        ]
         lines += [_state_line(tr, level.standing, mine.names)]
         parts.append("\n".join(line for line in lines if line))
     for session, when in mine.pending:
@@ -198,12 +201,15 @@ def _level_line(tr: Translator, label: str, standing: LevelStanding) -> str:
     return tr.gettext("{level}: not passed yet.", level=label)
 
 
-def _sitting_line(tr: Translator, result: SittingResult, names: dict[str, Any]) -> str:
+def _sitting_line(
+    tr: Translator, result: SittingResult, passed: bool, names: dict[str, Any]
+) -> str:
     return tr.gettext(
-        "• {date}, {component}: {mark}",
+        "• {date}, {component}: {mark} ({outcome})",
         date=tr.date(result.sat_on),
         component=_name(tr, names.get(result.component, {"en": result.component})),
         mark=_mark(tr, result.mark.value, None if result.score is None else str(result.score)),
+        outcome=tr.gettext("passed") if passed else tr.gettext("not passed"),
     )
 
 
@@ -277,6 +283,12 @@ def results_released(params: dict[str, Any], tr: Translator) -> Rendered:
                     date=tr.date(date.fromisoformat(c["until"])),
                 )
             )
+        lines.append(
+            tr.gettext(
+                "To sit again, register for a later session with /register: while a pass "
+                "carries over, you book only what is left."
+            )
+        )
     lines.append(
         tr.gettext(
             "You can ask for a re-mark (复核) until {when}.",

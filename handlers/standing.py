@@ -3,8 +3,8 @@
 and the certificate (number and issue date, revoked with the date, or about when it is
 expected). docs/results.md, "Next level, status and reminders".
 
-Entry points: `status_lines(update, context)` (registration id → its lines, read once for
-all cards) and `standing_lines(tr, standing)`. Not a flow module: no handlers, buttons or
+Entry point: `standing_lines(tr, standing)` for one registration's
+`StandingService.for_candidate` entry. Not a flow module: no handlers, buttons or
 templates; `handlers.registration.cmd_status` calls it.
 """
 
@@ -13,18 +13,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from telegram import Update
-
 from bot.domain.certificates import CertificateStatus
 from bot.i18n import Translator
 from bot.services.standing import ComponentLine, RegistrationStanding
-from handlers.context import ExamContext
-
-
-async def status_lines(update: Update, context: ExamContext) -> dict[int, list[str]]:
-    """Registration id → the lines its card gets (none for most registrations)."""
-    found = await context.services.standing.for_candidate(update.effective_user.id)
-    return {rid: standing_lines(context.tr, standing) for rid, standing in found.items()}
 
 
 def standing_lines(tr: Translator, s: RegistrationStanding) -> list[str]:

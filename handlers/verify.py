@@ -11,6 +11,8 @@ handler sees the deep link before the plain `/start` does.
 
 from __future__ import annotations
 
+import re
+
 from telegram import LinkPreviewOptions, Update
 from telegram.ext import Application, CommandHandler, filters
 
@@ -23,10 +25,21 @@ NATIONAL_LOOKUP = "http://zscx.osta.org.cn/"
 DEEP_LINK = filters.Regex(r"^/start(@\w+)?\s+verify_")
 
 
+_GLUED = re.compile(r"^([A-Za-z0-9-]+)([^\x00-\x7f].*)$")
+
+
+def split_number_and_name(args: list[str]) -> list[str]:
+    """`RC2027-0001张三` (a Chinese keyboard types no space): the number ends where the
+    Chinese begins."""
+    if len(args) == 1 and (glued := _GLUED.match(args[0])):
+        return [glued[1], glued[2]]
+    return args
+
+
 async def cmd_verify(update: Update, context: ExamContext) -> None:
     """`/verify NUMBER NAME…`: the certificate of this number and holder, or the neutral
     answer."""
-    tr, args = context.tr, context.args or []
+    tr, args = context.tr, split_number_and_name(context.args or [])
     if len(args) < 2:
         await update.effective_message.reply_text(_usage(tr))
         return

@@ -63,7 +63,8 @@ class ReleasePreview:
 class LevelResults:
     level_code: str
     standing: LevelStanding
-    sittings: tuple[SittingResult, ...]  # released results, oldest first
+    sittings: tuple[SittingResult, ...]  # released results, oldest first, catalogue order
+    passed: tuple[bool, ...]  # for each sitting result: passed against its pass mark
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,12 +285,20 @@ class ResultsReleaseService:
                     pending[session.code] = release.release_at if release else session.results_at
                     continue
                 by_level[registration.level_code].append(_sitting(result, session.exam_date))
-        levels = tuple(
-            LevelResults(level, rules.standing(sittings, today), tuple(sittings))
-            for level, sittings in by_level.items()
-        )
+        order = {code: i for i, code in enumerate(rules.components)}
+        levels = []
+        for level, sittings in by_level.items():
+            sittings.sort(key=lambda r: (r.sat_on, order.get(r.component, len(order))))
+            levels.append(
+                LevelResults(
+                    level,
+                    rules.standing(sittings, today),
+                    tuple(sittings),
+                    tuple(rules.passed(r) for r in sittings),
+                )
+            )
         names = {c.code: c.name.model_dump() for c in catalog.components}
-        return CandidateResults(levels, tuple(sorted(pending.items())), zone, names)
+        return CandidateResults(tuple(levels), tuple(sorted(pending.items())), zone, names)
 
 
 # --- helpers ----------------------------------------------------------------------------

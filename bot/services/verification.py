@@ -25,6 +25,7 @@ revocation; never the reason, the full name or anything else about the holder.
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -152,7 +153,12 @@ class VerificationService:
         if row is not None and row.failures >= self.max_failures:
             retry_at, now = row.window_started_at + self.window, self._clock()
             if retry_at > now:
-                raise TooManyAttempts(retry_at, max(1, int((retry_at - now).total_seconds())))
+                # Shown to the minute ("after 09:31"): round up, so trying again at the
+                # minute shown works.
+                shown = retry_at.replace(second=0, microsecond=0)
+                if shown < retry_at:
+                    shown += timedelta(minutes=1)
+                raise TooManyAttempts(shown, max(1, math.ceil((shown - now).total_seconds())))
         return key
 
     async def _fail(self, repo: VerificationRepository, key: str) -> None:

@@ -133,7 +133,7 @@ async def test_import_file_notifies_holders_pdf_then_revoke_in_both_languages(
         "line 4: no registration has this ticket number or reference"
     ]
     buttons = staff.inline_buttons()
-    assert [label for label, _ in buttons] == ["✅ Record 2 certificates", "✖️ Cancel"]
+    assert [label for label, _ in buttons] == ["✅ Record 2 certificates", "✖️ Discard"]
     # A candidate pressing the staff button (forged data) changes nothing.
     await exchange(bot, ann, ann.press_data(shown[0]["message_id"], buttons[0][1] or ""))
     assert await _stored(bot.database_url) == []

@@ -117,7 +117,7 @@ def test_chat_script_staff_group_message_shows_in_staff_chat(tmp_path: Path) -> 
 
     assert result.returncode == 1
     lines = result.stdout.splitlines()
-    assert lines[1].startswith("bot @ staff group: I help you take the")
+    assert lines[1] == "bot @ staff group: Staff commands for your roles (admin):"
     assert "(you are now 考生 (candidate, id 10001))" in lines
     assert result.stderr.strip().splitlines()[-1] == (
         "examdesk chat: line 3: only staff write in the staff group (:as staff first)"

@@ -175,7 +175,7 @@ async def test_remark_new_score_in_english_and_unchanged_in_chinese(any_bot: Har
     results = await exchange(bot, ann, ann.send_command("/results"))
     lines = _texts(results)[-1].splitlines()
     assert lines[0] == "✅ Junior (初级): passed on Sat 6 Feb 2027."
-    assert "• Sat 9 Jan 2027, Theory: 62.0" in lines
+    assert "• Sat 9 Jan 2027, Theory: 62.0 (passed)" in lines
     assert ann.inline_buttons(results[-1]) == [
         (
             "🔁 Re-mark Practical skills (2027-01)",

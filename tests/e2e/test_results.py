@@ -123,14 +123,23 @@ async def test_results_release_confirmed_by_staff_tells_each_candidate_once(
         "✅ You passed Junior (初级). Your certificate follows; see /results.",
         "You can ask for a re-mark (复核) until Sat 13 Feb 2027, 18:00 (China time).",
     ]
-    assert li_got["text"].splitlines()[:4] == [
+    assert li_got["text"].splitlines()[:4] + [
+        line for line in li_got["text"].splitlines() if "/register" in line
+    ] == [
         "📊 您的初级考试成绩：",
         "• 理论知识：50.0（不合格）",
         "• 专业能力：70.0（合格）",
         "要通过初级，请补考：理论知识。",
+        "如需补考，请用 /register 报名以后的考期：合格科目成绩保留期间，只需报考其余科目。",
     ]
     assert await _results_messages(bot.database_url) == 2
     assert await _releases(bot.database_url) == [("released", None)]
 
     after = await exchange(bot, ann, ann.send_command("/results"))
+    li_after = await exchange(bot, li, li.send_command("/results"))
     assert after[-1]["text"].splitlines()[0] == "✅ Junior (初级): passed on Sat 6 Feb 2027."
+    # Each result says whether it passed, in the catalogue's order (theory first).
+    assert li_after[-1]["text"].splitlines()[1:3] == [
+        "• 2027年1月9日（周六），理论知识：50.0（不合格）",
+        "• 2027年1月9日（周六），专业能力：70.0（合格）",
+    ]

@@ -112,8 +112,8 @@ async def test_results_correct_after_release_tells_the_candidate(any_bot: Harnes
     # The pass dates from the release: the corrected result was released then.
     assert ann_results[-1]["text"].splitlines() == [
         "✅ Junior (初级): passed on Sat 6 Feb 2027.",
-        "• Sat 9 Jan 2027, Practical skills: 70.0",
-        "• Sat 9 Jan 2027, Theory: 62.0",
+        "• Sat 9 Jan 2027, Theory: 62.0 (passed)",
+        "• Sat 9 Jan 2027, Practical skills: 70.0 (passed)",
     ]
     assert [
         (actor, reason, d["from"], d["to"])

@@ -74,6 +74,8 @@ async def test_status_after_release_shows_results_pass_and_certificate(bot: Harn
     await _sat(bot)
     await _release(bot)
 
+    ann_card = await _status_tail(bot, ANN, 50)  # the whole card
+    ann_buttons = [label for label, _ in bot.sandbox.user(ANN).inline_buttons()]
     ann = await _status_tail(bot, ANN, 5)
     li = await _status_tail(bot, LI, 3)
     await _certificate(bot.database_url, ANN, revoked_at=None)
@@ -81,6 +83,14 @@ async def test_status_after_release_shows_results_pass_and_certificate(bot: Harn
     await _certificate(bot.database_url, ANN, revoked_at=datetime(2027, 5, 1, 20, tzinfo=UTC))
     revoked = await _status_tail(bot, ANN, 1)
 
+    # The sitting is over: no "ticket is ready" line or button any more.
+    assert (
+        next(line for line in ann_card if line.startswith("Reference:")).endswith(
+            "State: sat, results released."
+        ),
+        any("ticket" in line for line in ann_card),
+        "🎫 Get my admission ticket" in ann_buttons,
+    ) == (True, False, False)
     assert ann == [
         "📊 Results:",
         "• Theory: 75.0 (passed)",

@@ -242,6 +242,26 @@ async def test_throttle_refuses_after_max_failures_without_looking_up(
     assert [f for _, _, f in await _throttle(certified)] == [3]  # refusals are not counted
 
 
+async def test_throttle_time_shown_is_rounded_up_so_trying_then_works(
+    certified: Database,
+) -> None:
+    clock = Clock()
+    clock.now = clock.now.replace(second=30, microsecond=0)
+    verification = service(certified, clock, max_failures=1)
+    await verification.by_code("AAAAAAAAAAAA", CLIENT)  # the window ends at hh:mm:30
+    with pytest.raises(TooManyAttempts) as refused:
+        await verification.by_code(CODE, CLIENT)
+
+    clock.now = refused.value.retry_at  # the minute shown, e.g. "after 12:16"
+    found = await verification.by_code(CODE, CLIENT)
+
+    assert (refused.value.retry_at.second, refused.value.seconds, found) == (
+        0,
+        15 * 60 - 30 + 60,
+        VALID,
+    )
+
+
 async def test_throttle_opens_again_after_window_and_counts_afresh(certified: Database) -> None:
     clock = Clock()
     verification = service(certified, clock, max_failures=2)

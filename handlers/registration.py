@@ -263,9 +263,13 @@ def major_name(tr: Translator, catalog: Catalog, s: Summary) -> str | None:
     return s.major
 
 
-def session_when(tr: Translator, s: SessionOption) -> str:
-    """When a session's exam begins, in the session's zone (named): its first component."""
-    starts = min((c.starts_at for c in s.components), default=None)
+def session_when(tr: Translator, s: SessionOption, booked: tuple[str, ...] | None = None) -> str:
+    """When a session's exam begins for the candidate, in the session's zone (named): its
+    first component, or the first of those `booked` (a retake of one component)."""
+    starts = min(
+        (c.starts_at for c in s.components if booked is None or c.component in booked),
+        default=None,
+    )
     if starts is None:
         return tr.date(s.exam_date)
     return tr.datetime(starts, s.timezone)
@@ -282,7 +286,7 @@ def summary_text(tr: Translator, catalog: Catalog, s: Summary) -> str:
     education = catalog.education_level(s.education).name.get(lang) if s.education else dash
     session = s.session or dash
     if s.session_option is not None:
-        session = session_when(tr, s.session_option)
+        session = session_when(tr, s.session_option, s.retake.book if s.retake else None)
     text = tr.gettext(
         "Please check your registration:\n"
         "Level: {level}\nName: {name}\nID: {id_type} {id_number}\nGender: {gender}, born {birth}\n"

@@ -42,6 +42,7 @@ TEXTS = {
         "language": "en",
         "carry": "🔁 You passed Theory on Sat 9 Jan 2027; it carries over until Sun 9 Jan 2028.",
         "book": "You book only: Practical skills.",
+        "when": "Session: Sat 13 Mar 2027, 13:30 (China time)",  # the practical's start
         "fee": "Exam fee for Junior (初级): CN¥400.00.",
         "stars": "⭐ Pay with 4300 Stars",
         "status": "Retake: Practical skills only (your other results carry over).",
@@ -54,6 +55,7 @@ TEXTS = {
         "language": "zh-hans",
         "carry": "🔁 您已于2027年1月9日（周六）通过理论知识，成绩保留至2028年1月9日（周日）。",
         "book": "本次只需报考：专业能力。",
+        "when": "场次：2027年3月13日（周六）13:30（北京时间）",
         "fee": "初级考试费用：¥400.00。",
         "stars": "⭐ 使用 4300 颗星支付",
         "status": "补考：仅专业能力（其他成绩保留）。",
@@ -169,6 +171,7 @@ async def test_retake_books_practical_only_at_the_component_fee_paid_in_stars(
     assert (levels, level_buttons) == ([texts["which"]], [(texts["level"], "reg:start:junior")])
     assert texts["carry"] in summary.splitlines()
     assert texts["book"] in summary.splitlines()
+    assert texts["when"] in summary.splitlines()
     assert submitted[1].startswith(texts["fee"])
     assert texts["stars"] in [t for t, _ in pay_buttons]
     assert (stored["currency"], stored["total_amount"]) == ("XTR", 4300)

@@ -97,12 +97,6 @@ def stars_refunder(bot: Bot) -> StarsRefunder:
 # --- words -----------------------------------------------------------------------------------
 
 
-def _reason(tr: Translator, reason: str | None) -> str:
-    """Why money goes back: a code from the payments flow in words, or staff's own words."""
-    worded = why_label(tr, reason)
-    return worded if worded else "-"
-
-
 def refund_line(tr: Translator, r: RefundView) -> str:
     line = tr.gettext(
         "#{id} {amount}, {method}",
@@ -114,7 +108,8 @@ def refund_line(tr: Translator, r: RefundView) -> str:
         line = tr.gettext(
             "{line}, {reference} ({name})", line=line, reference=r.reference, name=r.name or "-"
         )
-    line = tr.gettext("{line}. Why: {reason}", line=line, reason=_reason(tr, r.reason))
+    if why := why_label(tr, r.reason):
+        line = tr.gettext("{line}. Why: {reason}", line=line, reason=why)
     if r.note:
         line = tr.gettext("{line}. Last attempt: {note}", line=line, note=r.note)
     return line
@@ -601,7 +596,7 @@ def cancelled_by_staff(params: dict[str, Any], tr: Translator) -> Rendered:
             )
         )
     else:
-        lines.append(tr.gettext("Questions? Send /help to reach the exam centre."))
+        lines.append(tr.gettext("Questions? Send /ask to reach the exam centre."))
     return Rendered("\n".join(lines))
 
 
@@ -629,7 +624,7 @@ def refund_refused(params: dict[str, Any], tr: Translator) -> Rendered:
     return Rendered(
         tr.gettext(
             "Your refund of {amount} for registration {reference} was refused: {reason}\n"
-            "If you disagree, send /help to reach the exam centre.",
+            "If you disagree, send /ask to reach the exam centre.",
             amount=amount_text(tr, params.get("amount_minor"), params.get("currency", "")),
             reference=params["reference"],
             reason=params.get("reason") or "-",

@@ -137,12 +137,14 @@ async def test_desk_cancel_button_in_the_staff_chat_asks_the_reason_in_chinese(
     assert preview["text"].startswith(f"取消报名 {reference}？") and (
         "原因：考场调整，无法安排" in preview["text"]
     )
+    assert "原因：-" not in preview["text"]  # the refund line has no reason of its own yet
     assert done["text"].endswith("⭐ 已通过 Telegram 退还 8500 颗星。已通知考生。")
     [call] = bot.sandbox.calls_of("refundStarPayment")
     assert call.params == {"user_id": 802, "telegram_payment_charge_id": payment.external_id}
     cancelled = next(m for m in p.user.messages() if m.get("text", "").startswith("❌"))
     assert cancelled["text"].startswith(f"❌ 考试中心已取消你的报名 {reference}（初级，")
     assert "原因：考场调整，无法安排" in cancelled["text"]
+    assert "请发送 /ask 联系考试中心" in cancelled["text"]
     assert refunded["text"] == (
         f"💸 报名 {reference} 的退款 8500 颗星已退还，星星已回到你的 Telegram 余额。"
     )

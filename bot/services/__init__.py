@@ -111,7 +111,8 @@ def build_services(
     catalog = CatalogService(uow, clock)
     registration = RegistrationService(uow, clock, catalog=catalog)
     instance = InstanceLock(database.engine)
-    staff = StaffService(uow, clock, staff_ids)  # broadcasts check the admin role with it
+    staff = StaffService(uow, clock, staff_ids)  # one role check for every service
+    staff_chat_id = (payment_config or PaymentConfig()).staff_chat_id
     tickets = TicketService(
         uow, clock, catalog, vault, public_url=public_url, bot_username=bot_username
     )
@@ -132,9 +133,7 @@ def build_services(
         tickets=tickets,
         reminders=RemindersService(uow, clock, catalog),
         results=ResultsService(uow, clock, catalog, vault),
-        results_release=ResultsReleaseService(
-            uow, clock, catalog, staff_chat_id=(payment_config or PaymentConfig()).staff_chat_id
-        ),
+        results_release=ResultsReleaseService(uow, clock, catalog, staff_chat_id=staff_chat_id),
         certificates=CertificateService(
             uow, clock, catalog, vault, public_url=public_url, bot_username=bot_username
         ),
@@ -149,16 +148,12 @@ def build_services(
             clock,
             catalog,
             site_zone=site_zone,
-            staff_chat_id=(payment_config or PaymentConfig()).staff_chat_id,
+            staff_chat_id=staff_chat_id,
         ),
-        support=SupportService(
-            uow, clock, staff_chat_id=(payment_config or PaymentConfig()).staff_chat_id
-        ),
-        find=FindService(uow, clock, StaffService(uow, clock, staff_ids), vault),
+        support=SupportService(uow, clock, staff_chat_id=staff_chat_id),
+        find=FindService(uow, clock, staff, vault),
         refunds=RefundService(uow, clock, catalog, staff),
-        rosters=RosterService(
-            uow, clock, catalog, vault, StaffService(uow, clock, staff_ids), site_zone=site_zone
-        ),
+        rosters=RosterService(uow, clock, catalog, vault, staff, site_zone=site_zone),
         leader=LeaderLock(database.engine),
         instance=instance,
     )
